@@ -1,0 +1,3 @@
+"""pytest-insight cli."""
+
+from __future__ import annotations

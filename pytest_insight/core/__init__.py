@@ -1,0 +1,3 @@
+"""pytest-insight core."""
+
+from __future__ import annotations

@@ -1,0 +1,415 @@
+"""The data model: test sessions, test results, rerun groups and outcomes.
+
+Datetimes are always timezone-aware UTC. A naive datetime, from code or from a
+file written by pytest-insight 0.9, is taken as UTC; an aware one in another
+zone is converted to UTC. ``to_dict`` and ``from_dict`` round-trip exactly.
+
+In the serialised form a rerun group stores only its node id and final
+outcome: its attempts are the session's ``test_results`` with that node id, in
+order, so every attempt is stored once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from pytest_insight.errors import InvalidDataError
+
+__all__ = [
+    "EARLIEST",
+    "LATEST",
+    "MAX_DURATION_SECONDS",
+    "MAX_NAME_LENGTH",
+    "SCHEMA_VERSION",
+    "RerunTestGroup",
+    "TestOutcome",
+    "TestResult",
+    "TestSession",
+    "to_utc",
+]
+
+SCHEMA_VERSION = 1
+"""Version of the session dict layout written by this release."""
+
+MAX_NAME_LENGTH = 256
+"""Longest SUT name or session id accepted, in characters."""
+
+MAX_DURATION_SECONDS = 366 * 24 * 3600.0
+"""Longest duration accepted; anything above is taken as corrupt input."""
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""Earliest timestamp accepted from a file."""
+
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+"""Latest timestamp accepted from a file."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class TestOutcome(str, Enum):
+    """The outcome of one test, as pytest reports it."""
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    PASSED = "passed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    RERUN = "rerun"
+    ERROR = "error"
+
+    @classmethod
+    def from_str(cls, value: str | TestOutcome) -> TestOutcome:
+        """Parse an outcome in any letter case.
+
+        Raises:
+            InvalidDataError: ``value`` names no outcome.
+        """
+        if isinstance(value, TestOutcome):
+            return value
+        if isinstance(value, str):
+            try:
+                return cls(value.strip().lower())
+            except ValueError:
+                pass
+        known = ", ".join(o.value for o in cls)
+        raise InvalidDataError(f"unknown outcome {value!r} (expected one of: {known})")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def to_utc(value: datetime) -> datetime:
+    """Return ``value`` as an aware UTC datetime; naive values are taken as UTC."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+@dataclass(slots=True)
+class TestResult:
+    """One report of one test: its outcome, timing and captured output."""
+
+    __test__ = False
+
+    nodeid: str
+    outcome: TestOutcome
+    start_time: datetime
+    stop_time: datetime
+    duration: float
+    caplog: str = ""
+    capstdout: str = ""
+    capstderr: str = ""
+    longreprtext: str = ""
+    has_warning: bool = False
+
+    def __post_init__(self) -> None:
+        self.outcome = TestOutcome.from_str(self.outcome)
+        self.start_time = to_utc(self.start_time)
+        self.stop_time = to_utc(self.stop_time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready dict of this result."""
+        return {
+            "nodeid": self.nodeid,
+            "outcome": self.outcome.value,
+            "start_time": _format_time(self.start_time),
+            "stop_time": _format_time(self.stop_time),
+            "duration": self.duration,
+            "caplog": self.caplog,
+            "capstdout": self.capstdout,
+            "capstderr": self.capstderr,
+            "longreprtext": self.longreprtext,
+            "has_warning": self.has_warning,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object, *, path: str = "") -> TestResult:
+        """Build a result from its dict, validating every field.
+
+        Raises:
+            InvalidDataError: a field is missing or has the wrong type or value;
+                ``field`` names it, prefixed with ``path``.
+        """
+        record = _Record(data, path)
+        start = record.time("start_time")
+        duration = record.duration("duration")
+        stop = record.optional_time("stop_time") or start
+        return cls(
+            nodeid=record.text("nodeid", limit=None),
+            outcome=record.outcome("outcome"),
+            start_time=start,
+            stop_time=stop,
+            duration=duration,
+            caplog=record.text("caplog", default=""),
+            capstdout=record.text("capstdout", default=""),
+            capstderr=record.text("capstderr", default=""),
+            longreprtext=record.text("longreprtext", default=""),
+            has_warning=record.flag("has_warning", default=False),
+        )
+
+
+@dataclass(slots=True)
+class RerunTestGroup:
+    """All attempts of one test that pytest-rerunfailures ran more than once."""
+
+    __test__ = False
+
+    nodeid: str
+    tests: list[TestResult] = field(default_factory=list)
+
+    @property
+    def final_outcome(self) -> TestOutcome | None:
+        """The outcome of the last attempt, or None for an empty group."""
+        return self.tests[-1].outcome if self.tests else None
+
+    def add_test(self, result: TestResult) -> None:
+        """Append the next attempt."""
+        self.tests.append(result)
+
+
+@dataclass(slots=True)
+class TestSession:
+    """One pytest run: where it ran, when, and every test report it produced."""
+
+    __test__ = False
+
+    sut_name: str
+    session_id: str
+    session_start_time: datetime
+    session_stop_time: datetime
+    session_duration: float = 0.0
+    session_tags: dict[str, str] = field(default_factory=dict)
+    testing_system: dict[str, Any] = field(default_factory=dict)
+    test_results: list[TestResult] = field(default_factory=list)
+    rerun_test_groups: list[RerunTestGroup] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.session_start_time = to_utc(self.session_start_time)
+        self.session_stop_time = to_utc(self.session_stop_time)
+
+    def outcome_counts(self) -> dict[TestOutcome, int]:
+        """Count the results by outcome (every attempt of a rerun counts once)."""
+        counts: dict[TestOutcome, int] = {}
+        for result in self.test_results:
+            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-ready dict of this session, with its schema version."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "sut_name": self.sut_name,
+            "session_id": self.session_id,
+            "session_start_time": _format_time(self.session_start_time),
+            "session_stop_time": _format_time(self.session_stop_time),
+            "session_duration": self.session_duration,
+            "session_tags": dict(self.session_tags),
+            "testing_system": dict(self.testing_system),
+            "test_results": [result.to_dict() for result in self.test_results],
+            "rerun_test_groups": [
+                {"nodeid": group.nodeid, "final_outcome": _outcome_value(group.final_outcome)}
+                for group in self.rerun_test_groups
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> TestSession:
+        """Build a session from its dict, validating every field.
+
+        Reads this release's layout and pytest-insight 0.9's (no schema
+        version, naive timestamps, lowercase outcomes, rerun groups that
+        carry their attempts inline).
+
+        Raises:
+            InvalidDataError: a field is missing or has the wrong type or
+                value (``field`` names it), or the schema version is newer
+                than this release reads.
+        """
+        record = _Record(data, "")
+        version = record.get("schema_version", 0)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+            raise InvalidDataError(f"not a schema version: {version!r}", field="schema_version")
+        if version > SCHEMA_VERSION:
+            raise InvalidDataError(
+                f"schema version {version} is newer than this release reads ({SCHEMA_VERSION}); "
+                "upgrade pytest-insight",
+                field="schema_version",
+            )
+        results = [
+            TestResult.from_dict(item, path=f"test_results[{index}]")
+            for index, item in enumerate(record.sequence("test_results"))
+        ]
+        start = record.time("session_start_time")
+        stop = record.optional_time("session_stop_time") or start
+        if record.get("session_duration") is None:
+            duration = max((stop - start).total_seconds(), 0.0)
+        else:
+            duration = record.duration("session_duration")
+        return cls(
+            sut_name=record.name("sut_name"),
+            session_id=record.name("session_id"),
+            session_start_time=start,
+            session_stop_time=stop,
+            session_duration=duration,
+            session_tags=record.string_map("session_tags"),
+            testing_system=record.mapping("testing_system"),
+            test_results=results,
+            rerun_test_groups=_rerun_groups(record, results),
+        )
+
+
+def _rerun_groups(record: _Record, results: list[TestResult]) -> list[RerunTestGroup]:
+    groups: list[RerunTestGroup] = []
+    for index, item in enumerate(record.sequence("rerun_test_groups")):
+        group = _Record(item, f"rerun_test_groups[{index}]")
+        nodeid = group.text("nodeid", limit=None)
+        if "tests" in group.data:  # 0.9 kept the attempts inline
+            attempts = [
+                TestResult.from_dict(test, path=f"{group.path}.tests[{position}]")
+                for position, test in enumerate(group.sequence("tests"))
+            ]
+        else:
+            attempts = [result for result in results if result.nodeid == nodeid]
+            final = group.get("final_outcome")
+            if final is not None and attempts and TestOutcome.from_str(final) != attempts[-1].outcome:
+                raise InvalidDataError(
+                    "final outcome does not match the last attempt in test_results",
+                    field=f"{group.path}.final_outcome",
+                )
+        groups.append(RerunTestGroup(nodeid=nodeid, tests=attempts))
+    return groups
+
+
+def _outcome_value(outcome: TestOutcome | None) -> str | None:
+    return outcome.value if outcome is not None else None
+
+
+def _format_time(value: datetime) -> str:
+    return to_utc(value).isoformat()
+
+
+class _Record:
+    """A dict under validation; every accessor names the field it failed on."""
+
+    def __init__(self, data: object, path: str) -> None:
+        if not isinstance(data, Mapping):
+            raise InvalidDataError(f"expected an object, got {_kind(data)}", field=path or None)
+        self.data: Mapping[str, Any] = data
+        self.path = path
+
+    def _field(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, reason: str) -> InvalidDataError:
+        return InvalidDataError(reason, field=self._field(name))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.data.get(name, default)
+
+    def required(self, name: str) -> Any:
+        if name not in self.data or self.data[name] is None:
+            raise self.fail(name, "missing required field")
+        return self.data[name]
+
+    def text(self, name: str, *, default: str | None = None, limit: int | None = None) -> str:
+        if default is not None and self.data.get(name) is None:
+            return default
+        value = self.required(name)
+        if not isinstance(value, str):
+            raise self.fail(name, f"expected a string, got {_kind(value)}")
+        if limit is not None and len(value) > limit:
+            raise self.fail(name, f"longer than {limit} characters")
+        return value
+
+    def name(self, name: str) -> str:
+        value = self.text(name, limit=MAX_NAME_LENGTH)
+        if not value.strip():
+            raise self.fail(name, "must not be empty")
+        if _CONTROL.search(value):
+            raise self.fail(name, "must not contain control characters")
+        return value
+
+    def outcome(self, name: str) -> TestOutcome:
+        try:
+            return TestOutcome.from_str(self.required(name))
+        except InvalidDataError as exc:
+            raise self.fail(name, exc.reason) from None
+
+    def flag(self, name: str, *, default: bool) -> bool:
+        value = self.data.get(name, default)
+        if not isinstance(value, bool):
+            raise self.fail(name, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def optional_time(self, name: str) -> datetime | None:
+        return None if self.data.get(name) is None else self.time(name)
+
+    def time(self, name: str) -> datetime:
+        value = self.required(name)
+        if not isinstance(value, str):
+            raise self.fail(name, f"expected an ISO 8601 timestamp, got {_kind(value)}")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise self.fail(name, f"not an ISO 8601 timestamp: {value[:64]!r}") from None
+        parsed = to_utc(parsed)
+        if not EARLIEST <= parsed <= LATEST:
+            raise self.fail(name, f"date out of range {EARLIEST.year}-{LATEST.year}: {value[:64]!r}")
+        return parsed
+
+    def duration(self, name: str) -> float:
+        value = self.required(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, f"expected a number of seconds, got {_kind(value)}")
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise self.fail(name, f"not a finite number: {value}")
+        if seconds < 0:
+            raise self.fail(name, f"negative duration: {value}")
+        if seconds > MAX_DURATION_SECONDS:
+            raise self.fail(name, f"absurd duration: {value} s")
+        return seconds
+
+    def sequence(self, name: str) -> list[Any]:
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(name, f"expected a list, got {_kind(value)}")
+        return value
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        value = self.data.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(name, f"expected an object, got {_kind(value)}")
+        return dict(value)
+
+    def string_map(self, name: str) -> dict[str, str]:
+        value = self.mapping(name)
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise self.fail(f"{name}.{key}", f"expected a string, got {_kind(item)}")
+        return value
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)

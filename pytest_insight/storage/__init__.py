@@ -1,0 +1,3 @@
+"""pytest-insight storage."""
+
+from __future__ import annotations

@@ -1,0 +1,131 @@
+"""The one protocol every storage backend implements.
+
+A backend knows how to read, write and delete sessions at its location and
+nothing more: merge strategies, filters and statistics live once, in
+:mod:`pytest_insight.core.exchange`, and work on any backend.
+
+Backends are async. Reads go through :meth:`Backend.scan` and
+:meth:`Backend.get`; every change goes through a :class:`Transaction`, which
+stages puts and deletes and commits them as one batch when its context exits
+without an exception. Per-backend differences:
+
+- memory: a dict guarded by a lock; commits are atomic.
+- local (JSON files): one file per session; a transaction holds the store's
+  file lock from the first lookup to the commit, so read-modify-write is safe
+  across processes, and the commit is all-or-nothing even under SIGKILL.
+- S3: sessions live in bundles; a transaction writes new bundles with
+  ``If-None-Match: *`` and rewrites changed ones conditionally on their ETag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pytest_insight.core.models import TestSession, to_utc
+
+__all__ = ["Backend", "Scope", "Transaction"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which sessions an operation is about: a SUT and a start-time window.
+
+    Backends may use it to read less (an S3 backend narrows its listing to
+    the SUT's and dates' key prefixes) but may also return sessions outside
+    it; callers that need an exact answer check :meth:`admits`.
+
+    Attributes:
+        sut_name: only sessions of this SUT, or all SUTs when None.
+        since: only sessions that started at or after this time.
+        until: only sessions that started strictly before this time.
+    """
+
+    sut_name: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None:
+            object.__setattr__(self, "since", to_utc(self.since))
+        if self.until is not None:
+            object.__setattr__(self, "until", to_utc(self.until))
+
+    @property
+    def is_everything(self) -> bool:
+        """True when the scope selects every session."""
+        return self.sut_name is None and self.since is None and self.until is None
+
+    def admits(self, session: TestSession) -> bool:
+        """Return whether ``session`` lies inside this scope."""
+        if self.sut_name is not None and session.sut_name != self.sut_name:
+            return False
+        if self.since is not None and session.session_start_time < self.since:
+            return False
+        return self.until is None or session.session_start_time < self.until
+
+
+EVERYTHING = Scope()
+
+
+class Transaction(Protocol):
+    """A batch of changes to one backend, committed together on exit.
+
+    Lookups see what was committed before the transaction began (and, for
+    backends that lock, nothing else can commit until it ends); they do not
+    see the transaction's own staged changes.
+    """
+
+    async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
+        """Return the stored sessions among ``session_ids``, by id."""
+        ...
+
+    async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
+        """Stage ``sessions`` for writing.
+
+        Raises:
+            SessionExistsError: ``replace`` is False and an id is already
+                stored or already staged; nothing of this call is staged.
+        """
+        ...
+
+    async def delete(self, session_ids: Collection[str] | None = None) -> int:
+        """Stage the removal of ``session_ids`` (every session when None).
+
+        Returns:
+            How many of them are stored and will be removed on commit.
+        """
+        ...
+
+
+class Backend(Protocol):
+    """Where sessions live: a directory, a dict or a bucket prefix."""
+
+    @property
+    def uri(self) -> str:
+        """The storage URI that reopens this backend."""
+        ...
+
+    def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
+        """Yield the stored sessions, at least those inside ``scope``, in no set order.
+
+        Raises:
+            CorruptStoreError: a stored file or object cannot be parsed.
+            StorageError: the location cannot be read.
+        """
+        ...
+
+    async def get(self, session_id: str) -> TestSession | None:
+        """Return the session with this id, or None."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]:
+        """Open a transaction; it commits when the block exits without an exception.
+
+        Raises:
+            StoreLockedError: the backend's lock could not be taken in time.
+        """
+        ...
