@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from pytest_insight.errors import InvalidDataError
@@ -52,7 +52,7 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-class TestOutcome(str, Enum):
+class TestOutcome(StrEnum):
     """The outcome of one test, as pytest reports it."""
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -81,9 +81,6 @@ class TestOutcome(str, Enum):
                 pass
         known = ", ".join(o.value for o in cls)
         raise InvalidDataError(f"unknown outcome {value!r} (expected one of: {known})")
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def to_utc(value: datetime) -> datetime:

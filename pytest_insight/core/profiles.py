@@ -128,7 +128,9 @@ def get_profile(name: str) -> Profile:
     return profiles[name]
 
 
-def create_profile(name: str, storage: str, options: dict[str, Any] | None = None, *, replace: bool = False) -> Profile:
+def create_profile(
+    name: str, storage: str, options: dict[str, Any] | None = None, *, replace: bool = False
+) -> Profile:
     """Define a profile.
 
     Raises:

@@ -24,7 +24,6 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.profiles import resolve_storage_uri
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.storage.base import Backend, Scope
-from pytest_insight.storage.local import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
 
 if TYPE_CHECKING:
@@ -276,6 +275,7 @@ class JSONStorage(Storage):
                 ``$PYTEST_INSIGHT_HOME`` (``~/.pytest_insight``) when None.
         """
         from pytest_insight.core.profiles import default_store_path
+        from pytest_insight.storage.local import LocalBackend
 
         root = Path(path).expanduser() if path is not None else default_store_path()
         super().__init__(LocalBackend(root))
@@ -365,7 +365,9 @@ def open_storage(uri: PathLike, **options: Any) -> Storage:
     if scheme == "file":
         return JSONStorage(rest)
     if scheme:
-        raise ConfigurationError(f"unsupported storage URI {text!r} (use a path, file://, s3:// or memory://)")
+        raise ConfigurationError(
+            f"unsupported storage URI {text!r} (use a path, file://, s3:// or memory://)"
+        )
     return JSONStorage(text)
 
 
@@ -381,4 +383,3 @@ def get_storage_instance(profile: str | None = None) -> Storage:
     """
     uri, options = resolve_storage_uri(profile)
     return open_storage(uri, **options)
-

@@ -1,0 +1,3 @@
+"""STUB: the pytest plugin (being written)."""
+
+from __future__ import annotations
