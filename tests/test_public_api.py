@@ -1,0 +1,60 @@
+"""The public names: what the spec and README promise can be imported, and nothing heavy loads early."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+
+import pytest
+
+import pytest_insight.errors as errors
+
+PUBLIC_MODULES = [
+    "pytest_insight",
+    "pytest_insight.errors",
+    "pytest_insight.core.models",
+    "pytest_insight.core.storage",
+    "pytest_insight.core.profiles",
+    "pytest_insight.core.exchange",
+    "pytest_insight.core.bundle",
+    "pytest_insight.core.query",
+    "pytest_insight.storage.base",
+]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_every_name_in_all_exists(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert len(exported) == len(set(exported)), "duplicate names in __all__"
+    missing = [attr for attr in exported if not hasattr(module, attr)]
+    assert not missing
+
+
+def test_the_spec_import_paths() -> None:
+    from pytest_insight.core.query import Query
+    from pytest_insight.core.storage import (
+        InMemoryStorage,
+        JSONStorage,
+        S3Storage,
+        get_storage_instance,
+    )
+
+    for method in ("export_sessions", "import_sessions", "clear_sessions", "save_session", "load_sessions"):
+        assert callable(getattr(JSONStorage, method))
+        assert callable(getattr(S3Storage, method))
+        assert callable(getattr(InMemoryStorage, method))
+    assert callable(get_storage_instance)
+    assert callable(Query)
+
+
+def test_every_error_derives_from_the_root() -> None:
+    for name in errors.__all__:
+        assert issubclass(getattr(errors, name), errors.InsightError)
+
+
+def test_importing_the_storage_facade_does_not_import_boto3() -> None:
+    code = "import sys, pytest_insight.core.storage, pytest_insight.core.query; print('boto3' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
