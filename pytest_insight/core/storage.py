@@ -159,7 +159,7 @@ class Storage:
         Returns:
             The number of sessions removed.
         """
-        return run_sync(self.clear_sessions_async, sessions_to_clear, scope)
+        return run_sync(lambda: self.clear_sessions_async(sessions_to_clear, scope=scope))
 
     async def export_sessions_async(
         self,

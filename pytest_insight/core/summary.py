@@ -1,0 +1,207 @@
+"""What a set of sessions says: outcome counts, slow, failing and flaky tests.
+
+Every function takes any iterable of sessions (a list, a
+:class:`QueryResult`). Statistics are kept per node id across sessions:
+
+- a test *ran* in a session when the session has at least one result for it;
+- it *failed* in that session when one of those results is ``failed`` or
+  ``error`` (a failed setup or teardown counts), and *passed* when one is
+  ``passed`` and none failed;
+- it is *flaky* when it was rerun by pytest-rerunfailures in some session, or
+  passed in one session and failed in another;
+- its duration in a session is the sum of its results' durations (reruns
+  included), and tests are ranked as slow by their mean duration per run.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import overload
+
+from pytest_insight.core.models import TestOutcome, TestResult, TestSession
+
+__all__ = [
+    "QueryResult",
+    "TestStats",
+    "failing_tests",
+    "flaky_tests",
+    "outcome_counts",
+    "slowest_tests",
+    "test_stats",
+]
+
+_FAILING = frozenset({TestOutcome.FAILED, TestOutcome.ERROR})
+
+
+@dataclass(slots=True)
+class TestStats:
+    """One node id's record across sessions."""
+
+    __test__ = False
+
+    nodeid: str
+    runs: int = 0
+    passed_runs: int = 0
+    failed_runs: int = 0
+    reruns: int = 0
+    outcomes: Counter[TestOutcome] = field(default_factory=Counter)
+    total_duration: float = 0.0
+    max_duration: float = 0.0
+    last_failure: datetime | None = None
+    last_error: str = ""
+
+    @property
+    def mean_duration(self) -> float:
+        """Mean seconds per session it ran in."""
+        return self.total_duration / self.runs if self.runs else 0.0
+
+    @property
+    def is_flaky(self) -> bool:
+        """Rerun at least once, or both passed and failed across sessions."""
+        return self.reruns > 0 or (self.passed_runs > 0 and self.failed_runs > 0)
+
+
+def outcome_counts(sessions: Iterable[TestSession]) -> dict[TestOutcome, int]:
+    """Count every recorded result by outcome (each rerun attempt counts once)."""
+    counts: Counter[TestOutcome] = Counter()
+    for session in sessions:
+        counts.update(result.outcome for result in session.test_results)
+    return dict(counts)
+
+
+def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
+    """Return every node id's statistics, by node id."""
+    stats: dict[str, TestStats] = {}
+    for session in sessions:
+        by_nodeid: dict[str, list[TestResult]] = {}
+        for result in session.test_results:
+            by_nodeid.setdefault(result.nodeid, []).append(result)
+        for nodeid, results in by_nodeid.items():
+            entry = stats.get(nodeid) or stats.setdefault(nodeid, TestStats(nodeid))
+            _add_run(entry, session, results)
+    return stats
+
+
+def _add_run(entry: TestStats, session: TestSession, results: list[TestResult]) -> None:
+    outcomes = [result.outcome for result in results]
+    duration = sum(result.duration for result in results)
+    entry.runs += 1
+    entry.outcomes.update(outcomes)
+    entry.reruns += outcomes.count(TestOutcome.RERUN)
+    entry.total_duration += duration
+    entry.max_duration = max(entry.max_duration, duration)
+    failures = [result for result in results if result.outcome in _FAILING]
+    if failures:
+        entry.failed_runs += 1
+        if entry.last_failure is None or session.session_start_time >= entry.last_failure:
+            entry.last_failure = session.session_start_time
+            entry.last_error = failures[-1].longreprtext
+    elif TestOutcome.PASSED in outcomes:
+        entry.passed_runs += 1
+
+
+def slowest_tests(sessions: Iterable[TestSession], n: int = 10) -> list[TestStats]:
+    """The ``n`` tests with the highest mean duration, slowest first."""
+    ranked = sorted(test_stats(sessions).values(), key=lambda s: (-s.mean_duration, s.nodeid))
+    return ranked[: max(n, 0)]
+
+
+def failing_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
+    """Tests that failed (or errored) in at least one session, most failures first."""
+    failing = [entry for entry in test_stats(sessions).values() if entry.failed_runs]
+    return sorted(failing, key=lambda s: (-s.failed_runs, s.nodeid))
+
+
+def flaky_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
+    """Tests that were rerun, or both passed and failed across sessions; most unstable first."""
+    flaky = [entry for entry in test_stats(sessions).values() if entry.is_flaky]
+    return sorted(flaky, key=lambda s: (-(s.failed_runs + s.reruns), s.nodeid))
+
+
+Check = Callable[[TestResult], bool]
+
+
+class QueryResult(Sequence[TestSession]):
+    """The sessions a query selected, oldest first, each with its full context.
+
+    Behaves as a read-only list (``len``, indexing, slicing, iteration,
+    truth value) and can be passed wherever a list of sessions is taken, for
+    example to ``storage.clear_sessions()`` or ``storage.export_sessions(sessions=...)``.
+    """
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, sessions: Iterable[TestSession], *, test_groups: tuple[tuple[Check, ...], ...] = ()):
+        self._sessions = list(sessions)
+        self._test_groups = test_groups
+
+    @overload
+    def __getitem__(self, index: int) -> TestSession: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> QueryResult: ...
+
+    def __getitem__(self, index: int | slice) -> TestSession | QueryResult:
+        if isinstance(index, slice):
+            return QueryResult(self._sessions[index], test_groups=self._test_groups)
+        return self._sessions[index]
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def __iter__(self) -> Iterator[TestSession]:
+        return iter(self._sessions)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, QueryResult | list | tuple):
+            return self._sessions == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"QueryResult({len(self._sessions)} sessions)"
+
+    @property
+    def sessions(self) -> list[TestSession]:
+        """The sessions as a new list."""
+        return list(self._sessions)
+
+    @property
+    def session_ids(self) -> list[str]:
+        """The ids of the sessions, in order."""
+        return [session.session_id for session in self._sessions]
+
+    def matching_tests(self) -> list[tuple[TestSession, TestResult]]:
+        """The (session, result) pairs that met one of the query's test filters.
+
+        Without test filters, every result of every session.
+        """
+        return [
+            (session, result)
+            for session in self._sessions
+            for result in session.test_results
+            if not self._test_groups
+            or any(all(check(result) for check in group) for group in self._test_groups)
+        ]
+
+    def outcome_counts(self) -> dict[TestOutcome, int]:
+        """See :func:`outcome_counts`."""
+        return outcome_counts(self._sessions)
+
+    def test_stats(self) -> dict[str, TestStats]:
+        """See :func:`test_stats`."""
+        return test_stats(self._sessions)
+
+    def slowest_tests(self, n: int = 10) -> list[TestStats]:
+        """See :func:`slowest_tests`."""
+        return slowest_tests(self._sessions, n)
+
+    def failing_tests(self) -> list[TestStats]:
+        """See :func:`failing_tests`."""
+        return failing_tests(self._sessions)
+
+    def flaky_tests(self) -> list[TestStats]:
+        """See :func:`flaky_tests`."""
+        return flaky_tests(self._sessions)

@@ -1,0 +1,175 @@
+"""Turn pytest's reports into one :class:`TestSession`.
+
+Every report pytest counts in its summary line becomes one
+:class:`TestResult`, so the recorded outcome counts equal pytest's own:
+
+- a failed setup or teardown is an ``error`` (a test that passes and then
+  fails in teardown gives two results: ``passed`` and ``error``);
+- a skip decided at setup (``skip``/``skipif`` marks, fixtures that skip) or
+  inside the test is ``skipped``;
+- ``xfailed``/``xpassed`` come from pytest's ``wasxfail`` (a strict xpass is
+  reported by pytest as ``failed``, and recorded so);
+- a report pytest-rerunfailures marks ``rerun`` is a ``rerun`` result; every
+  node id that has one becomes a :class:`RerunTestGroup` whose attempts are
+  all of that node id's results, in order;
+- a collection error is an ``error`` for the collector's node id, a module
+  skipped at collection a ``skipped`` one.
+
+Passing setup and teardown reports carry no outcome and are not recorded.
+This module depends on pytest's report attributes only, not on pytest's
+plugin machinery, so it is cheap to import.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pytest_insight import __version__
+from pytest_insight.core.models import MAX_NAME_LENGTH, RerunTestGroup, TestOutcome, TestResult, TestSession
+
+__all__ = ["SessionRecorder", "outcome_of", "testing_system"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def outcome_of(report: Any) -> TestOutcome | None:
+    """Return the outcome pytest counts for ``report``, or None when it counts none.
+
+    Args:
+        report: a pytest ``TestReport`` (or ``CollectReport``, which has no
+            ``when``).
+    """
+    if report.outcome == "rerun":
+        return TestOutcome.RERUN
+    if hasattr(report, "wasxfail"):
+        if report.skipped:
+            return TestOutcome.XFAILED
+        if report.passed:
+            return TestOutcome.XPASSED
+    when = getattr(report, "when", None)
+    if report.skipped:
+        return TestOutcome.SKIPPED
+    if report.failed:
+        return TestOutcome.FAILED if when == "call" else TestOutcome.ERROR
+    return TestOutcome.PASSED if when == "call" else None
+
+
+def testing_system(pytest_version: str) -> dict[str, Any]:
+    """Describe the machine and tools running the tests.
+
+    Args:
+        pytest_version: the running pytest's version.
+    """
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "system": platform.system(),
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "pytest_version": pytest_version,
+        "pytest_insight_version": __version__,
+    }
+
+
+class SessionRecorder:
+    """Collects the reports of one pytest run and builds its session."""
+
+    def __init__(
+        self,
+        sut_name: str,
+        *,
+        tags: dict[str, str] | None = None,
+        system: dict[str, Any] | None = None,
+        start_time: datetime | None = None,
+    ) -> None:
+        """Start recording.
+
+        Args:
+            sut_name: the system under test the session belongs to.
+            tags: the session tags.
+            system: the ``testing_system`` dict (see :func:`testing_system`).
+            start_time: when the run started; now when None.
+        """
+        self.sut_name = sut_name
+        self.tags = dict(tags or {})
+        self.system = dict(system or {})
+        self.start_time = start_time or datetime.now(UTC)
+        self.session_id = _session_id(sut_name, self.start_time)
+        self.results: list[TestResult] = []
+        self._warned: set[str] = set()
+
+    def add_report(self, report: Any) -> TestResult | None:
+        """Record ``report`` if pytest counts it; return the result recorded."""
+        outcome = outcome_of(report)
+        if outcome is None:
+            return None
+        duration = max(float(getattr(report, "duration", 0.0) or 0.0), 0.0)
+        stop = _timestamp(getattr(report, "stop", None)) or datetime.now(UTC)
+        start = _timestamp(getattr(report, "start", None)) or stop - timedelta(seconds=duration)
+        result = TestResult(
+            nodeid=report.nodeid,
+            outcome=outcome,
+            start_time=start,
+            stop_time=stop,
+            duration=duration,
+            caplog=getattr(report, "caplog", ""),
+            capstdout=report.capstdout,
+            capstderr=report.capstderr,
+            longreprtext=report.longreprtext,
+        )
+        self.results.append(result)
+        return result
+
+    def add_warning(self, nodeid: str) -> None:
+        """Note that the test ``nodeid`` emitted a warning (pytest reports them after the test)."""
+        if nodeid:
+            self._warned.add(nodeid)
+
+    def build(self, stop_time: datetime | None = None) -> TestSession:
+        """Return the session recorded so far.
+
+        Args:
+            stop_time: when the run ended; now when None.
+        """
+        stop = stop_time or datetime.now(UTC)
+        results = [_with_warning(result, result.nodeid in self._warned) for result in self.results]
+        rerun_ids = list(dict.fromkeys(r.nodeid for r in results if r.outcome is TestOutcome.RERUN))
+        groups = [
+            RerunTestGroup(nodeid=nodeid, tests=[r for r in results if r.nodeid == nodeid])
+            for nodeid in rerun_ids
+        ]
+        return TestSession(
+            sut_name=self.sut_name,
+            session_id=self.session_id,
+            session_start_time=self.start_time,
+            session_stop_time=stop,
+            session_duration=max((stop - self.start_time).total_seconds(), 0.0),
+            session_tags=dict(self.tags),
+            testing_system=dict(self.system),
+            test_results=results,
+            rerun_test_groups=groups,
+        )
+
+
+def _with_warning(result: TestResult, warned: bool) -> TestResult:
+    if warned:
+        result.has_warning = True
+    return result
+
+
+def _timestamp(value: object) -> datetime | None:
+    if isinstance(value, int | float) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def _session_id(sut_name: str, start: datetime) -> str:
+    # readable (SUT and start time) and unique (random part); safe in file names and keys
+    readable = _UNSAFE.sub("_", sut_name).strip("_")[:64] or "session"
+    session_id = f"{readable}-{start:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
+    return session_id[:MAX_NAME_LENGTH]
