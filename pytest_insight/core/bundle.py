@@ -1,0 +1,379 @@
+"""The bundle: the one wire format sessions travel in.
+
+A bundle is gzipped JSON Lines: one ``TestSession.to_dict()`` a line (each
+carries its ``schema_version``), UTF-8, newline-terminated. It is written
+deterministically (sessions sorted by start time then id, JSON with sorted
+keys and compact separators, gzip with mtime 0, no file name and a fixed OS
+byte), so the same sessions give the same bytes and the same bundle id: the
+first 32 hex digits of the SHA-256 of the uncompressed bytes.
+
+Where bundles live (``v1/sut=<sut>/date=<YYYY-MM-DD>/<bundle-id>.jsonl.gz``)
+is :mod:`pytest_insight.core.layout`.
+
+Decoding streams (see :class:`BundleDecoder`) and is bounded by
+:class:`Limits`; the JSON document formats are read by :func:`decode_document`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import zlib
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from pytest_insight.core.models import SCHEMA_VERSION, TestSession
+from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
+
+__all__ = [
+    "BUNDLE_ID_LENGTH",
+    "Bundle",
+    "EncodedSession",
+    "Limits",
+    "content_digest",
+    "encode_session",
+    "encode_bundle",
+    "partition",
+    "DecodedItem",
+    "BundleDecoder",
+    "iter_bundle",
+    "aiter_bundle",
+    "decode_document",
+]
+
+BUNDLE_ID_LENGTH = 32
+_GZIP_OS_UNKNOWN = 255
+_NON_EMPTY = re.compile(rb"[^\n]+")
+_STEP = 1 << 20  # most bytes inflated per call, so a bomb never allocates more than this at once
+
+DecodedItem = TestSession | InvalidDataError
+"""What decoding yields: a valid session, or the error of one bad line or source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on decoding, against gzip bombs and runaway lines.
+
+    Attributes:
+        max_bytes: most decompressed bytes read from one source (default 1 GiB).
+        max_line_bytes: longest line (one session) accepted (default 64 MiB).
+    """
+
+    max_bytes: int = 1 << 30
+    max_line_bytes: int = 64 << 20
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        """Read ``PYTEST_INSIGHT_MAX_BUNDLE_BYTES`` / ``PYTEST_INSIGHT_MAX_LINE_BYTES``, else defaults.
+
+        Raises:
+            ConfigurationError: a variable is set but is not a positive integer.
+        """
+        default = cls()
+        return cls(
+            max_bytes=_env_int("PYTEST_INSIGHT_MAX_BUNDLE_BYTES", default.max_bytes),
+            max_line_bytes=_env_int("PYTEST_INSIGHT_MAX_LINE_BYTES", default.max_line_bytes),
+        )
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigurationError(f"{name}={raw!r}: expected a positive number of bytes")
+    return int(raw)
+
+
+# -- encoding ---------------------------------------------------------------
+
+
+def _canonical(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedSession:
+    """A session as one canonical bundle line (without the newline), with its sort and partition keys."""
+
+    sut_name: str
+    start_time: datetime
+    session_id: str
+    line: bytes
+
+    @property
+    def day(self) -> date:
+        """The UTC day the session started: its date partition."""
+        return self.start_time.date()
+
+
+def encode_session(session: TestSession) -> EncodedSession:
+    """Encode ``session`` as its canonical line.
+
+    Raises:
+        InvalidDataError: the session holds a value JSON cannot carry (NaN, infinity).
+    """
+    try:
+        line = _canonical(session.to_dict())
+    except ValueError as exc:
+        raise InvalidDataError(str(exc), source=f"session {session.session_id!r}") from exc
+    return EncodedSession(session.sut_name, session.session_start_time, session.session_id, line)
+
+
+def content_digest(session: TestSession) -> str:
+    """Hex digest of the session's canonical content without its id: equal for identical sessions."""
+    data = session.to_dict()
+    data.pop("session_id", None)
+    try:
+        return hashlib.sha256(_canonical(data)).hexdigest()
+    except ValueError as exc:
+        raise InvalidDataError(str(exc), source=f"session {session.session_id!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """An encoded bundle: its content-derived id, gzipped bytes and session count."""
+
+    bundle_id: str
+    data: bytes
+    count: int
+
+
+def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
+    """Encode sessions as one deterministic bundle.
+
+    Raises:
+        InvalidDataError: a session cannot be encoded.
+    """
+    items = [item if isinstance(item, EncodedSession) else encode_session(item) for item in sessions]
+    items.sort(key=lambda item: (item.start_time, item.session_id))
+    raw = b"".join(item.line + b"\n" for item in items)
+    data = bytearray(gzip.compress(raw, compresslevel=6, mtime=0))
+    data[9] = _GZIP_OS_UNKNOWN  # zlib writes the build platform here; fix it so bytes match everywhere
+    return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], bytes(data), len(items))
+
+
+def partition(sessions: Iterable[EncodedSession]) -> dict[tuple[str, date], list[EncodedSession]]:
+    """Group sessions by (SUT, UTC start day): one bundle each."""
+    groups: dict[tuple[str, date], list[EncodedSession]] = {}
+    for item in sessions:
+        groups.setdefault((item.sut_name, item.day), []).append(item)
+    return groups
+
+
+# -- decoding ---------------------------------------------------------------
+
+
+class BundleDecoder:
+    """Incremental decoder: feed bytes as they arrive, get sessions and per-line errors.
+
+    Errors of one line are yielded as :class:`InvalidDataError` records
+    (``source:line: field: reason``) and decoding goes on; errors of the
+    whole source (corrupt or truncated gzip, size limits) are raised, after
+    every session before them was yielded.
+    """
+
+    def __init__(self, source: str, limits: Limits | None = None, *, compressed: bool = True) -> None:
+        self.source = source
+        self.limits = limits or Limits()
+        self._compressed = compressed
+        self._inflate = zlib.decompressobj(wbits=31) if compressed else None
+        self._pending = bytearray()
+        self._line = 0
+        self._total = 0
+        self._fed = False
+        self._in_member = False
+
+    def feed(self, chunk: bytes) -> Iterator[DecodedItem]:
+        """Decode the next chunk of the source.
+
+        Raises:
+            BundleTooLargeError: a size limit was passed.
+            InvalidDataError: the gzip data is corrupt.
+        """
+        if chunk:
+            self._fed = True
+        if self._inflate is None:
+            yield from self._text(chunk)
+            return
+        inflate = self._inflate
+        data = chunk
+        while data:
+            self._in_member = True
+            piece = self._inflate_step(inflate, data)
+            data = inflate.unconsumed_tail
+            yield from self._text(piece)
+            while len(piece) == _STEP and not data and not inflate.eof:
+                piece = self._inflate_step(inflate, b"")  # output still buffered inside zlib
+                yield from self._text(piece)
+            if inflate.eof:  # concatenated gzip members form one stream
+                data = inflate.unused_data
+                inflate = self._inflate = zlib.decompressobj(wbits=31)
+                self._in_member = False
+
+    def _inflate_step(self, inflate: Any, data: bytes) -> bytes:
+        try:
+            piece: bytes = inflate.decompress(data, _STEP)
+        except zlib.error as exc:
+            raise InvalidDataError(f"corrupt gzip data: {exc}", source=self.source) from None
+        return piece
+
+    def finish(self) -> Iterator[DecodedItem]:
+        """Decode what remains at the end of the source.
+
+        Raises:
+            InvalidDataError: the source is empty or its gzip stream is truncated.
+        """
+        if not self._fed:
+            raise InvalidDataError("empty file", source=self.source)
+        if self._in_member:
+            raise InvalidDataError(
+                f"truncated gzip stream after {self._line} complete lines", source=self.source
+            )
+        if self._pending:
+            line, self._pending = bytes(self._pending), bytearray()
+            self._line += 1
+            yield from self._decode_line(line)
+
+    def _text(self, piece: bytes) -> Iterator[DecodedItem]:
+        self._total += len(piece)
+        if self._total > self.limits.max_bytes:
+            raise BundleTooLargeError(
+                f"more than {self.limits.max_bytes} bytes once decompressed (limit)", source=self.source
+            )
+        position = 0
+        if self._pending:  # the line the previous piece left open
+            end = piece.find(b"\n")
+            if end < 0:
+                self._pending += piece
+                self._check_line(self._pending, self._line + 1)
+                return
+            self._pending += piece[:end]
+            line, self._pending = bytes(self._pending), bytearray()
+            self._line += 1
+            self._check_line(line)
+            yield from self._decode_line(line)
+            position = end + 1
+        # runs of blank lines are counted in C, so a bomb of newlines costs no Python loop
+        for match in _NON_EMPTY.finditer(piece, position):
+            start, end = match.span()
+            self._line += piece.count(b"\n", position, start)
+            if end == len(piece):
+                self._pending += piece[start:]
+                self._check_line(self._pending, self._line + 1)
+                return
+            self._line += 1
+            line = piece[start:end]
+            self._check_line(line)
+            yield from self._decode_line(line)
+            position = end + 1
+        self._line += piece.count(b"\n", position)
+
+    def _check_line(self, line: bytes | bytearray, number: int | None = None) -> None:
+        if len(line) > self.limits.max_line_bytes:
+            raise BundleTooLargeError(
+                f"line longer than {self.limits.max_line_bytes} bytes (limit)",
+                source=self.source,
+                line=number or self._line,
+            )
+
+    def _decode_line(self, line: bytes) -> Iterator[DecodedItem]:
+        if not line.strip():
+            return
+        try:
+            data = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            yield InvalidDataError("not valid UTF-8", source=self.source, line=self._line)
+            return
+        except json.JSONDecodeError as exc:
+            yield InvalidDataError(f"not valid JSON: {exc.msg}", source=self.source, line=self._line)
+            return
+        try:
+            yield TestSession.from_dict(data)
+        except InvalidDataError as exc:
+            yield exc.located(self.source, self._line)
+
+
+def iter_bundle(
+    chunks: Iterable[bytes], source: str, limits: Limits | None = None, *, compressed: bool = True
+) -> Iterator[DecodedItem]:
+    """Decode a bundle from byte chunks; a source-wide error ends it as the last record."""
+    decoder = BundleDecoder(source, limits, compressed=compressed)
+    try:
+        for chunk in chunks:
+            yield from decoder.feed(chunk)
+        yield from decoder.finish()
+    except InvalidDataError as exc:
+        yield exc
+
+
+async def aiter_bundle(
+    chunks: AsyncIterable[bytes], source: str, limits: Limits | None = None, *, compressed: bool = True
+) -> AsyncIterator[DecodedItem]:
+    """Async twin of :func:`iter_bundle`, over async byte chunks."""
+    decoder = BundleDecoder(source, limits, compressed=compressed)
+    try:
+        async for chunk in chunks:
+            for item in decoder.feed(chunk):
+                yield item
+        for item in decoder.finish():
+            yield item
+    except InvalidDataError as exc:
+        yield exc
+
+
+def decode_document(data: bytes, source: str, limits: Limits | None = None) -> Iterator[DecodedItem]:
+    """Decode a JSON export document, a 0.9 storage file or a 0.9 bare-list export.
+
+    Accepted shapes: ``{"schema_version", "exported_at", "sessions": [...]}``,
+    ``{"sessions": [...]}`` and ``[...]``. A bad session is yielded as an
+    error record naming its index and field; the others still decode.
+
+    Raises:
+        BundleTooLargeError: ``data`` is above the size limit.
+        InvalidDataError: the data is not JSON or not one of these shapes.
+    """
+    bound = (limits or Limits()).max_bytes
+    if len(data) > bound:
+        raise BundleTooLargeError(f"more than {bound} bytes (limit)", source=source)
+    try:
+        document = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise InvalidDataError("not valid UTF-8", source=source) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidDataError(f"not valid JSON: {exc.msg}", source=source, line=exc.lineno) from None
+    prefix = "sessions"
+    if isinstance(document, dict) and isinstance(document.get("sessions"), list):
+        version = document.get("schema_version", 0)
+        if isinstance(version, int) and version > SCHEMA_VERSION:
+            raise InvalidDataError(
+                f"schema version {version} is newer than this release reads ({SCHEMA_VERSION})",
+                source=source,
+                field="schema_version",
+            )
+        records: list[Any] = document["sessions"]
+    elif isinstance(document, list):
+        records, prefix = document, ""
+    else:
+        got = (
+            f"an object with keys {sorted(document)[:5]}"
+            if isinstance(document, dict)
+            else type(document).__name__
+        )
+        raise InvalidDataError(
+            f'expected an export document {{"sessions": [...]}} or a list of sessions, got {got}',
+            source=source,
+        )
+    for index, record in enumerate(records):
+        try:
+            yield TestSession.from_dict(record)
+        except InvalidDataError as exc:
+            where = f"{prefix}[{index}]"
+            yield InvalidDataError(
+                exc.reason, source=source, field=f"{where}.{exc.field}" if exc.field else where
+            )

@@ -1,0 +1,154 @@
+"""Local export targets: a JSON document, one bundle file, or the bundle layout in a directory.
+
+Every file is written atomically (temporary file in the same directory,
+fsync, ``os.replace``), so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
+from pytest_insight.core.layout import bundle_key
+from pytest_insight.core.models import SCHEMA_VERSION
+from pytest_insight.errors import StorageError
+
+__all__ = ["BundleFileSink", "DirectorySink", "DocumentSink", "Progress", "write_atomic"]
+
+Progress = Callable[[str, int, "int | None"], None]
+"""A progress callback: ``(phase, done, total)``."""
+
+_WRITERS = 8  # bundle files written at once: fsync waits overlap
+
+
+def _ordered(sessions: Sequence[EncodedSession]) -> list[EncodedSession]:
+    return sorted(sessions, key=lambda item: (item.start_time, item.session_id))
+
+
+class DocumentSink:
+    """A ``.json`` export document: ``{"exported_at", "schema_version", "sessions": [...]}``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def uri(self) -> str:
+        return str(self.path)
+
+    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+        stamp = datetime.now(UTC).isoformat()
+        head = f'{{"exported_at":"{stamp}","schema_version":{SCHEMA_VERSION},"sessions":['.encode()
+        body = b",\n".join(item.line for item in _ordered(sessions))
+        data = head + (b"\n" + body + b"\n" if body else b"") + b"]}\n"
+        await anyio.to_thread.run_sync(write_atomic, self.path, data)
+        if progress is not None:
+            progress("write", len(sessions), len(sessions))
+        return len(sessions)
+
+
+class BundleFileSink:
+    """One bundle file holding every exported session."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def uri(self) -> str:
+        return str(self.path)
+
+    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+        bundle = encode_bundle(sessions)
+        await anyio.to_thread.run_sync(write_atomic, self.path, bundle.data)
+        if progress is not None:
+            progress("write", bundle.count, len(sessions))
+        return bundle.count
+
+
+class DirectorySink:
+    """The bundle layout in a local directory: one bundle per SUT and UTC day.
+
+    Bundle names come from their content, so writing the same sessions
+    again finds every bundle present and writes nothing.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def uri(self) -> str:
+        return str(self.root)
+
+    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+        done = 0
+        await anyio.to_thread.run_sync(self._make_root)
+        limiter = anyio.CapacityLimiter(_WRITERS)
+
+        async def put(target: Path, data: bytes, count: int) -> None:
+            nonlocal done
+            await anyio.to_thread.run_sync(self._put, target, data, limiter=limiter)
+            done += count
+            if progress is not None:
+                progress("write", done, len(sessions))
+
+        try:
+            async with anyio.create_task_group() as group:
+                for (sut_name, day), members in sorted(partition(sessions).items()):
+                    bundle = encode_bundle(members)
+                    target = self.root / bundle_key(sut_name, day, bundle.bundle_id)
+                    group.start_soon(put, target, bundle.data, bundle.count)
+                    await anyio.lowlevel.checkpoint()  # let writes start while the next bundle encodes
+        except BaseExceptionGroup as failure:
+            raise failure.exceptions[0] from None  # the first failed write, not the group wrapper
+        return done
+
+    def _make_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"{self.root}: cannot create: {exc.strerror or exc}", uri=str(self.root)
+            ) from exc
+
+    def _put(self, target: Path, data: bytes) -> None:
+        if not target.resolve().is_relative_to(self.root.resolve()):
+            raise StorageError(f"{target}: bundle path escapes {self.root}", uri=str(target))
+        if target.is_file() and target.stat().st_size == len(data):
+            return  # same content-derived name and size: this bundle is already there
+        write_atomic(target, data)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and ``os.replace``.
+
+    Raises:
+        StorageError: the file cannot be written; no partial file is left.
+    """
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    created = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with temporary.open("xb") as stream:
+            created = True
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        temporary.replace(path)
+        created = False
+        if os.name == "posix":  # make the rename itself durable
+            handle = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(handle)
+            finally:
+                os.close(handle)
+    except OSError as exc:
+        if created:
+            temporary.unlink(missing_ok=True)
+        raise StorageError(f"{path}: cannot write: {exc.strerror or exc}", uri=str(path)) from exc

@@ -1,0 +1,255 @@
+"""Where exports go and imports come from: files, directories and registered URI schemes.
+
+A *source* yields decoded sessions and error records; a *sink* writes
+encoded sessions. Local paths and ``file://`` URIs are built in:
+
+- a ``.json`` file: one export document (import also reads the 0.9 formats);
+- a ``.jsonl.gz`` / ``.json.gz`` file: one bundle;
+- a directory: the bundle layout ``v1/sut=<sut>/date=<day>/<id>.jsonl.gz``.
+
+Other schemes come from :func:`register_location`, with a factory or a lazily
+imported ``"module:attribute"``; ``s3`` is preregistered as
+``pytest_insight.storage.s3:exchange_location``, so the S3 backend plugs in
+by defining that callable (``uri -> object with records() and/or write()``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import anyio.to_thread
+
+from pytest_insight.core.bundle import BundleDecoder, DecodedItem, EncodedSession, Limits, decode_document
+from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, DocumentSink, Progress
+from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
+from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError
+from pytest_insight.storage.base import Scope
+
+__all__ = [
+    "Progress",
+    "Sink",
+    "Source",
+    "open_sink",
+    "open_source",
+    "register_location",
+]
+
+_CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_BUNDLE_SUFFIXES = (BUNDLE_SUFFIX, ".json.gz")
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Where an import reads from."""
+
+    @property
+    def uri(self) -> str:
+        """The location, as named in messages."""
+        ...
+
+    def records(self, scope: Scope, limits: Limits) -> AsyncIterator[DecodedItem]:
+        """Yield the sessions (at least those in ``scope``) and an error record per bad line or object.
+
+        Raises:
+            StorageError: the location cannot be read (an I/O failure, not bad data).
+        """
+        ...
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Where an export writes to."""
+
+    @property
+    def uri(self) -> str:
+        """The location, as named in messages."""
+        ...
+
+    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+        """Write ``sessions``; return how many were exported.
+
+        Raises:
+            StorageError: the location cannot be written.
+        """
+        ...
+
+
+LocationFactory = Callable[[str], Any]
+_REGISTRY: dict[str, LocationFactory | str] = {"s3": "pytest_insight.storage.s3:exchange_location"}
+
+
+def register_location(scheme: str, factory: LocationFactory | str) -> None:
+    """Make ``scheme://...`` usable as an export sink and import source.
+
+    Args:
+        scheme: the URI scheme, e.g. ``"s3"``.
+        factory: ``uri -> location``, or ``"module:attribute"`` naming one,
+            imported on first use. The location implements :class:`Source`,
+            :class:`Sink` or both.
+    """
+    _REGISTRY[scheme.lower()] = factory
+
+
+def _resolve(location: str | os.PathLike[str]) -> Path | Any:
+    text = os.fspath(location)
+    if "://" not in text:
+        return Path(text).expanduser()
+    scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
+    if scheme == "file":
+        return Path(rest).expanduser()
+    factory = _REGISTRY.get(scheme)
+    if factory is None:
+        known = ", ".join(sorted({"file", *_REGISTRY}))
+        raise ConfigurationError(f"{text}: unsupported location scheme {scheme!r} (known: {known})")
+    if isinstance(factory, str):
+        module_name, _, attribute = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"{text}: {scheme}:// locations are not available: {exc}") from exc
+    return factory(text)
+
+
+def open_source(location: str | os.PathLike[str]) -> Source:
+    """Return the import source at ``location``.
+
+    Raises:
+        NotFoundError: a local path that does not exist.
+        ConfigurationError: an unsupported scheme, or one that cannot be read from.
+    """
+    resolved = _resolve(location)
+    if not isinstance(resolved, Path):
+        if not isinstance(resolved, Source):
+            raise ConfigurationError(f"{os.fspath(location)}: cannot import from this location")
+        return resolved
+    if resolved.is_dir():
+        return DirectorySource(resolved)
+    if resolved.is_file():
+        return FileSource(resolved)
+    if resolved.exists():
+        raise ConfigurationError(f"{resolved}: not a file or directory")
+    raise NotFoundError(f"{resolved}: no such file or directory", uri=str(resolved))
+
+
+def open_sink(location: str | os.PathLike[str]) -> Sink:
+    """Return the export sink at ``location``, chosen by suffix (see the module docstring).
+
+    Raises:
+        ConfigurationError: an unsupported scheme or file type.
+    """
+    resolved = _resolve(location)
+    if not isinstance(resolved, Path):
+        if not isinstance(resolved, Sink):
+            raise ConfigurationError(f"{os.fspath(location)}: cannot export to this location")
+        return resolved
+    name = resolved.name.lower()
+    if resolved.is_dir():
+        return DirectorySink(resolved)
+    if name.endswith(".json"):
+        return DocumentSink(resolved)
+    if name.endswith((*_BUNDLE_SUFFIXES, ".gz")):
+        return BundleFileSink(resolved)
+    if resolved.exists() or resolved.suffix:
+        raise ConfigurationError(
+            f"{resolved}: unsupported export target (use a .json or .jsonl.gz file, or a directory)"
+        )
+    return DirectorySink(resolved)
+
+
+# -- sources ----------------------------------------------------------------
+
+
+class FileSource:
+    """One file: a bundle, uncompressed JSON Lines, an export document or a 0.9 file.
+
+    The format comes from the content (gzip magic, else JSON); a file named
+    ``.jsonl`` / ``.ndjson`` is read as uncompressed lines.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def uri(self) -> str:
+        return str(self.path)
+
+    async def records(self, scope: Scope, limits: Limits) -> AsyncIterator[DecodedItem]:
+        source = str(self.path)
+        try:
+            async with await anyio.open_file(self.path, "rb") as stream:
+                head = await stream.read(_CHUNK)
+                if not head.startswith(_GZIP_MAGIC) and not self.path.name.endswith((".jsonl", ".ndjson")):
+                    data = head + await stream.read(max(limits.max_bytes + 1 - len(head), 0))
+                    try:
+                        for item in decode_document(data, source, limits):
+                            yield item
+                    except InvalidDataError as exc:
+                        yield exc
+                    return
+                decoder = BundleDecoder(source, limits, compressed=head.startswith(_GZIP_MAGIC))
+                chunk = head
+                try:
+                    while chunk:
+                        for item in decoder.feed(chunk):
+                            yield item
+                        chunk = await stream.read(_CHUNK)
+                    for item in decoder.finish():
+                        yield item
+                except InvalidDataError as exc:
+                    yield exc
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"{source}: no such file", uri=source) from exc
+        except OSError as exc:
+            raise StorageError(f"{source}: cannot read: {exc.strerror or exc}", uri=source) from exc
+
+
+class DirectorySource:
+    """Every bundle (``*.jsonl.gz``, ``*.json.gz``) under a directory, in path order.
+
+    Bundles inside the layout are skipped when their SUT or day partition
+    lies outside the scope; other bundle files are always read.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @property
+    def uri(self) -> str:
+        return str(self.root)
+
+    async def records(self, scope: Scope, limits: Limits) -> AsyncIterator[DecodedItem]:
+        for path in await anyio.to_thread.run_sync(self._list, scope):
+            async for item in FileSource(path).records(scope, limits):
+                yield item
+
+    def _list(self, scope: Scope) -> list[Path]:
+        try:
+            found = [
+                path
+                for path in self.root.rglob("*.gz")
+                if path.name.endswith(_BUNDLE_SUFFIXES) and not path.name.startswith(".") and path.is_file()
+            ]
+        except OSError as exc:
+            raise StorageError(
+                f"{self.root}: cannot list: {exc.strerror or exc}", uri=str(self.root)
+            ) from exc
+        return sorted(path for path in found if _in_scope(path, scope))
+
+
+def _in_scope(path: Path, scope: Scope) -> bool:
+    try:
+        key: BundleKey = parse_bundle_key("/".join(path.parts[-4:]))
+    except InvalidDataError:
+        return True  # not in the layout: nothing to narrow by, read it
+    if scope.sut_name is not None and key.sut_part.casefold() != encode_sut(scope.sut_name).casefold():
+        return False  # casefold: a case-insensitive filesystem may hold "sut=API" for "api"
+    if scope.since is not None and key.day < scope.since.date():
+        return False
+    return scope.until is None or key.day <= scope.until.date()
