@@ -11,14 +11,20 @@ order, so every attempt is stored once.
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pytest_insight.core.fields import (
+    EARLIEST,
+    LATEST,
+    MAX_DURATION_SECONDS,
+    MAX_NAME_LENGTH,
+    Record,
+    name_problem,
+    to_utc,
+)
 from pytest_insight.errors import InvalidDataError
 
 __all__ = [
@@ -36,20 +42,6 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 """Version of the session dict layout written by this release."""
-
-MAX_NAME_LENGTH = 256
-"""Longest SUT name or session id accepted, in characters."""
-
-MAX_DURATION_SECONDS = 366 * 24 * 3600.0
-"""Longest duration accepted; anything above is taken as corrupt input."""
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-"""Earliest timestamp accepted from a file."""
-
-LATEST = datetime(2200, 1, 1, tzinfo=UTC)
-"""Latest timestamp accepted from a file."""
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class TestOutcome(StrEnum):
@@ -81,13 +73,6 @@ class TestOutcome(StrEnum):
                 pass
         known = ", ".join(o.value for o in cls)
         raise InvalidDataError(f"unknown outcome {value!r} (expected one of: {known})")
-
-
-def to_utc(value: datetime) -> datetime:
-    """Return ``value`` as an aware UTC datetime; naive values are taken as UTC."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 @dataclass(slots=True)
@@ -135,13 +120,13 @@ class TestResult:
             InvalidDataError: a field is missing or has the wrong type or value;
                 ``field`` names it, prefixed with ``path``.
         """
-        record = _Record(data, path)
+        record = Record(data, path)
         start = record.time("start_time")
         duration = record.duration("duration")
         stop = record.optional_time("stop_time") or start
         return cls(
             nodeid=record.text("nodeid", limit=None),
-            outcome=record.outcome("outcome"),
+            outcome=_outcome(record, "outcome"),
             start_time=start,
             stop_time=stop,
             duration=duration,
@@ -189,6 +174,11 @@ class TestSession:
     rerun_test_groups: list[RerunTestGroup] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for name in ("sut_name", "session_id"):
+            value = getattr(self, name)
+            problem = name_problem(value) if isinstance(value, str) else "expected a string"
+            if problem:
+                raise InvalidDataError(problem, field=name)
         self.session_start_time = to_utc(self.session_start_time)
         self.session_stop_time = to_utc(self.session_stop_time)
 
@@ -230,7 +220,7 @@ class TestSession:
                 value (``field`` names it), or the schema version is newer
                 than this release reads.
         """
-        record = _Record(data, "")
+        record = Record(data, "")
         version = record.get("schema_version", 0)
         if not isinstance(version, int) or isinstance(version, bool) or version < 0:
             raise InvalidDataError(f"not a schema version: {version!r}", field="schema_version")
@@ -263,10 +253,10 @@ class TestSession:
         )
 
 
-def _rerun_groups(record: _Record, results: list[TestResult]) -> list[RerunTestGroup]:
+def _rerun_groups(record: Record, results: list[TestResult]) -> list[RerunTestGroup]:
     groups: list[RerunTestGroup] = []
     for index, item in enumerate(record.sequence("rerun_test_groups")):
-        group = _Record(item, f"rerun_test_groups[{index}]")
+        group = Record(item, f"rerun_test_groups[{index}]")
         nodeid = group.text("nodeid", limit=None)
         if "tests" in group.data:  # 0.9 kept the attempts inline
             attempts = [
@@ -285,128 +275,16 @@ def _rerun_groups(record: _Record, results: list[TestResult]) -> list[RerunTestG
     return groups
 
 
+def _outcome(record: Record, name: str) -> TestOutcome:
+    try:
+        return TestOutcome.from_str(record.required(name))
+    except InvalidDataError as exc:
+        raise record.fail(name, exc.reason) from None
+
+
 def _outcome_value(outcome: TestOutcome | None) -> str | None:
     return outcome.value if outcome is not None else None
 
 
 def _format_time(value: datetime) -> str:
     return to_utc(value).isoformat()
-
-
-class _Record:
-    """A dict under validation; every accessor names the field it failed on."""
-
-    def __init__(self, data: object, path: str) -> None:
-        if not isinstance(data, Mapping):
-            raise InvalidDataError(f"expected an object, got {_kind(data)}", field=path or None)
-        self.data: Mapping[str, Any] = data
-        self.path = path
-
-    def _field(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def fail(self, name: str, reason: str) -> InvalidDataError:
-        return InvalidDataError(reason, field=self._field(name))
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return self.data.get(name, default)
-
-    def required(self, name: str) -> Any:
-        if name not in self.data or self.data[name] is None:
-            raise self.fail(name, "missing required field")
-        return self.data[name]
-
-    def text(self, name: str, *, default: str | None = None, limit: int | None = None) -> str:
-        if default is not None and self.data.get(name) is None:
-            return default
-        value = self.required(name)
-        if not isinstance(value, str):
-            raise self.fail(name, f"expected a string, got {_kind(value)}")
-        if limit is not None and len(value) > limit:
-            raise self.fail(name, f"longer than {limit} characters")
-        return value
-
-    def name(self, name: str) -> str:
-        value = self.text(name, limit=MAX_NAME_LENGTH)
-        if not value.strip():
-            raise self.fail(name, "must not be empty")
-        if _CONTROL.search(value):
-            raise self.fail(name, "must not contain control characters")
-        return value
-
-    def outcome(self, name: str) -> TestOutcome:
-        try:
-            return TestOutcome.from_str(self.required(name))
-        except InvalidDataError as exc:
-            raise self.fail(name, exc.reason) from None
-
-    def flag(self, name: str, *, default: bool) -> bool:
-        value = self.data.get(name, default)
-        if not isinstance(value, bool):
-            raise self.fail(name, f"expected true or false, got {_kind(value)}")
-        return value
-
-    def optional_time(self, name: str) -> datetime | None:
-        return None if self.data.get(name) is None else self.time(name)
-
-    def time(self, name: str) -> datetime:
-        value = self.required(name)
-        if not isinstance(value, str):
-            raise self.fail(name, f"expected an ISO 8601 timestamp, got {_kind(value)}")
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            raise self.fail(name, f"not an ISO 8601 timestamp: {value[:64]!r}") from None
-        parsed = to_utc(parsed)
-        if not EARLIEST <= parsed <= LATEST:
-            raise self.fail(name, f"date out of range {EARLIEST.year}-{LATEST.year}: {value[:64]!r}")
-        return parsed
-
-    def duration(self, name: str) -> float:
-        value = self.required(name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(name, f"expected a number of seconds, got {_kind(value)}")
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise self.fail(name, f"not a finite number: {value}")
-        if seconds < 0:
-            raise self.fail(name, f"negative duration: {value}")
-        if seconds > MAX_DURATION_SECONDS:
-            raise self.fail(name, f"absurd duration: {value} s")
-        return seconds
-
-    def sequence(self, name: str) -> list[Any]:
-        value = self.data.get(name)
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(name, f"expected a list, got {_kind(value)}")
-        return value
-
-    def mapping(self, name: str) -> dict[str, Any]:
-        value = self.data.get(name)
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(name, f"expected an object, got {_kind(value)}")
-        return dict(value)
-
-    def string_map(self, name: str) -> dict[str, str]:
-        value = self.mapping(name)
-        for key, item in value.items():
-            if not isinstance(item, str):
-                raise self.fail(f"{name}.{key}", f"expected a string, got {_kind(item)}")
-        return value
-
-
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    return {
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "an object",
-    }.get(type(value), type(value).__name__)
