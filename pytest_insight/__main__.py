@@ -1,0 +1,10 @@
+"""``python -m pytest_insight``: the ``insight`` command."""
+
+from __future__ import annotations
+
+from pytest_insight.cli.main import main
+
+__all__: list[str] = []
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""``insight export`` and ``insight import``: move sessions between a store and a file or bucket."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pytest_insight.cli.options import count, open_selected_storage, parse_date
+from pytest_insight.cli.output import Console, plural
+from pytest_insight.core.exchange import MergeStrategy
+
+__all__ = ["add_parsers", "run_export", "run_import"]
+
+_MAX_ERRORS_SHOWN = 20
+
+_EXPORT_EXAMPLES = """\
+examples:
+  insight export team.json                      every session, one JSON file
+  insight export backup.jsonl.gz --days 7       the last week, one gzipped bundle
+  insight export ./bundles --sut api            bundle layout (sut=/date=) in a directory
+  insight export s3://bucket/team --profile ci  publish to a bucket prefix
+"""
+
+_IMPORT_EXAMPLES = """\
+examples:
+  insight import team.json                            add what is new, skip known ids
+  insight import ./bundles --strategy replace_existing
+  insight import s3://bucket/team/v1/sut=api --days 30 --json
+"""
+
+
+def _add_filters(parser: argparse.ArgumentParser, verb: str) -> None:
+    filters = parser.add_argument_group("filters")
+    filters.add_argument("--sut", metavar="NAME", help=f"only {verb} sessions of this SUT")
+    filters.add_argument(
+        "--days", metavar="N", type=count, help=f"only {verb} sessions that started in the last N days"
+    )
+    filters.add_argument(
+        "--since",
+        metavar="DATE",
+        type=parse_date,
+        help=f"only {verb} sessions that started at or after DATE (YYYY-MM-DD or ISO 8601, UTC)",
+    )
+
+
+def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argparse.ArgumentParser]) -> None:
+    """Add the ``export`` and ``import`` sub-commands to ``commands``."""
+    export = commands.add_parser(
+        "export",
+        parents=parents,
+        help="write sessions to a file, a directory of bundles or a bucket prefix",
+        description="Write the store's sessions to DEST. The format follows DEST: .json (one JSON "
+        "document), .jsonl.gz or .json.gz (a gzipped bundle), a directory or file:// URI, or "
+        "s3://bucket/prefix (bundles per SUT and day).",
+        epilog=_EXPORT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("destination", metavar="DEST", help="file, directory, file:// or s3:// URI")
+    _add_filters(export, "export")
+    export.set_defaults(handler=run_export)
+
+    imports = commands.add_parser(
+        "import",
+        parents=parents,
+        help="merge sessions from a file, a directory of bundles or a bucket prefix",
+        description="Merge the sessions found at SOURCE into the store. Exit code 1 when some "
+        "sessions could not be imported (each is named on stderr).",
+        epilog=_IMPORT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    imports.add_argument("source", metavar="SOURCE", help="file, directory, file:// or s3:// URI")
+    imports.add_argument(
+        "--strategy",
+        choices=[strategy.value for strategy in MergeStrategy],
+        default=MergeStrategy.SKIP_EXISTING.value,
+        help="what to do with a session whose id is already stored (default: %(default)s)",
+    )
+    _add_filters(imports, "import")
+    imports.set_defaults(handler=run_import)
+
+
+def run_export(args: argparse.Namespace, console: Console) -> int:
+    """Run ``insight export``; returns the exit code.
+
+    Raises:
+        ConfigurationError: the storage or destination is not valid.
+        StorageError: the store or destination cannot be read or written.
+    """
+    storage = open_selected_storage(args)
+    with console.progress() as progress:
+        exported = storage.export_sessions(
+            args.destination, days=args.days, sut_name=args.sut, since=args.since, progress=progress
+        )
+    console.result(
+        {"exported": exported, "destination": args.destination, "storage": storage.uri},
+        f"Exported {plural(exported, 'session')} from {storage.uri} to {args.destination}",
+    )
+    return 0
+
+
+def run_import(args: argparse.Namespace, console: Console) -> int:
+    """Run ``insight import``; returns 1 when some sessions could not be imported.
+
+    Raises:
+        ConfigurationError: the storage or strategy is not valid.
+        StorageError: the source or the store cannot be read or written.
+        InvalidDataError: the source as a whole is not an export.
+    """
+    storage = open_selected_storage(args)
+    with console.progress() as progress:
+        stats = storage.import_sessions(
+            args.source,
+            args.strategy,
+            sut_name=args.sut,
+            days=args.days,
+            since=args.since,
+            progress=progress,
+        )
+    messages = stats["error_messages"]
+    for message in messages[:_MAX_ERRORS_SHOWN]:
+        console.warn(message)
+    if len(messages) > _MAX_ERRORS_SHOWN:
+        console.warn(f"... and {len(messages) - _MAX_ERRORS_SHOWN} more (see --json)")
+    console.result(
+        dict(stats),
+        f"Imported {plural(stats['imported'], 'session')} "
+        f"(added {stats['added']}, updated {stats['updated']}), "
+        f"skipped {stats['skipped']}, errors {stats['errors']}",
+    )
+    return 1 if stats["errors"] else 0

@@ -1,0 +1,108 @@
+"""Option values shared by the commands: dates, ages, counts, and the storage to use."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime, timedelta
+
+from pytest_insight.core.models import to_utc
+from pytest_insight.core.storage import Storage, get_storage_instance, open_storage
+from pytest_insight.errors import ConfigurationError
+
+__all__ = [
+    "UsageError",
+    "count",
+    "now",
+    "open_selected_storage",
+    "parse_age",
+    "parse_date",
+    "positive_count",
+]
+
+_AGE = re.compile(r"(\d+)\s*([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class UsageError(ConfigurationError):
+    """The command line asks for something that cannot be done as written (exit code 2)."""
+
+
+def parse_date(text: str) -> datetime:
+    """Parse ``YYYY-MM-DD`` or an ISO 8601 time; a time without zone is UTC.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not a date.
+    """
+    try:
+        return to_utc(datetime.fromisoformat(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date: {text!r} (use YYYY-MM-DD or an ISO 8601 time such as 2025-01-31T12:00Z)"
+        ) from None
+
+
+def parse_age(text: str) -> timedelta:
+    """Parse an age such as ``90d``, ``12h``, ``30m``, ``2w`` or ``45s``.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not a positive age with a unit.
+    """
+    match = _AGE.fullmatch(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not an age: {text!r} (use a number and a unit: 90d, 12h, 30m, 2w)")
+    amount, unit = int(match[1]), match[2]
+    if amount == 0:
+        raise argparse.ArgumentTypeError(f"age must be more than zero: {text!r}")
+    try:
+        return timedelta(**{_UNITS[unit]: amount})
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"age too large: {text!r}") from None
+
+
+def count(text: str) -> int:
+    """Parse a whole number >= 0.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not one.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """Parse a whole number >= 1.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not one.
+    """
+    value = count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def now() -> datetime:
+    """The current time in UTC (one place, so every filter agrees on it)."""
+    return datetime.now(UTC)
+
+
+def open_selected_storage(args: argparse.Namespace) -> Storage:
+    """Open the storage named by ``--storage`` or ``--profile``, else the configured one.
+
+    Raises:
+        UsageError: both ``--storage`` and ``--profile`` were given.
+        ConfigurationError: the URI is not supported or the profile is unknown.
+    """
+    uri: str | None = getattr(args, "storage", None)
+    profile: str | None = getattr(args, "profile", None)
+    if uri and profile:
+        raise UsageError("--storage and --profile cannot be used together")
+    if uri:
+        return open_storage(uri)
+    return get_storage_instance(profile)
