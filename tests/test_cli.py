@@ -328,3 +328,21 @@ def test_a_reader_that_stops_early_is_not_an_error(
         stderr = process.stderr.read()
         assert process.wait(timeout=60) == 141
     assert stderr == b""
+
+
+def test_summary_names_failing_slow_and_flaky_tests(insight: Run, store: Path) -> None:
+    result = insight("summary", "--storage", store, "--sut", "api", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["sessions"] == 2
+    assert data["outcomes"] == {"passed": 4, "failed": 2, "skipped": 2, "xfailed": 2, "rerun": 2}
+    assert [entry["nodeid"] for entry in data["failing"]] == ["tests/test_api.py::test_case_1[param-é]"]
+    assert data["failing"][0]["failed_runs"] == 2
+    assert [entry["nodeid"] for entry in data["flaky"]] == ["tests/test_api.py::test_flaky"]
+    assert data["slowest"][0]["nodeid"] == "tests/test_api.py::test_flaky"
+
+    text = insight("summary", "--storage", store, "--top", "1")
+    assert text.returncode == 0, text.stderr
+    assert text.stdout.startswith("3 sessions: ")
+    assert "Failing tests:" in text.stdout
+    assert "Flaky tests:" in text.stdout

@@ -13,7 +13,13 @@ import argparse
 from typing import NoReturn
 
 from pytest_insight import __version__
-from pytest_insight.cli import browse_commands, clear_command, exchange_commands, profile_commands
+from pytest_insight.cli import (
+    browse_commands,
+    clear_command,
+    exchange_commands,
+    profile_commands,
+    summary_command,
+)
 from pytest_insight.cli.options import UsageError
 
 __all__ = ["InsightArgumentParser", "build_parser"]
@@ -90,5 +96,6 @@ def build_parser() -> InsightArgumentParser:
     exchange_commands.add_parsers(commands, parents=[output, storage])
     clear_command.add_parser(commands, parents=[output, storage])
     browse_commands.add_parsers(commands, parents=[output, storage])
+    summary_command.add_parser(commands, parents=[output, storage])
     profile_commands.add_parsers(commands, parents=[output])
     return parser

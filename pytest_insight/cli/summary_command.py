@@ -1,0 +1,93 @@
+"""``insight summary``: the failing, slowest and flaky tests of what a store holds."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import timedelta
+from typing import Any
+
+from pytest_insight.cli.options import count, now, open_selected_storage, parse_date, positive_count
+from pytest_insight.cli.output import Console, format_duration, outcome_summary, plural, render_table
+from pytest_insight.core.summary import TestStats, failing_tests, flaky_tests, outcome_counts, slowest_tests
+from pytest_insight.storage.base import Scope
+
+__all__ = ["add_parser", "run_summary"]
+
+
+def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse.ArgumentParser]) -> None:
+    """Add the ``summary`` sub-command to ``commands``."""
+    summary = commands.add_parser(
+        "summary",
+        parents=parents,
+        help="failing, slowest and flaky tests across sessions",
+        description="Summarise the selected sessions: outcome counts, the tests that failed, "
+        "the slowest tests and the flaky ones (rerun, or both passed and failed).",
+        epilog="example:\n  insight summary --sut api --days 30 --top 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    summary.add_argument("--sut", metavar="NAME", help="only sessions of this SUT")
+    summary.add_argument("--days", metavar="N", type=count, help="only sessions of the last N days")
+    summary.add_argument("--since", metavar="DATE", type=parse_date, help="only sessions since DATE")
+    summary.add_argument("--top", metavar="N", type=positive_count, default=10, help="rows per list (10)")
+    summary.set_defaults(handler=run_summary)
+
+
+def run_summary(args: argparse.Namespace, console: Console) -> int:
+    """Run ``insight summary``; returns the exit code.
+
+    Raises:
+        ConfigurationError: the storage is not valid.
+        StorageError: the store cannot be read.
+    """
+    since = args.since
+    if args.days is not None:
+        recent = now() - timedelta(days=args.days)
+        since = recent if since is None else max(since, recent)
+    sessions = open_selected_storage(args).load_sessions(Scope(sut_name=args.sut, since=since))
+    failing = failing_tests(sessions)[: args.top]
+    slowest = slowest_tests(sessions, args.top)
+    flaky = flaky_tests(sessions)[: args.top]
+    data = {
+        "sessions": len(sessions),
+        "outcomes": {outcome.value: n for outcome, n in outcome_counts(sessions).items()},
+        "failing": [_stats(entry) for entry in failing],
+        "slowest": [_stats(entry) for entry in slowest],
+        "flaky": [_stats(entry) for entry in flaky],
+    }
+
+    def text() -> str:
+        lines = [f"{plural(len(sessions), 'session')}: {outcome_summary(outcome_counts(sessions))}"]
+        for title, entries in (("Failing", failing), ("Slowest", slowest), ("Flaky", flaky)):
+            lines.append(f"\n{title} tests:")
+            lines.append(_table(entries) if entries else "  none")
+        return "\n".join(lines)
+
+    console.result(data, text)
+    return 0
+
+
+def _stats(entry: TestStats) -> dict[str, Any]:
+    return {
+        "nodeid": entry.nodeid,
+        "runs": entry.runs,
+        "passed_runs": entry.passed_runs,
+        "failed_runs": entry.failed_runs,
+        "reruns": entry.reruns,
+        "mean_duration": entry.mean_duration,
+        "max_duration": entry.max_duration,
+    }
+
+
+def _table(entries: list[TestStats]) -> str:
+    rows = [
+        [
+            str(entry.runs),
+            str(entry.failed_runs),
+            str(entry.reruns),
+            format_duration(entry.mean_duration),
+            entry.nodeid,
+        ]
+        for entry in entries
+    ]
+    table = render_table(["RUNS", "FAILED", "RERUNS", "MEAN", "NODE ID"], rows, right=range(4))
+    return "\n".join(f"  {line}" for line in table.splitlines())
