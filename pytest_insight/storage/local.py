@@ -1,0 +1,408 @@
+"""The local JSON store: one file per session in a directory.
+
+Layout under the store's root::
+
+    <root>/.lock                                  flock'd by every writer; never deleted
+    <root>/sessions/<2 hex>/<64 hex>.json         one session: compact JSON + newline
+    <root>/staging/<uuid>/<64 hex>.json           a transaction's new session files
+    <root>/staging/<uuid>/COMMIT                  its commit marker: {"put": [...], "delete": [...]}
+
+A session's file name is the SHA-256 of its id, so no id can name a path
+outside the store (``../``, ``/``, NUL) and ids that differ only in letter
+case never collide on case-insensitive filesystems. Saving one session
+touches only its own file, whatever the store holds.
+
+Writes: a transaction holds ``.lock`` from its first lookup to its commit.
+It stages each new file in its own staging directory (fsync'd), then commits
+by writing the ``COMMIT`` marker atomically (temporary file, fsync,
+``os.replace``), then rolls forward: moves every staged file into place with
+``os.replace``, unlinks the deleted files and removes its staging directory.
+The marker is the commit point: a writer killed before it leaves a staging
+directory without a marker, which the next writer discards; a writer killed
+after it leaves one with a marker, which the next writer rolls forward (every
+step is idempotent). So a batch is stored entirely or not at all. A
+transaction that only writes one session skips the marker: its one rename is
+atomic by itself.
+
+Reads take no lock: every session file appears and changes by ``os.replace``,
+so a reader sees a whole file or none (a reader racing a commit may see part
+of that batch). Anything in ``sessions/`` that is not named like a session
+file is ignored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from pytest_insight.core.models import TestSession
+from pytest_insight.errors import (
+    ConfigurationError,
+    CorruptStoreError,
+    InsightError,
+    InvalidDataError,
+    SessionExistsError,
+    StorageError,
+)
+from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
+
+__all__ = ["LocalBackend", "session_file_name"]
+
+T = TypeVar("T")
+
+_CHUNK = 256  # files per worker-thread hop
+_WRITERS = 8  # worker threads writing (and fsyncing) staged files at once
+_MARKER = "COMMIT"
+_HEX = frozenset("0123456789abcdef")
+
+
+def session_file_name(session_id: str) -> str:
+    """Return the file name a session id is stored under: ``<sha256 hex>.json``."""
+    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest() + ".json"
+
+
+def _is_session_file(name: str) -> bool:
+    return len(name) == 69 and name.endswith(".json") and _HEX.issuperset(name[:64])
+
+
+def _encode(session: TestSession) -> bytes:
+    return (json.dumps(session.to_dict(), separators=(",", ":")) + "\n").encode("ascii")
+
+
+def _decode(path: Path, data: bytes) -> TestSession:
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise CorruptStoreError(str(path), exc.lineno, f"{exc.msg} (column {exc.colno})") from exc
+    except UnicodeDecodeError as exc:
+        raise CorruptStoreError(str(path), None, f"not UTF-8 text: {exc.reason}") from exc
+    try:
+        session = TestSession.from_dict(raw)
+    except InvalidDataError as exc:
+        reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+        raise CorruptStoreError(str(path), 1, reason) from exc
+    if session_file_name(session.session_id) != path.name:
+        raise CorruptStoreError(
+            str(path), 1, "session_id: does not match the file name (file moved by hand?)"
+        )
+    return session
+
+
+def _fsync_dir(path: Path, durable: bool = True) -> None:
+    if not durable:
+        return
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_file(path: Path, data: bytes, durable: bool) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class LocalBackend:
+    """Sessions as JSON files under ``root`` (see the module docstring for the layout).
+
+    Args:
+        root: the store's directory; created on the first write.
+        lock_timeout: seconds a transaction waits for the store's lock.
+        durable: fsync files and directories so that commits survive a power
+            loss too. Without it a commit still survives the writer's own
+            crash (SIGKILL) intact; turn it off only for scratch stores and
+            benchmarks that fill a store fast.
+
+    Raises:
+        ConfigurationError: ``root`` is a file (for example a pytest-insight
+            0.9 storage file), not a store directory.
+    """
+
+    def __init__(
+        self, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, durable: bool = True
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.lock_timeout = lock_timeout
+        self.durable = durable
+        self.sessions_dir = self.root / "sessions"
+        self.staging_dir = self.root / "staging"
+        self.lock_path = self.root / ".lock"
+        self._check_root()
+
+    def _check_root(self) -> None:
+        if not self.root.is_file():
+            return
+        with self.root.open("rb") as file:
+            start = file.read(512).lstrip()
+        if start[:1] in (b"{", b"["):  # 0.9 kept {"sessions": [...]} or a bare list in one file
+            raise ConfigurationError(
+                f"{self.root} is a pytest-insight 0.9 storage file; "
+                f"import it with `insight import {self.root}`"
+            )
+        raise ConfigurationError(f"{self.root} is a file, not a pytest-insight store directory")
+
+    @property
+    def uri(self) -> str:
+        return f"file://{self.root}"
+
+    def path_for(self, session_id: str) -> Path:
+        """Return where the session with this id is (or would be) stored."""
+        return self._stored(session_file_name(session_id))
+
+    def _stored(self, name: str) -> Path:
+        return self.sessions_dir / name[:2] / name
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking filesystem work in a worker thread, translating OS errors."""
+        try:
+            return await anyio.to_thread.run_sync(function, *args)
+        except InsightError:
+            raise
+        except OSError as exc:
+            where = exc.filename if exc.filename is not None else self.root
+            raise StorageError(f"{where}: {exc.strerror or exc}", uri=self.uri) from exc
+
+    # -- reading ---------------------------------------------------------------
+
+    def _list_files(self) -> list[Path]:
+        self._check_root()
+        try:
+            shards = sorted(entry.path for entry in os.scandir(self.sessions_dir) if entry.is_dir())
+        except FileNotFoundError:
+            return []
+        files: list[Path] = []
+        for shard in shards:
+            with os.scandir(shard) as entries:
+                files.extend(Path(entry.path) for entry in entries if _is_session_file(entry.name))
+        return files
+
+    @staticmethod
+    def _read_files(paths: Iterable[Path]) -> list[TestSession]:
+        sessions = []
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # deleted by a writer since it was listed
+                continue
+            sessions.append(_decode(path, data))
+        return sessions
+
+    async def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
+        paths = await self._run(self._list_files)
+        for chunk in _chunks(paths):
+            for session in await self._run(self._read_files, chunk):
+                if scope.admits(session):
+                    yield session
+
+    async def get(self, session_id: str) -> TestSession | None:
+        found = await self._run(self._read_files, [self.path_for(session_id)])
+        return found[0] if found else None
+
+    # -- writing ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_LocalTransaction]:
+        lock = FileLock(self.lock_path, timeout=self.lock_timeout)
+        await self._run(self._lock_and_recover, lock)
+        try:
+            transaction = _LocalTransaction(self)
+            try:
+                yield transaction
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await self._run(transaction.discard)
+                raise
+            with anyio.CancelScope(shield=True):
+                await self._run(transaction.commit)
+        finally:
+            lock.release()
+
+    def _lock_and_recover(self, lock: FileLock) -> None:
+        self._check_root()
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+        try:
+            self.recover()
+        except BaseException:
+            lock.release()
+            raise
+
+    def recover(self) -> None:
+        """Finish what killed writers left: roll committed staging directories forward, drop the rest.
+
+        Call only while holding the store's lock.
+
+        Raises:
+            CorruptStoreError: a commit marker cannot be parsed.
+        """
+        try:
+            leftovers = sorted(entry.path for entry in os.scandir(self.staging_dir))
+        except FileNotFoundError:
+            return
+        for leftover in map(Path, leftovers):
+            if (leftover / _MARKER).is_file():
+                self._roll_forward(leftover, *self._read_marker(leftover))
+            elif leftover.is_dir():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
+
+    def _read_marker(self, staging: Path) -> tuple[list[str], list[str]]:
+        marker = staging / _MARKER
+        data = marker.read_bytes()
+        try:
+            plan = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CorruptStoreError(
+                str(marker), getattr(exc, "lineno", None), "unreadable commit marker"
+            ) from exc
+        if not isinstance(plan, dict) or not all(
+            isinstance(plan.get(key), list)
+            and all(isinstance(n, str) and _is_session_file(n) for n in plan[key])
+            for key in ("put", "delete")
+        ):
+            raise CorruptStoreError(str(marker), 1, "commit marker is not {put: [...], delete: [...]}")
+        return plan["put"], plan["delete"]
+
+    def _roll_forward(self, staging: Path, puts: Iterable[str], deletes: Iterable[str]) -> None:
+        touched: set[Path] = set()
+        for name in deletes:
+            target = self._stored(name)
+            target.unlink(missing_ok=True)
+            touched.add(target.parent)
+        new_shards = False
+        for name in puts:
+            staged = staging / name
+            shard = self.sessions_dir / name[:2]
+            if not shard.is_dir():
+                shard.mkdir(parents=True, exist_ok=True)
+                new_shards = True
+            if staged.exists():  # else it was moved by an earlier, interrupted roll-forward
+                staged.replace(shard / name)
+            touched.add(shard)
+        # The renames must be durable before the marker that replays them goes.
+        for shard in touched:
+            if shard.is_dir():
+                _fsync_dir(shard, self.durable)
+        if new_shards:
+            _fsync_dir(self.sessions_dir, self.durable)
+        (staging / _MARKER).unlink(missing_ok=True)
+        shutil.rmtree(staging)
+
+
+class _LocalTransaction:
+    """Stages puts as files in a private staging directory; commits through its marker."""
+
+    def __init__(self, backend: LocalBackend) -> None:
+        self._backend = backend
+        self._staging = backend.staging_dir / uuid.uuid4().hex
+        self._puts: set[str] = set()
+        self._deletes: set[str] = set()
+        self._committing = False
+
+    async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
+        backend = self._backend
+        found: dict[str, TestSession] = {}
+        for chunk in _chunks(list(dict.fromkeys(session_ids))):
+            paths = [backend.path_for(sid) for sid in chunk]
+            for session in await backend._run(backend._read_files, paths):
+                found[session.session_id] = session
+        return found
+
+    def _check_absent(self, names: Sequence[str], ids: Sequence[str]) -> None:
+        for name, sid in zip(names, ids, strict=True):
+            if name in self._puts:
+                raise SessionExistsError(sid)
+            if name not in self._deletes and self._backend._stored(name).exists():
+                raise SessionExistsError(sid)
+
+    def _stage(self, batch: Sequence[tuple[str, bytes]]) -> None:
+        self._staging.mkdir(parents=True, exist_ok=True)
+        for name, data in batch:
+            _write_file(self._staging / name, data, self._backend.durable)
+
+    async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
+        batch: dict[str, bytes] = {}
+        ids: dict[str, str] = {}
+        for session in sessions:
+            name = session_file_name(session.session_id)
+            if not replace and name in batch:
+                raise SessionExistsError(session.session_id)
+            batch[name] = _encode(session)
+            ids[name] = session.session_id
+        names = list(batch)
+        backend = self._backend
+        if not replace:
+            for chunk in _chunks(names):
+                await backend._run(self._check_absent, chunk, [ids[name] for name in chunk])
+        limiter = anyio.CapacityLimiter(_WRITERS)
+
+        async def stage(chunk: Sequence[str]) -> None:
+            async with limiter:
+                await backend._run(self._stage, [(name, batch[name]) for name in chunk])
+
+        async with anyio.create_task_group() as group:
+            for chunk in _chunks(names, 64):
+                group.start_soon(stage, chunk)
+        self._puts.update(names)
+
+    async def delete(self, session_ids: Collection[str] | None = None) -> int:
+        backend = self._backend
+        if session_ids is None:
+            stored = {path.name for path in await backend._run(backend._list_files)}
+            self._deletes |= stored
+            return len(stored)
+        names = list(dict.fromkeys(session_file_name(sid) for sid in session_ids))
+        present = await backend._run(self._present, names)
+        self._deletes.update(present)
+        return len(present)
+
+    def _present(self, names: Sequence[str]) -> list[str]:
+        return [name for name in names if self._backend._stored(name).exists()]
+
+    def commit(self) -> None:
+        """Write the marker (the commit point), then roll forward. Runs in a worker thread."""
+        puts, deletes = sorted(self._puts), sorted(self._deletes - self._puts)  # a put replaces anyway
+        if not puts and not deletes:
+            self.discard()
+            return
+        durable = self._backend.durable
+        if len(puts) > 1 or deletes:  # a single rename is atomic by itself and needs no marker
+            self._staging.mkdir(parents=True, exist_ok=True)
+            _fsync_dir(self._staging.parent, durable)
+            _fsync_dir(self._staging, durable)
+            pending = self._staging / (_MARKER + ".tmp")
+            _write_file(pending, json.dumps({"put": puts, "delete": deletes}).encode("ascii"), durable)
+            pending.replace(self._staging / _MARKER)
+            self._committing = True
+            _fsync_dir(self._staging, durable)
+        self._backend._roll_forward(self._staging, puts, deletes)
+
+    def discard(self) -> None:
+        """Drop the staged files, unless the commit point was passed (then recovery finishes it)."""
+        if not self._committing and self._staging.exists():
+            shutil.rmtree(self._staging)

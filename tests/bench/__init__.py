@@ -1,0 +1,1 @@
+"""Benchmarks: scripts run with ``python -m tests.bench.<name>``, not collected as tests."""
