@@ -1,0 +1,69 @@
+"""Decode a downloaded bundle and check its content against its bundle id.
+
+The bundle format is :mod:`pytest_insight.core.bundle`; this adds the one
+thing a download needs on top: the SHA-256 of the decompressed content must
+start with the bundle id the object was stored under, so an object that was
+replaced, truncated or mislabelled is reported instead of imported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+
+from pytest_insight.core.bundle import BundleDecoder, Limits
+from pytest_insight.core.models import TestSession
+from pytest_insight.errors import InvalidDataError
+
+__all__ = ["decode_verified"]
+
+_STEP = 1 << 20  # most bytes inflated per call: a gzip bomb never allocates more at once
+
+
+def decode_verified(
+    data: bytes, source: str, bundle_id: str, limits: Limits
+) -> tuple[list[TestSession], list[InvalidDataError]]:
+    """Decode gzipped bundle bytes, verifying the content hash against ``bundle_id``.
+
+    Returns:
+        The valid sessions, and one error per bad line; or, after a
+        source-wide error (corrupt gzip, a size limit, a hash mismatch), no
+        sessions and that one error, since nothing in the object can be trusted.
+    """
+    digest = hashlib.sha256()
+    decoder = BundleDecoder(source, limits, compressed=False)
+    sessions: list[TestSession] = []
+    errors: list[InvalidDataError] = []
+    try:
+        if not data:
+            raise InvalidDataError("empty object", source=source)
+        inflate = zlib.decompressobj(wbits=31)
+        pending = data
+        while True:
+            try:
+                piece = inflate.decompress(pending, _STEP)
+            except zlib.error as exc:
+                raise InvalidDataError(f"corrupt gzip data: {exc}", source=source) from None
+            pending = inflate.unconsumed_tail
+            digest.update(piece)
+            for item in decoder.feed(piece):
+                (errors if isinstance(item, InvalidDataError) else sessions).append(item)  # type: ignore[arg-type]
+            if inflate.eof:
+                if not inflate.unused_data:
+                    break
+                pending = inflate.unused_data  # concatenated gzip members are one stream
+                inflate = zlib.decompressobj(wbits=31)
+            elif not pending and len(piece) < _STEP:
+                break  # input used up and nothing left inside zlib
+        if not inflate.eof:
+            raise InvalidDataError("truncated gzip stream", source=source)
+        for item in decoder.finish():
+            (errors if isinstance(item, InvalidDataError) else sessions).append(item)  # type: ignore[arg-type]
+        if not digest.hexdigest().startswith(bundle_id.lower()):
+            raise InvalidDataError(
+                f"content does not match bundle id {bundle_id} (sha256 {digest.hexdigest()[:32]})",
+                source=source,
+            )
+    except InvalidDataError as exc:
+        return [], [exc]
+    return sessions, errors

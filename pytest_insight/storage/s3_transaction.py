@@ -1,0 +1,232 @@
+"""Transactions on the S3 backend: staged puts and deletes, committed as bundle writes.
+
+S3 has no multi-object transaction, so a commit is a sequence of safe
+steps, in this order:
+
+1. bundles that lose sessions are rewritten in place, conditional on the ETag
+   they had when read (``If-Match``); when another writer changed one in the
+   meantime it is read again and the removal redone, so nobody's change is
+   lost. A bundle left empty is deleted.
+2. ``delete(None)`` deletes exactly the bundles it read (never one written
+   after), in ``DeleteObjects`` batches of at most 1000 keys.
+3. new sessions are uploaded, one bundle per SUT and UTC day, with
+   ``If-None-Match: *``; a 412 means the same content-derived key is already
+   there, which is the same bundle.
+
+A failure part way leaves the earlier steps done. Ids are unique per
+partition: ``put`` reads the (SUT, day) partitions it writes to and refuses
+an id stored there; ``lookup`` and ``delete`` read the whole store once per
+transaction. A bundle that cannot be decoded is never rewritten
+(:class:`CorruptStoreError`), only deleted by ``delete(None)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import aclosing, asynccontextmanager
+from datetime import UTC, date, datetime, time
+from functools import partial
+from typing import TYPE_CHECKING
+
+import anyio
+
+from pytest_insight.core.bundle import encode_bundle, encode_session
+from pytest_insight.core.models import TestSession
+from pytest_insight.errors import CorruptStoreError, NotFoundError, SessionExistsError, StorageError
+from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.s3_errors import from_code
+
+if TYPE_CHECKING:
+    from pytest_insight.storage.s3 import S3Backend, StoredBundle
+
+__all__ = ["S3Transaction", "delete_in_batches", "open_transaction"]
+
+_REWRITE_ATTEMPTS = 5
+
+
+async def delete_in_batches(backend: S3Backend, keys: Sequence[str]) -> None:
+    """Delete ``keys`` with ``DeleteObjects`` requests of at most 1000 keys, ``concurrency`` at a time.
+
+    Raises:
+        AccessDeniedError: the server refused to delete a key (named in the message).
+        StorageError: a request failed.
+    """
+    from pytest_insight.storage.s3 import DELETE_BATCH, run_concurrently
+
+    limiter = anyio.CapacityLimiter(backend.concurrency)
+    ordered = sorted(set(keys))
+
+    async def delete(batch: list[str]) -> None:
+        request = {"Objects": [{"Key": key} for key in batch], "Quiet": True}
+        response = await backend.call(
+            "s3:DeleteObject",
+            batch[0],
+            lambda: backend.client.delete_objects(Bucket=backend.bucket, Delete=request),
+            limiter,
+        )
+        refused = [item for item in (response or {}).get("Errors", []) if item.get("Code") != "NoSuchKey"]
+        if refused:
+            first = refused[0]
+            error = from_code(
+                str(first.get("Code", "")),
+                f"{first.get('Message', '')} ({len(refused)} of {len(batch)} keys refused)",
+                action="s3:DeleteObject",
+                bucket=backend.bucket,
+                key=str(first.get("Key", "")),
+            )
+            raise error
+
+    batches = [ordered[start : start + DELETE_BATCH] for start in range(0, len(ordered), DELETE_BATCH)]
+    await run_concurrently([partial(delete, batch) for batch in batches])
+
+
+@asynccontextmanager
+async def open_transaction(backend: S3Backend) -> AsyncIterator[S3Transaction]:
+    """Open a transaction on ``backend``; it commits when the block exits without an exception."""
+    transaction = S3Transaction(backend)
+    yield transaction
+    await transaction.commit()
+
+
+def _day_scope(sut_name: str, day: date) -> Scope:
+    return Scope(
+        sut_name=sut_name,
+        since=datetime.combine(day, time.min, UTC),
+        until=datetime.combine(day, time.max, UTC),
+    )
+
+
+class S3Transaction:
+    """Staged changes to one S3 backend (see the module docstring for the commit order)."""
+
+    def __init__(self, backend: S3Backend) -> None:
+        self._backend = backend
+        self._bundles: dict[str, StoredBundle] = {}
+        self._where: dict[str, list[str]] = {}
+        self._broken: set[str] = set()
+        self._partitions: set[tuple[str, date]] = set()
+        self._everything = False
+        self._puts: dict[str, TestSession] = {}
+        self._replaced: set[str] = set()
+        self._deletes: set[str] = set()
+        self._delete_all = False
+
+    async def _load(self, scope: Scope) -> None:
+        backend = self._backend
+        async with aclosing(backend.read_bundles(backend.list_keys(scope))) as bundles:
+            async for stored in bundles:
+                if stored.key in self._bundles or stored.key in self._broken:
+                    continue
+                if stored.failure is not None:
+                    raise stored.failure
+                if stored.errors:
+                    self._broken.add(stored.key)
+                self._bundles[stored.key] = stored
+                for session in stored.sessions:
+                    self._where.setdefault(session.session_id, []).append(stored.key)
+
+    async def _load_everything(self) -> None:
+        if not self._everything:
+            await self._load(EVERYTHING)
+            self._everything = True
+
+    async def _load_partitions(self, sessions: Sequence[TestSession]) -> None:
+        if self._everything:
+            return
+        for key in sorted({(s.sut_name, s.session_start_time.date()) for s in sessions} - self._partitions):
+            await self._load(_day_scope(*key))
+            self._partitions.add(key)
+
+    def _stored(self, session_id: str) -> TestSession | None:
+        for key in self._where.get(session_id, []):
+            for session in self._bundles[key].sessions:
+                if session.session_id == session_id:
+                    return session
+        return None
+
+    async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
+        await self._load_everything()
+        found = {sid: self._stored(sid) for sid in session_ids}
+        return {sid: session for sid, session in found.items() if session is not None}
+
+    async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
+        batch = list(sessions)
+        if not replace:
+            seen: set[str] = set()
+            for session in batch:
+                if session.session_id in seen or session.session_id in self._puts:
+                    raise SessionExistsError(session.session_id)
+                seen.add(session.session_id)
+        await self._load_partitions(batch)
+        for session in batch:
+            sid = session.session_id
+            stored = sid in self._where and not self._delete_all and sid not in self._deletes
+            if stored and not replace:
+                raise SessionExistsError(sid)
+            if stored:
+                self._replaced.add(sid)
+        self._puts.update((session.session_id, session) for session in batch)
+
+    async def delete(self, session_ids: Collection[str] | None = None) -> int:
+        await self._load_everything()
+        if session_ids is None:
+            self._delete_all = True
+            self._deletes = set(self._where)
+            return len(self._where)
+        present = {sid for sid in session_ids if sid in self._where} - self._deletes
+        broken = sorted(key for sid in present for key in self._where[sid] if key in self._broken)
+        if broken:
+            raise CorruptStoreError(
+                self._backend.object_uri(broken[0]), None, "cannot rewrite a corrupt bundle"
+            )
+        self._deletes |= present
+        return len(present)
+
+    async def commit(self) -> None:
+        """Apply the staged changes.
+
+        Raises:
+            StorageError: a request failed; the steps before it stay applied.
+        """
+        from pytest_insight.storage.s3 import run_concurrently
+
+        if self._delete_all:
+            await delete_in_batches(self._backend, sorted(self._bundles))
+        else:
+            removing = self._deletes | self._replaced
+            affected: dict[str, set[str]] = {}
+            for sid in removing:
+                for key in self._where.get(sid, []):
+                    affected.setdefault(key, set()).add(sid)
+            emptied: list[str] = []
+            jobs = [partial(self._rewrite, key, ids, emptied) for key, ids in sorted(affected.items())]
+            await run_concurrently(jobs)
+            await delete_in_batches(self._backend, emptied)
+        if self._puts:
+            await self._backend.write([encode_session(session) for session in self._puts.values()])
+
+    async def _rewrite(self, key: str, removed: set[str], emptied: list[str]) -> None:
+        stored = self._bundles[key]
+        backend = self._backend
+        for _attempt in range(_REWRITE_ATTEMPTS):
+            remaining = [s for s in stored.sessions if s.session_id not in removed]
+            if not remaining:
+                emptied.append(key)
+                return
+            if len(remaining) == len(stored.sessions):
+                return  # another writer already removed them
+            if await backend.put_bundle(key, encode_bundle(remaining), if_match=stored.etag):
+                return
+            stored = await backend.read_bundle(
+                key
+            )  # changed since read: redo the removal on what is there now
+            if isinstance(stored.failure, NotFoundError):
+                return  # deleted meanwhile: nothing left to remove
+            if stored.failure is not None:
+                raise stored.failure
+            if stored.errors:
+                raise CorruptStoreError(backend.object_uri(key), None, "cannot rewrite a corrupt bundle")
+        raise StorageError(
+            f"{backend.object_uri(key)}: kept changing while being rewritten ({_REWRITE_ATTEMPTS} attempts)",
+            uri=backend.object_uri(key),
+        )

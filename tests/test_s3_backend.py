@@ -1,0 +1,330 @@
+"""The S3 backend against moto (in process) and SeaweedFS (a real server)."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from pytest_insight.core.bundle import Limits, encode_bundle, encode_session
+from pytest_insight.core.layout import bundle_key
+from pytest_insight.core.models import TestSession
+from pytest_insight.core.storage import S3Storage, run_sync
+from pytest_insight.errors import (
+    AccessDeniedError,
+    ConfigurationError,
+    CorruptStoreError,
+    EndpointError,
+    InvalidDataError,
+    NotFoundError,
+)
+from pytest_insight.storage.base import Scope
+from pytest_insight.storage.s3 import DEFAULT_CONCURRENCY, S3Backend
+from tests.conftest import BASE_TIME, MakeSession
+from tests.s3servers import S3Target
+
+SEAWEED = pytest.param("seaweedfs", marks=[pytest.mark.seaweedfs, pytest.mark.xdist_group("seaweedfs")])
+
+
+@pytest.fixture(params=["moto", SEAWEED])
+def s3(request: pytest.FixtureRequest) -> S3Target:
+    """A fresh bucket on moto in process, then on SeaweedFS."""
+    target: S3Target = request.getfixturevalue("mock_s3" if request.param == "moto" else "seaweedfs_s3")
+    return target
+
+
+class Calls:
+    """The parameters of every request of some operations, seen through botocore's event hooks."""
+
+    def __init__(self, client: Any, *operations: str) -> None:
+        self.seen: dict[str, list[dict[str, Any]]] = {name: [] for name in operations}
+        for name in operations:
+            client.meta.events.register(f"before-parameter-build.s3.{name}", self._record(name))
+
+    def _record(self, name: str) -> Any:
+        def record(params: dict[str, Any], **_: Any) -> None:
+            self.seen[name].append(dict(params))
+
+        return record
+
+
+def storage_on(s3: S3Target, prefix: str = "team") -> S3Storage:
+    return S3Storage(s3.bucket, prefix, client=s3.client)
+
+
+def spread(
+    make_session: MakeSession, suts: tuple[str, ...] = ("api", "web", "db"), days: int = 4
+) -> list[TestSession]:
+    return [
+        make_session(sut_name=sut, start=BASE_TIME + timedelta(days=day, minutes=index))
+        for day in range(days)
+        for index, sut in enumerate(suts)
+    ]
+
+
+def test_round_trip_writes_the_layout_with_metadata_and_checksum(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = storage_on(s3)
+    sessions = spread(make_session, suts=("api", "web/../x"), days=2)
+    storage.save_sessions(sessions)
+    assert storage.load_sessions() == sorted(sessions, key=lambda s: s.session_start_time)
+    keys = s3.keys()
+    assert len(keys) == 4  # one bundle per SUT and day
+    assert all(
+        key.startswith(("team/v1/sut=api/date=2024-05-0", "team/v1/sut=web%2F..%2Fx/date=")) for key in keys
+    )
+    head = s3.client.head_object(Bucket=s3.bucket, Key=keys[0], ChecksumMode="ENABLED")
+    assert head["Metadata"]["schema-version"] == "1"
+    assert head["Metadata"]["session-count"] == "1"
+    assert head["Metadata"]["producer"].startswith("pytest-insight/")
+    assert head.get("ChecksumCRC32")
+    assert storage.get_session_by_id(sessions[1].session_id) == sessions[1]
+    assert storage.get_session_by_id("nope") is None
+
+
+def test_scope_narrows_listing_to_the_sut_prefix_and_days(s3: S3Target, make_session: MakeSession) -> None:
+    storage = storage_on(s3)
+    sessions = spread(make_session)
+    storage.save_sessions(sessions)
+    calls = Calls(s3.client, "ListObjectsV2", "GetObject")
+    since = BASE_TIME + timedelta(days=2)
+    found = storage.load_sessions(Scope(sut_name="web", since=since))
+    assert found == [s for s in sessions if s.sut_name == "web" and s.session_start_time >= since]
+    lists = calls.seen["ListObjectsV2"]
+    assert lists
+    assert all(call["Prefix"] == "team/v1/sut=web/" for call in lists)
+    assert lists[0]["StartAfter"] == "team/v1/sut=web/date=2024-05-02/~"  # just past the day before
+    assert len(calls.seen["GetObject"]) == 2  # only the two wanted days are downloaded
+
+
+def test_date_scope_over_every_sut_lists_each_sut_from_its_first_day(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = storage_on(s3)
+    sessions = spread(make_session)
+    storage.save_sessions(sessions)
+    calls = Calls(s3.client, "ListObjectsV2", "GetObject")
+    day = BASE_TIME + timedelta(days=1)
+    found = storage.load_sessions(Scope(since=day, until=day + timedelta(hours=12)))
+    assert {s.session_id for s in found} == {
+        s.session_id for s in sessions if day <= s.session_start_time < day + timedelta(hours=12)
+    }
+    assert len(calls.seen["GetObject"]) == 3
+    assert calls.seen["ListObjectsV2"][0].get("Delimiter") == "/"
+
+
+def test_a_prefix_inside_the_layout_reads_only_that_part(s3: S3Target, make_session: MakeSession) -> None:
+    sessions = spread(make_session)
+    storage_on(s3).save_sessions(sessions)
+    narrow = S3Storage(s3.bucket, "team/v1/sut=db/date=2024-05-02", client=s3.client)
+    assert narrow.load_sessions() == [
+        s for s in sessions if s.sut_name == "db" and s.session_start_time.date().isoformat() == "2024-05-02"
+    ]
+
+
+def test_a_second_agent_never_overwrites_an_existing_bundle(s3: S3Target, make_session: MakeSession) -> None:
+    session = make_session()
+    bundle = encode_bundle([session])
+    key = bundle_key(session.sut_name, session.session_start_time.date(), bundle.bundle_id, "team")
+    s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"first agent's object")
+    calls = Calls(s3.client, "PutObject")
+    storage_on(s3).save_session(session)  # 412 on the same content-derived key: left alone
+    assert calls.seen["PutObject"][0]["IfNoneMatch"] == "*"
+    assert s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() == b"first agent's object"
+
+
+def test_exporting_twice_uploads_nothing_new(s3: S3Target, make_session: MakeSession) -> None:
+    backend = S3Backend(s3.bucket, "x", client=s3.client)
+    encoded = [encode_session(s) for s in spread(make_session, days=2)]
+    assert run_sync(backend.write, encoded) == 6
+    listed = s3.keys()
+    before = [s3.client.head_object(Bucket=s3.bucket, Key=key)["ETag"] for key in listed]
+    assert run_sync(backend.write, encoded) == 6
+    assert s3.keys() == listed
+    assert [s3.client.head_object(Bucket=s3.bucket, Key=key)["ETag"] for key in listed] == before
+
+
+def test_deleting_some_sessions_rewrites_their_bundle_conditionally(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = storage_on(s3)
+    sessions = [make_session() for _ in range(3)]  # same SUT and day: one bundle
+    storage.save_sessions(sessions)
+    (key,) = s3.keys()
+    etag = s3.client.head_object(Bucket=s3.bucket, Key=key)["ETag"]
+    calls = Calls(s3.client, "PutObject")
+    assert storage.clear_sessions([sessions[1]]) == 1
+    assert calls.seen["PutObject"][0]["IfMatch"] == etag
+    assert s3.keys() == [key]
+    assert storage.load_sessions() == [sessions[0], sessions[2]]  # the rewritten bundle verifies
+    assert storage.clear_sessions([sessions[0], sessions[2]]) == 2
+    assert s3.keys() == []  # an emptied bundle is deleted
+
+
+def test_a_rewrite_racing_another_writer_loses_neither_change(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = storage_on(s3)
+    sessions = [make_session() for _ in range(3)]
+    storage.save_sessions(sessions)
+
+    async def race() -> None:
+        async with storage.backend.transaction() as transaction:
+            assert await transaction.delete([sessions[0].session_id]) == 1
+            await storage.clear_sessions_async([sessions[1]])  # commits first: the ETag changes
+
+    run_sync(race)
+    assert storage.load_sessions() == [sessions[2]]
+
+
+def test_saving_a_stored_id_is_refused(s3: S3Target, make_session: MakeSession) -> None:
+    from pytest_insight.errors import SessionExistsError
+
+    storage = storage_on(s3)
+    session = make_session()
+    storage.save_session(session)
+    with pytest.raises(SessionExistsError, match=session.session_id):
+        storage.save_session(session)
+
+
+def test_clear_everything_deletes_in_batches_of_at_most_1000(s3: S3Target) -> None:
+    backend = S3Backend(s3.bucket, "team", client=s3.client)
+    for index in range(3):
+        s3.client.put_object(Bucket=s3.bucket, Key=f"team/other-{index}", Body=b"x")
+    calls = Calls(s3.client, "DeleteObjects")
+    keys = [f"team/v1/sut=a/date=2024-05-01/{index:032x}.jsonl.gz" for index in range(2300)]
+    run_sync(backend.delete_keys, keys)  # SeaweedFS, like S3, refuses more than 1000 keys a request
+    sizes = sorted(len(call["Delete"]["Objects"]) for call in calls.seen["DeleteObjects"])
+    assert sizes == [300, 1000, 1000]
+
+
+def test_clear_all_removes_every_bundle(s3: S3Target, make_session: MakeSession) -> None:
+    storage = storage_on(s3)
+    storage.save_sessions(spread(make_session, days=2))
+    s3.client.put_object(Bucket=s3.bucket, Key="unrelated", Body=b"kept")
+    assert storage.clear_sessions() == 6
+    assert s3.keys() == ["unrelated"]
+
+
+def test_a_corrupt_object_is_named(s3: S3Target, make_session: MakeSession) -> None:
+    storage = storage_on(s3)
+    storage.save_session(make_session())
+    key = "team/v1/sut=api/date=2024-05-01/" + "0" * 32 + ".jsonl.gz"
+    s3.client.put_object(Bucket=s3.bucket, Key=key, Body=gzip.compress(b'{"not": "a session"}\n'))
+    with pytest.raises(CorruptStoreError, match=key):
+        storage.load_sessions()
+    records = run_sync(collect_records, storage.backend)
+    errors = [item for item in records if isinstance(item, InvalidDataError)]
+    assert len(records) == 2
+    assert len(errors) == 1
+    assert key in str(errors[0])
+
+
+async def collect_records(backend: Any) -> list[Any]:
+    return [item async for item in backend.records(Scope(), Limits())]
+
+
+def test_content_not_matching_its_bundle_id_is_refused(mock_s3: S3Target, make_session: MakeSession) -> None:
+    session = make_session()
+    key = "team/v1/sut=checkout-api/date=2024-05-01/" + "a" * 32 + ".jsonl.gz"
+    mock_s3.client.put_object(Bucket=mock_s3.bucket, Key=key, Body=encode_bundle([session]).data)
+    with pytest.raises(CorruptStoreError, match="does not match bundle id"):
+        storage_on(mock_s3).load_sessions()
+
+
+def test_a_missing_bucket_is_not_found(mock_s3: S3Target) -> None:
+    storage = S3Storage("no-such-bucket-here", client=mock_s3.client)
+    with pytest.raises(NotFoundError, match=r"s3://no-such-bucket-here: no such bucket"):
+        storage.load_sessions()
+
+
+def test_access_denied_names_the_action_and_key(aws_env: dict[str, str], make_session: MakeSession) -> None:
+    from moto import mock_aws
+    from moto.core import set_initial_no_auth_action_count
+
+    @set_initial_no_auth_action_count(3)  # the IAM user, its key and the bucket; then access control is on
+    def scenario() -> tuple[AccessDeniedError, AccessDeniedError]:
+        with mock_aws():
+            iam = boto3.client("iam")
+            iam.create_user(UserName="nobody")
+            key = iam.create_access_key(UserName="nobody")["AccessKey"]
+            boto3.client("s3").create_bucket(Bucket="guarded")
+            client = boto3.client(
+                "s3", aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"]
+            )
+            storage = S3Storage("guarded", "team", client=client)
+            with pytest.raises(AccessDeniedError) as listing:
+                storage.load_sessions()
+            with pytest.raises(AccessDeniedError) as writing:
+                run_sync(S3Backend("guarded", "team", client=client).write, [encode_session(make_session())])
+            return listing.value, writing.value
+
+    listing, writing = scenario()
+    assert listing.action == "s3:ListBucket"
+    assert str(listing).startswith("s3://guarded/team/v1/: access denied for s3:ListBucket")
+    assert writing.action == "s3:PutObject"
+    assert writing.key.startswith("team/v1/sut=checkout-api/date=2024-05-01/")
+    assert writing.key in str(writing)
+
+
+def closed_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def test_an_unreachable_endpoint_is_an_endpoint_error(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    storage = S3Storage("bucket", "team", endpoint_url=endpoint)
+    with pytest.raises(EndpointError, match=rf"cannot reach {endpoint}"):
+        storage.load_sessions()
+
+
+def test_missing_credentials_are_a_one_line_configuration_error(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    storage = S3Storage("bucket", endpoint_url=f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(ConfigurationError, match="no AWS credentials") as error:
+        storage.load_sessions()
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("value", [0, 65, True, 2.5])
+def test_concurrency_out_of_range_is_refused(value: Any, aws_env: dict[str, str]) -> None:
+    with pytest.raises(ConfigurationError, match="concurrency"):
+        S3Backend("bucket", concurrency=value)
+
+
+def test_one_client_with_a_pool_as_large_as_the_concurrency(aws_env: dict[str, str]) -> None:
+    assert S3Backend("bucket").concurrency == DEFAULT_CONCURRENCY
+    backend = S3Backend("bucket", "p/", concurrency=48)
+    assert backend.client.meta.config.max_pool_connections >= 48
+    assert backend.client.meta.config.retries["mode"] in ("standard", "adaptive")
+    assert backend.uri == "s3://bucket/p"
+
+
+def test_without_boto3_the_error_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['boto3'] = None\n"
+        "from pytest_insight.core.storage import S3Storage\n"
+        "try:\n    S3Storage('bucket')\n"
+        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "DependencyError S3 storage needs boto3: pip install 'pytest-insight[s3]'"
