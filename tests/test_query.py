@@ -443,3 +443,17 @@ def test_spec_query_examples_run_as_written(monkeypatch: pytest.MonkeyPatch, tmp
     count = storage.clear_sessions(sessions_to_clear)
     assert count == 1
     assert {s.session_id for s in storage.load_sessions()} == {"legacy-new", "svc-old"}
+
+
+def test_a_test_that_fails_every_rerun_is_failing_not_flaky() -> None:
+    attempts = [result("t::broken", "rerun"), result("t::broken", "failed", error="still broken")]
+    store = InMemoryStorage(
+        [
+            session("s1", *attempts),
+            session("s2", *attempts, start=T0 + timedelta(hours=1)),
+        ]
+    )
+    found = Query(store).execute()
+    assert [entry.nodeid for entry in found.failing_tests()] == ["t::broken"]
+    assert found.flaky_tests() == []
+    assert found.test_stats()["t::broken"].reruns == 2

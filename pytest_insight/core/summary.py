@@ -47,6 +47,7 @@ class TestStats:
     passed_runs: int = 0
     failed_runs: int = 0
     reruns: int = 0
+    recovered_runs: int = 0
     outcomes: Counter[TestOutcome] = field(default_factory=Counter)
     total_duration: float = 0.0
     max_duration: float = 0.0
@@ -60,8 +61,11 @@ class TestStats:
 
     @property
     def is_flaky(self) -> bool:
-        """Rerun at least once, or both passed and failed across sessions."""
-        return self.reruns > 0 or (self.passed_runs > 0 and self.failed_runs > 0)
+        """Passed on a rerun after failing, or both passed and failed across sessions.
+
+        A test that is rerun and fails every attempt is failing, not flaky.
+        """
+        return self.recovered_runs > 0 or (self.passed_runs > 0 and self.failed_runs > 0)
 
 
 def outcome_counts(sessions: Iterable[TestSession]) -> dict[TestOutcome, int]:
@@ -91,6 +95,8 @@ def _add_run(entry: TestStats, session: TestSession, results: list[TestResult]) 
     entry.runs += 1
     entry.outcomes.update(outcomes)
     entry.reruns += outcomes.count(TestOutcome.RERUN)
+    if TestOutcome.RERUN in outcomes and outcomes[-1] is TestOutcome.PASSED:
+        entry.recovered_runs += 1
     entry.total_duration += duration
     entry.max_duration = max(entry.max_duration, duration)
     failures = [result for result in results if result.outcome in _FAILING]
@@ -116,7 +122,7 @@ def failing_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
 
 
 def flaky_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
-    """Tests that were rerun, or both passed and failed across sessions; most unstable first."""
+    """Tests that passed on a rerun, or both passed and failed across sessions; most unstable first."""
     flaky = [entry for entry in test_stats(sessions).values() if entry.is_flaky]
     return sorted(flaky, key=lambda s: (-(s.failed_runs + s.reruns), s.nodeid))
 
