@@ -346,3 +346,21 @@ def test_summary_names_failing_slow_and_flaky_tests(insight: Run, store: Path) -
     assert text.stdout.startswith("3 sessions: ")
     assert "Failing tests:" in text.stdout
     assert "Flaky tests:" in text.stdout
+
+
+def test_older_than_clears_whole_utc_days(
+    insight: Run, tmp_path: Path, make_session: Callable[..., TestSession]
+) -> None:
+    cutoff = datetime.now(UTC) - timedelta(days=1)
+    day_start = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
+    same_day_but_older = day_start + (cutoff - day_start) / 2
+    path = tmp_path / "days"
+    JSONStorage(path).save_sessions(
+        [
+            make_session("old-day", start=cutoff - timedelta(days=2)),
+            make_session("cutoff-day", start=same_day_but_older),
+        ]
+    )
+    result = insight("clear", "--storage", path, "--older-than", "1d", "--yes", "--json")
+    assert result.returncode == 0, result.stderr
+    assert stored_ids(path) == {"cutoff-day"}

@@ -34,7 +34,6 @@ def test_every_name_in_all_exists(name: str) -> None:
 
 def test_the_spec_import_paths() -> None:
     from pytest_insight.core.query import Query
-
     from pytest_insight.core.storage import (
         InMemoryStorage,
         JSONStorage,

@@ -44,7 +44,8 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
         "--older-than",
         metavar="AGE",
         type=parse_age,
-        help="only sessions that started longer ago than AGE (90d, 12h, 30m, 2w)",
+        help="only sessions of UTC days that ended longer ago than AGE (90d, 12h, 2w): whole days, "
+        "so a bucket's partitions are deleted whole and no bundle is rewritten",
     )
     parser.add_argument("--all", action="store_true", help="select every session (needed without filters)")
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
@@ -60,7 +61,10 @@ def _scope(args: argparse.Namespace) -> Scope:
         raise UsageError("--all selects every session; it cannot be combined with filters")
     until = args.before
     if args.older_than is not None:
-        until = now() - args.older_than
+        # Whole UTC days: bundles never span days, so a cleanup job deletes
+        # objects and never needs to rewrite one (its role has no PutObject).
+        cutoff = now() - args.older_than
+        until = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
     return Scope(sut_name=args.sut, until=until)
 
 
