@@ -27,7 +27,6 @@ from moto.core import set_initial_no_auth_action_count
 from pytest_insight.core.storage import open_storage
 from tests.conftest import build_session
 
-
 INFRA = Path(__file__).parent.parent / "infra"
 WORKFLOW = INFRA / "github" / "cleanup.yml"
 CRONJOB = INFRA / "k8s" / "cleanup-cronjob.yaml"

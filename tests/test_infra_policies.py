@@ -39,7 +39,6 @@ from pytest_insight.cli.main import main as insight
 from pytest_insight.core.storage import open_storage
 from tests.conftest import build_session
 
-
 T = TypeVar("T")
 REGION = "us-east-1"
 POLICIES = Path(__file__).parent.parent / "infra" / "policies"

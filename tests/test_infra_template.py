@@ -15,7 +15,6 @@ from cfnlint.decode.decode import decode_str
 from infra import bootstrap
 from infra.bootstrap import TEMPLATE, BootstrapError, apply_settings, bucket_settings, load_template
 
-
 REGION = "us-east-1"
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 PUBLIC_ACCESS_BLOCK = {
