@@ -19,6 +19,7 @@ __all__ = [
     "LATEST",
     "MAX_DURATION_SECONDS",
     "MAX_NAME_LENGTH",
+    "MAX_NESTING",
     "Record",
     "kind",
     "name_problem",
@@ -30,6 +31,9 @@ MAX_NAME_LENGTH = 256
 
 MAX_DURATION_SECONDS = 366 * 24 * 3600.0
 """Longest duration accepted; anything above is taken as corrupt input."""
+
+MAX_NESTING = 32
+"""Deepest nesting of lists and objects accepted inside a free-form field (``testing_system``)."""
 
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 """Earliest timestamp accepted from a file."""
@@ -48,6 +52,10 @@ def name_problem(value: str) -> str | None:
         return f"longer than {MAX_NAME_LENGTH} characters"
     if _CONTROL.search(value):
         return "must not contain control characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no file name or key can hold it
+        return "not valid Unicode (lone surrogate)"
     return None
 
 
@@ -115,16 +123,22 @@ class Record:
             parsed = datetime.fromisoformat(value)
         except ValueError:
             raise self.fail(name, f"not an ISO 8601 timestamp: {value[:64]!r}") from None
-        parsed = to_utc(parsed)
-        if not EARLIEST <= parsed <= LATEST:
+        try:
+            utc: datetime | None = to_utc(parsed)
+        except OverflowError:  # year 1 or 9999 shifted by its offset past the calendar
+            utc = None
+        if utc is None or not EARLIEST <= utc <= LATEST:
             raise self.fail(name, f"date out of range {EARLIEST.year}-{LATEST.year}: {value[:64]!r}")
-        return parsed
+        return utc
 
     def duration(self, name: str) -> float:
         value = self.required(name)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.fail(name, f"expected a number of seconds, got {kind(value)}")
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an integer too large for a float
+            raise self.fail(name, f"absurd duration: {str(value)[:32]}... s") from None
         if not math.isfinite(seconds):
             raise self.fail(name, f"not a finite number: {value}")
         if seconds < 0:
@@ -147,6 +161,8 @@ class Record:
             return {}
         if not isinstance(value, dict):
             raise self.fail(name, f"expected an object, got {kind(value)}")
+        if _depth(value) > MAX_NESTING:  # deeper data overflows the stack of copy and encode
+            raise self.fail(name, f"nested deeper than {MAX_NESTING} levels")
         return dict(value)
 
     def string_map(self, name: str) -> dict[str, str]:
@@ -155,6 +171,22 @@ class Record:
             if not isinstance(item, str):
                 raise self.fail(f"{name}.{key}", f"expected a string, got {kind(item)}")
         return value
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of lists and dicts in ``value``, without recursion."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_NESTING:
+            break
+        pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def kind(value: object) -> str:

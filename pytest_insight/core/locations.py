@@ -173,8 +173,10 @@ class FileSource:
     ``.jsonl`` / ``.ndjson`` is read as uncompressed lines.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, partition: BundleKey | None = None) -> None:
+        """Read ``path``; when ``partition`` is given, a session outside it is an error record."""
         self.path = path
+        self.partition = partition
 
     @property
     def uri(self) -> str:
@@ -189,7 +191,7 @@ class FileSource:
                     data = head + await stream.read(max(limits.max_bytes + 1 - len(head), 0))
                     try:
                         for item in decode_document(data, source, limits):
-                            yield item
+                            yield self._checked(item, None)
                     except InvalidDataError as exc:
                         yield exc
                     return
@@ -198,10 +200,10 @@ class FileSource:
                 try:
                     while chunk:
                         for item in decoder.feed(chunk):
-                            yield item
+                            yield self._checked(item, decoder.line)
                         chunk = await stream.read(_CHUNK)
                     for item in decoder.finish():
-                        yield item
+                        yield self._checked(item, decoder.line)
                 except InvalidDataError as exc:
                     yield exc
         except FileNotFoundError as exc:
@@ -209,12 +211,36 @@ class FileSource:
         except OSError as exc:
             raise StorageError(f"{source}: cannot read: {exc.strerror or exc}", uri=source) from exc
 
+    def _checked(self, item: DecodedItem, line: int | None) -> DecodedItem:
+        """Refuse a session whose SUT or UTC start day is not the partition its file lies in.
+
+        The path is what narrows an import by SUT and date, so content that
+        disagrees with it (a file moved or renamed) cannot be trusted either way.
+        """
+        if self.partition is None or isinstance(item, InvalidDataError):
+            return item
+        where = f"partition sut={self.partition.sut_part}/date={self.partition.day.isoformat()}"
+        if encode_sut(item.sut_name).casefold() != self.partition.sut_part.casefold():
+            field, value = "sut_name", repr(item.sut_name)
+        elif item.session_start_time.date() != self.partition.day:
+            field, value = "session_start_time", item.session_start_time.date().isoformat()
+        else:
+            return item
+        return InvalidDataError(
+            f"{value} does not match the file's {where} (session {item.session_id!r} not imported)",
+            source=str(self.path),
+            line=line,
+            field=field,
+        )
+
 
 class DirectorySource:
     """Every bundle (``*.jsonl.gz``, ``*.json.gz``) under a directory, in path order.
 
     Bundles inside the layout are skipped when their SUT or day partition
-    lies outside the scope; other bundle files are always read.
+    lies outside the scope, and a session in one that does not belong to its
+    partition is an error record; other bundle files are always read. Files
+    not named like a bundle (a README, hidden and temporary files) are ignored.
     """
 
     def __init__(self, root: Path) -> None:
@@ -226,7 +252,7 @@ class DirectorySource:
 
     async def records(self, scope: Scope, limits: Limits) -> AsyncIterator[DecodedItem]:
         for path in await anyio.to_thread.run_sync(self._list, scope):
-            async for item in FileSource(path).records(scope, limits):
+            async for item in FileSource(path, _layout_key(path)).records(scope, limits):
                 yield item
 
     def _list(self, scope: Scope) -> list[Path]:
@@ -243,10 +269,16 @@ class DirectorySource:
         return sorted(path for path in found if _in_scope(path, scope))
 
 
-def _in_scope(path: Path, scope: Scope) -> bool:
+def _layout_key(path: Path) -> BundleKey | None:
     try:
-        key: BundleKey = parse_bundle_key("/".join(path.parts[-4:]))
+        return parse_bundle_key("/".join(path.parts[-4:]))
     except InvalidDataError:
+        return None
+
+
+def _in_scope(path: Path, scope: Scope) -> bool:
+    key = _layout_key(path)
+    if key is None:
         return True  # not in the layout: nothing to narrow by, read it
     if scope.sut_name is not None and key.sut_part.casefold() != encode_sut(scope.sut_name).casefold():
         return False  # casefold: a case-insensitive filesystem may hold "sut=API" for "api"

@@ -265,8 +265,8 @@ def _rerun_groups(record: Record, results: list[TestResult]) -> list[RerunTestGr
             ]
         else:
             attempts = [result for result in results if result.nodeid == nodeid]
-            final = group.get("final_outcome")
-            if final is not None and attempts and TestOutcome.from_str(final) != attempts[-1].outcome:
+            final = None if group.get("final_outcome") is None else _outcome(group, "final_outcome")
+            if final is not None and attempts and final != attempts[-1].outcome:
                 raise InvalidDataError(
                     "final outcome does not match the last attempt in test_results",
                     field=f"{group.path}.final_outcome",
