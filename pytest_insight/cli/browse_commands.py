@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 from typing import Any
 
-from pytest_insight.cli.options import count, now, open_selected_storage, parse_date, positive_count
+from pytest_insight.cli.options import (
+    add_session_filters,
+    filters_scope,
+    open_selected_storage,
+    positive_count,
+)
 from pytest_insight.cli.output import (
     Console,
     format_duration,
@@ -17,7 +21,6 @@ from pytest_insight.cli.output import (
 )
 from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.errors import NotFoundError
-from pytest_insight.storage.base import Scope
 
 __all__ = ["add_parsers", "run_sessions", "run_show"]
 
@@ -33,9 +36,7 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         epilog="example:\n  insight sessions --sut api --days 7 --limit 20",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    listing.add_argument("--sut", metavar="NAME", help="only sessions of this SUT")
-    listing.add_argument("--days", metavar="N", type=count, help="only sessions of the last N days")
-    listing.add_argument("--since", metavar="DATE", type=parse_date, help="only sessions since DATE")
+    add_session_filters(listing, "list")
     listing.add_argument("--limit", metavar="N", type=positive_count, help="show at most the N newest")
     listing.set_defaults(handler=run_sessions)
 
@@ -59,12 +60,8 @@ def run_sessions(args: argparse.Namespace, console: Console) -> int:
         ConfigurationError: the storage is not valid.
         StorageError: the store cannot be read.
     """
-    since = args.since
-    if args.days is not None:
-        recent = now() - timedelta(days=args.days)
-        since = recent if since is None else max(since, recent)
     storage = open_selected_storage(args)
-    sessions = list(reversed(storage.load_sessions(Scope(sut_name=args.sut, since=since))))
+    sessions = list(reversed(storage.load_sessions(filters_scope(args))))
     if args.limit is not None:
         sessions = sessions[: args.limit]
     console.result([session_summary(session) for session in sessions], lambda: _sessions_table(sessions))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pytest_insight.cli.options import count, open_selected_storage, parse_date
+from pytest_insight.cli.options import add_session_filters, open_selected_storage
 from pytest_insight.cli.output import Console, plural
 from pytest_insight.core.exchange import MergeStrategy
 
@@ -29,20 +29,6 @@ examples:
 """
 
 
-def _add_filters(parser: argparse.ArgumentParser, verb: str) -> None:
-    filters = parser.add_argument_group("filters")
-    filters.add_argument("--sut", metavar="NAME", help=f"only {verb} sessions of this SUT")
-    filters.add_argument(
-        "--days", metavar="N", type=count, help=f"only {verb} sessions that started in the last N days"
-    )
-    filters.add_argument(
-        "--since",
-        metavar="DATE",
-        type=parse_date,
-        help=f"only {verb} sessions that started at or after DATE (YYYY-MM-DD or ISO 8601, UTC)",
-    )
-
-
 def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argparse.ArgumentParser]) -> None:
     """Add the ``export`` and ``import`` sub-commands to ``commands``."""
     export = commands.add_parser(
@@ -56,7 +42,7 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("destination", metavar="DEST", help="file, directory, file:// or s3:// URI")
-    _add_filters(export, "export")
+    add_session_filters(export, "export")
     export.set_defaults(handler=run_export)
 
     imports = commands.add_parser(
@@ -75,7 +61,7 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         default=MergeStrategy.SKIP_EXISTING.value,
         help="what to do with a session whose id is already stored (default: %(default)s)",
     )
-    _add_filters(imports, "import")
+    add_session_filters(imports, "import")
     imports.set_defaults(handler=run_import)
 
 

@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 from pytest_insight.core.models import to_utc
 from pytest_insight.core.storage import Storage, get_storage_instance, open_storage
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.storage.base import Scope
 
 __all__ = [
     "UsageError",
+    "add_session_filters",
     "count",
+    "filters_scope",
     "now",
     "open_selected_storage",
     "parse_age",
@@ -90,6 +93,30 @@ def positive_count(text: str) -> int:
 def now() -> datetime:
     """The current time in UTC (one place, so every filter agrees on it)."""
     return datetime.now(UTC)
+
+
+def add_session_filters(parser: argparse.ArgumentParser, verb: str) -> None:
+    """Add ``--sut``, ``--days`` and ``--since``, the filters every reading command shares."""
+    filters = parser.add_argument_group("filters")
+    filters.add_argument("--sut", metavar="NAME", help=f"only {verb} sessions of this SUT")
+    filters.add_argument(
+        "--days", metavar="N", type=count, help=f"only {verb} sessions that started in the last N days"
+    )
+    filters.add_argument(
+        "--since",
+        metavar="DATE",
+        type=parse_date,
+        help=f"only {verb} sessions that started at or after DATE (YYYY-MM-DD or ISO 8601, UTC)",
+    )
+
+
+def filters_scope(args: argparse.Namespace) -> Scope:
+    """The :class:`Scope` that ``--sut``, ``--days`` and ``--since`` select (the later bound wins)."""
+    since: datetime | None = args.since
+    if args.days is not None:
+        recent = now() - timedelta(days=args.days)
+        since = recent if since is None else max(since, recent)
+    return Scope(sut_name=args.sut, since=since)
 
 
 def open_selected_storage(args: argparse.Namespace) -> Storage:

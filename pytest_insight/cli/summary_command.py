@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from datetime import timedelta
 from typing import Any
 
-from pytest_insight.cli.options import count, now, open_selected_storage, parse_date, positive_count
+from pytest_insight.cli.options import (
+    add_session_filters,
+    filters_scope,
+    open_selected_storage,
+    positive_count,
+)
 from pytest_insight.cli.output import Console, format_duration, outcome_summary, plural, render_table
 from pytest_insight.core.summary import TestStats, failing_tests, flaky_tests, outcome_counts, slowest_tests
-from pytest_insight.storage.base import Scope
 
 __all__ = ["add_parser", "run_summary"]
 
@@ -25,9 +28,7 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
         epilog="example:\n  insight summary --sut api --days 30 --top 5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    summary.add_argument("--sut", metavar="NAME", help="only sessions of this SUT")
-    summary.add_argument("--days", metavar="N", type=count, help="only sessions of the last N days")
-    summary.add_argument("--since", metavar="DATE", type=parse_date, help="only sessions since DATE")
+    add_session_filters(summary, "summarise")
     summary.add_argument("--top", metavar="N", type=positive_count, default=10, help="rows per list (10)")
     summary.set_defaults(handler=run_summary)
 
@@ -39,11 +40,7 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
         ConfigurationError: the storage is not valid.
         StorageError: the store cannot be read.
     """
-    since = args.since
-    if args.days is not None:
-        recent = now() - timedelta(days=args.days)
-        since = recent if since is None else max(since, recent)
-    sessions = open_selected_storage(args).load_sessions(Scope(sut_name=args.sut, since=since))
+    sessions = open_selected_storage(args).load_sessions(filters_scope(args))
     failing = failing_tests(sessions)[: args.top]
     slowest = slowest_tests(sessions, args.top)
     flaky = flaky_tests(sessions)[: args.top]
