@@ -54,6 +54,7 @@ from pytest_insight.errors import (
     SessionExistsError,
     StorageError,
 )
+from pytest_insight.storage import journal
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
 
@@ -63,7 +64,6 @@ T = TypeVar("T")
 
 _CHUNK = 256  # files per worker-thread hop
 _WRITERS = 8  # worker threads writing (and fsyncing) staged files at once
-_MARKER = "COMMIT"
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -97,28 +97,6 @@ def _decode(path: Path, data: bytes) -> TestSession:
             str(path), 1, "session_id: does not match the file name (file moved by hand?)"
         )
     return session
-
-
-def _fsync_dir(path: Path, durable: bool = True) -> None:
-    if not durable:
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file(path: Path, data: bytes, durable: bool) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -252,66 +230,26 @@ class LocalBackend:
             raise
 
     def recover(self) -> None:
-        """Finish what killed writers left: roll committed staging directories forward, drop the rest.
+        """Finish what killed writers left (see :mod:`pytest_insight.storage.journal`).
 
         Call only while holding the store's lock.
 
         Raises:
             CorruptStoreError: a commit marker cannot be parsed.
         """
-        try:
-            leftovers = sorted(entry.path for entry in os.scandir(self.staging_dir))
-        except FileNotFoundError:
-            return
-        for leftover in map(Path, leftovers):
-            if (leftover / _MARKER).is_file():
-                self._roll_forward(leftover, *self._read_marker(leftover))
-            elif leftover.is_dir():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink()
+        journal.recover(
+            self.staging_dir,
+            sessions_dir=self.sessions_dir,
+            stored=self._stored,
+            is_session_file=_is_session_file,
+            durable=self.durable,
+        )
 
-    def _read_marker(self, staging: Path) -> tuple[list[str], list[str]]:
-        marker = staging / _MARKER
-        data = marker.read_bytes()
-        try:
-            plan = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise CorruptStoreError(
-                str(marker), getattr(exc, "lineno", None), "unreadable commit marker"
-            ) from exc
-        if not isinstance(plan, dict) or not all(
-            isinstance(plan.get(key), list)
-            and all(isinstance(n, str) and _is_session_file(n) for n in plan[key])
-            for key in ("put", "delete")
-        ):
-            raise CorruptStoreError(str(marker), 1, "commit marker is not {put: [...], delete: [...]}")
-        return plan["put"], plan["delete"]
-
-    def _roll_forward(self, staging: Path, puts: Iterable[str], deletes: Iterable[str]) -> None:
-        touched: set[Path] = set()
-        for name in deletes:
-            target = self._stored(name)
-            target.unlink(missing_ok=True)
-            touched.add(target.parent)
-        new_shards = False
-        for name in puts:
-            staged = staging / name
-            shard = self.sessions_dir / name[:2]
-            if not shard.is_dir():
-                shard.mkdir(parents=True, exist_ok=True)
-                new_shards = True
-            if staged.exists():  # else it was moved by an earlier, interrupted roll-forward
-                staged.replace(shard / name)
-            touched.add(shard)
-        # The renames must be durable before the marker that replays them goes.
-        for shard in touched:
-            if shard.is_dir():
-                _fsync_dir(shard, self.durable)
-        if new_shards:
-            _fsync_dir(self.sessions_dir, self.durable)
-        (staging / _MARKER).unlink(missing_ok=True)
-        shutil.rmtree(staging)
+    def roll_forward(self, staging: Path, puts: Iterable[str], deletes: Iterable[str]) -> None:
+        """Move a committed staging directory's files into place."""
+        journal.roll_forward(
+            staging, puts, deletes, sessions_dir=self.sessions_dir, stored=self._stored, durable=self.durable
+        )
 
 
 class _LocalTransaction:
@@ -343,7 +281,7 @@ class _LocalTransaction:
     def _stage(self, batch: Sequence[tuple[str, bytes]]) -> None:
         self._staging.mkdir(parents=True, exist_ok=True)
         for name, data in batch:
-            _write_file(self._staging / name, data, self._backend.durable)
+            journal.write_file(self._staging / name, data, self._backend.durable)
 
     async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
         batch: dict[str, bytes] = {}
@@ -390,17 +328,10 @@ class _LocalTransaction:
         if not puts and not deletes:
             self.discard()
             return
-        durable = self._backend.durable
         if len(puts) > 1 or deletes:  # a single rename is atomic by itself and needs no marker
-            self._staging.mkdir(parents=True, exist_ok=True)
-            _fsync_dir(self._staging.parent, durable)
-            _fsync_dir(self._staging, durable)
-            pending = self._staging / (_MARKER + ".tmp")
-            _write_file(pending, json.dumps({"put": puts, "delete": deletes}).encode("ascii"), durable)
-            pending.replace(self._staging / _MARKER)
+            journal.write_marker(self._staging, puts, deletes, self._backend.durable)
             self._committing = True
-            _fsync_dir(self._staging, durable)
-        self._backend._roll_forward(self._staging, puts, deletes)
+        self._backend.roll_forward(self._staging, puts, deletes)
 
     def discard(self) -> None:
         """Drop the staged files, unless the commit point was passed (then recovery finishes it)."""
