@@ -34,9 +34,10 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
+    """mypy --strict on the package, then on the tests, infra/ and this file."""
     install(session, "dev")
     session.run("mypy", "--strict", "pytest_insight")
+    session.run("mypy", "--strict", "--explicit-package-bases", "tests", "infra", "noxfile.py")
 
 
 @nox.session(python=PYTHON)

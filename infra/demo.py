@@ -61,6 +61,9 @@ def test_flaky(tmp_path_factory):
 """
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python infra/demo.py` from anywhere
+
+
 def run(*command: str, env: dict[str, str], cwd: Path | None = None) -> str:
     """Run a command, echo it, and return its stdout; stop the demo if it fails."""
     print(f"\n$ {' '.join(command)}", flush=True)
@@ -75,8 +78,7 @@ def run(*command: str, env: dict[str, str], cwd: Path | None = None) -> str:
 @contextlib.contextmanager
 def exchange_location(workdir: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield the URI the agent publishes to, and the environment to reach it."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from local_s3 import find_weed, local_s3_server
+    from infra.local_s3 import find_weed, local_s3_server
 
     if find_weed() is None:
         print("no SeaweedFS binary on this platform: a directory of bundles stands in for the bucket")

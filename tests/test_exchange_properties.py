@@ -224,7 +224,7 @@ def check_against_model(
         path = write_source(items, root / f"source-{index}", form)
         expected = model.apply(source_order(items, form))
         result = import_batched(storage, path, model.strategy, batch_size)
-        got = {name: result[name] for name in ("total", "added", "updated", "skipped")}  # type: ignore[literal-required]
+        got = {name: result[name] for name in ("total", "added", "updated", "skipped")}
         assert got == expected, (index, form)
         assert result["errors"] == 0
         assert result["imported"] == expected["added"] + expected["updated"]

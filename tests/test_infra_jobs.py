@@ -54,8 +54,9 @@ def _container() -> dict[str, Any]:
 
 
 def test_the_workflow_runs_on_a_schedule_with_the_cleaner_keys() -> None:
-    workflow = _load(WORKFLOW)
-    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    workflow: dict[Any, Any] = _load(WORKFLOW)
+    # YAML 1.1 reads a bare `on` as true
+    triggers: dict[str, Any] = workflow["on"] if "on" in workflow else workflow[True]
     (schedule,) = triggers["schedule"]
     assert CRON.match(schedule["cron"])
     assert workflow["permissions"] == {"contents": "read"}

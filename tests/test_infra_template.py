@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def test_the_template_creates_a_stack_in_moto(aws_env: dict[str, str], kms_key: 
 def _read_back(client: Any, bucket: str) -> dict[str, Any]:
     """Every setting the bootstrap sends, as the server reports it (None where it has none)."""
     found: dict[str, Any] = {}
-    calls = {
+    calls: dict[str, tuple[str, Callable[[Any], Any]]] = {
         "versioning": ("get_bucket_versioning", lambda r: {"Status": r.get("Status")}),
         "encryption": ("get_bucket_encryption", lambda r: r["ServerSideEncryptionConfiguration"]),
         "lifecycle": ("get_bucket_lifecycle_configuration", lambda r: r["Rules"]),

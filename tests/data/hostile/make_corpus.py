@@ -546,7 +546,7 @@ def _partition(name: str, sut_part: str, day: str, field_name: str, reason: str)
         _write(_bundle_path(root, "checkout-api", DAY, right), right)
         _write(root / wrong_path, wrong)
 
-    errors = (Err(reason, line=1, field=field_name, file=wrong_path.as_posix()),)
+    errors: tuple[Err, ...] = (Err(reason, line=1, field=field_name, file=wrong_path.as_posix()),)
     if field_name == "session_start_time":  # the second session is also in the wrong SUT
         errors += (Err("'elsewhere' does not match", line=2, field="sut_name", file=wrong_path.as_posix()),)
     _add(
