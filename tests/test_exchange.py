@@ -496,3 +496,18 @@ def test_a_bundle_directory_is_read_narrowed_by_partition(spread: list[TestSessi
         path.write_bytes(b"corrupt")  # never opened when importing another SUT
     result = InMemoryStorage().import_sessions(root, sut_name="api")
     assert numbers(result) == stats(total=6, imported=6, added=6)
+
+
+def test_keep_both_copy_whose_id_would_be_too_long_is_an_error_not_a_crash(
+    make_session: Make, tmp_path: Path
+) -> None:
+    longest = "x" * 256
+    storage = InMemoryStorage([make_session(longest), make_session("short")])
+    other = variant(make_session(longest), "v")
+    fine = variant(make_session("short"), "v")
+    source = export([other, fine], tmp_path / "long.jsonl.gz")
+    result = storage.import_sessions(source, "keep_both")
+    assert numbers(result) == stats(total=2, imported=1, added=1, errors=1)
+    assert "longer than 256 characters" in result["error_messages"][0]
+    assert result["error_messages"][0].startswith(f"session '{'x' * 60}...': ")
+    assert tags_of(storage) == {longest: None, "short": None, "short-1": "v"}

@@ -231,6 +231,10 @@ async def clear_sessions(
     Raises:
         StorageError: the store cannot be read or written.
     """
+    scoped_clear = getattr(target, "clear_scope", None)
+    if sessions is None and scoped_clear is not None:
+        # the backend clears a scope itself (S3: whole partitions without downloading them)
+        return int(await scoped_clear(scope or Scope()))
     ids: set[str] | None = None
     if sessions is not None:
         ids = {session.session_id for session in sessions if scope is None or scope.admits(session)}
@@ -300,6 +304,9 @@ class _Merger:
 
     def error(self, message: str) -> None:
         self.stats["total"] += 1
+        self._note_error(message)
+
+    def _note_error(self, message: str) -> None:
         self.stats["errors"] += 1
         messages = self.stats["error_messages"]
         if len(messages) < MAX_ERROR_MESSAGES:
@@ -309,11 +316,18 @@ class _Merger:
 
     async def merge(self, sessions: list[TestSession], progress: ProgressCallback | None) -> None:
         added = updated = skipped = 0
+        failed: list[str] = []
         async with self.target.transaction() as transaction:
             stored = await transaction.lookup({session.session_id for session in sessions})
             batch = _Batch(transaction, stored)
             for session in sessions:
-                outcome = await self._decide(session, batch)
+                try:
+                    outcome = await self._decide(session, batch)
+                except InvalidDataError as exc:  # e.g. a keep_both copy's id would be too long
+                    sid = session.session_id
+                    shown = sid if len(sid) <= 64 else sid[:60] + "..."
+                    failed.append(f"session {shown!r}: {exc}")
+                    continue
                 added += outcome == "added"
                 updated += outcome == "updated"
                 skipped += outcome == "skipped"
@@ -323,6 +337,8 @@ class _Merger:
                 await transaction.put(list(batch.replacements.values()), replace=True)
         # counted only once the batch is committed
         self.stats["total"] += len(sessions)
+        for message in failed:
+            self._note_error(message)
         self.stats["added"] += added
         self.stats["updated"] += updated
         self.stats["imported"] += added + updated
