@@ -147,9 +147,9 @@ def seaweedfs() -> Iterator[S3Server]:
     try:
         yield server
     finally:
-        status = stop_seaweedfs(server)
-        if status != 0:
-            pytest.fail(f"weed exited with status {status} on SIGTERM")
+        # A clean stop on SIGTERM is checked by tests/test_s3_servers.py; here a
+        # server slow to stop on a loaded machine is killed without failing the test.
+        stop_seaweedfs(server, timeout=30.0)
 
 
 @pytest.fixture

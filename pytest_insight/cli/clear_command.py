@@ -115,6 +115,12 @@ def run_clear(args: argparse.Namespace, console: Console) -> int:
     if not (args.yes or args.dry_run or (sys.stdin is not None and sys.stdin.isatty())):
         raise UsageError("refusing to clear without confirmation: stdin is not a terminal (add --yes)")
     storage = open_selected_storage(args)
+    if args.yes and not args.dry_run and hasattr(storage.backend, "clear_scope"):
+        # S3: whole partitions are deleted unread, so the sessions are counted, not listed
+        cleared = storage.clear_sessions(scope=scope)
+        counted = {"storage": storage.uri, "dry_run": False, "matched": cleared, "cleared": cleared}
+        console.result(counted, f"Removed {plural(cleared, 'session')} from {storage.uri}")
+        return 0
     selected = storage.load_sessions(scope)
     result: dict[str, Any] = {
         "storage": storage.uri,

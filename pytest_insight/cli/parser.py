@@ -16,6 +16,7 @@ from pytest_insight import __version__
 from pytest_insight.cli import (
     browse_commands,
     clear_command,
+    compact_command,
     exchange_commands,
     profile_commands,
     summary_command,
@@ -95,6 +96,7 @@ def build_parser() -> InsightArgumentParser:
     )
     exchange_commands.add_parsers(commands, parents=[output, storage])
     clear_command.add_parser(commands, parents=[output, storage])
+    compact_command.add_parser(commands, parents=[output, storage])
     browse_commands.add_parsers(commands, parents=[output, storage])
     summary_command.add_parser(commands, parents=[output, storage])
     profile_commands.add_parsers(commands, parents=[output])

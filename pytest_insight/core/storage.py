@@ -28,6 +28,7 @@ from pytest_insight.storage.memory import MemoryBackend
 
 if TYPE_CHECKING:
     from pytest_insight.core.exchange import ImportStats, ProgressCallback
+    from pytest_insight.storage.s3_compact import CompactStats
 
 __all__ = [
     "InMemoryStorage",
@@ -327,6 +328,35 @@ class S3Storage(Storage):
                 client=client,
             )
         )
+
+    async def compact_async(self, sut_name: str | None = None, days: int | None = None) -> CompactStats:
+        """Async twin of :meth:`compact`."""
+        from pytest_insight.storage.s3 import S3Backend
+
+        backend = self.backend
+        if not isinstance(backend, S3Backend):  # pragma: no cover - set in __init__
+            raise ConfigurationError(f"{self.uri}: compaction needs an s3:// storage")
+        return await backend.compact(exchange.scope_for(sut_name=sut_name, days=days))
+
+    def compact(self, sut_name: str | None = None, days: int | None = None) -> CompactStats:
+        """Merge the many small bundles of each SUT and day into one deduplicated bundle.
+
+        Imports then make one request per SUT and day instead of one per CI
+        run. Safe while CI agents keep publishing: only the bundles merged
+        are deleted.
+
+        Args:
+            sut_name: only this SUT's partitions.
+            days: only the partitions of the last ``days`` days.
+
+        Returns:
+            ``partitions``, ``bundles_before``, ``bundles_after``,
+            ``sessions``, ``duplicates``, ``errors`` and ``error_messages``.
+
+        Raises:
+            StorageError: the bucket cannot be listed or written.
+        """
+        return run_sync(self.compact_async, sut_name, days)
 
     @classmethod
     def from_uri(cls, uri: str, **options: Any) -> S3Storage:

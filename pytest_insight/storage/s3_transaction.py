@@ -13,15 +13,25 @@ steps, in this order:
    ``If-None-Match: *``; a 412 means the same content-derived key is already
    there, which is the same bundle.
 
-A failure part way leaves the earlier steps done. Ids are unique per
-partition: ``put`` reads the (SUT, day) partitions it writes to and refuses
-an id stored there; ``lookup`` and ``delete`` read the whole store once per
-transaction. A bundle that cannot be decoded is never rewritten
-(:class:`CorruptStoreError`), only deleted by ``delete(None)``.
+A failure part way leaves the earlier steps done. A bundle that cannot be
+decoded is never rewritten (:class:`CorruptStoreError`), only deleted by
+``delete(None)``.
+
+Session ids are unique across the whole store, not per partition: ``lookup``,
+``delete`` and ``put`` read the ids of every bundle once per transaction
+(one listing plus one GET per bundle, ``concurrency`` at a time; compaction
+keeps that to one bundle per SUT and day). One exception keeps the plugin's
+save cheap: a new session whose id is in the plugin's form
+``<sut>-<YYYYmmddTHHMMSSZ>-<12 hex>``, naming its own SUT and start second, is
+checked against its own (SUT, day) partition only. Such an id can be stored
+elsewhere only if another session had the same SUT, the same start second
+and the same 48 random bits (or was edited by hand to another SUT or day);
+the partition read still catches a retried save of the same run.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, date, datetime, time
@@ -42,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["S3Transaction", "delete_in_batches", "open_transaction"]
 
 _REWRITE_ATTEMPTS = 5
+_PLUGIN_ID = re.compile(r"(?P<sut>.+)-(?P<start>\d{8}T\d{6}Z)-[0-9a-f]{12}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # as the recorder makes the readable part of an id
 
 
 async def delete_in_batches(backend: S3Backend, keys: Sequence[str]) -> None:
@@ -51,7 +63,8 @@ async def delete_in_batches(backend: S3Backend, keys: Sequence[str]) -> None:
         AccessDeniedError: the server refused to delete a key (named in the message).
         StorageError: a request failed.
     """
-    from pytest_insight.storage.s3 import DELETE_BATCH, run_concurrently
+    from pytest_insight.storage.s3 import DELETE_BATCH
+    from pytest_insight.storage.s3_pipeline import run_concurrently
 
     limiter = anyio.CapacityLimiter(backend.concurrency)
     ordered = sorted(set(keys))
@@ -86,6 +99,15 @@ async def open_transaction(backend: S3Backend) -> AsyncIterator[S3Transaction]:
     transaction = S3Transaction(backend)
     yield transaction
     await transaction.commit()
+
+
+def _locates_itself(session: TestSession) -> bool:
+    """Whether the id is the plugin's ``<sut>-<start second>-<12 hex>`` for this very session."""
+    match = _PLUGIN_ID.fullmatch(session.session_id)
+    if match is None:
+        return False
+    readable = _UNSAFE.sub("_", session.sut_name).strip("_")[:64] or "session"
+    return match["sut"] == readable and match["start"] == f"{session.session_start_time:%Y%m%dT%H%M%SZ}"
 
 
 def _day_scope(sut_name: str, day: date) -> Scope:
@@ -133,6 +155,9 @@ class S3Transaction:
     async def _load_partitions(self, sessions: Sequence[TestSession]) -> None:
         if self._everything:
             return
+        if not all(_locates_itself(session) for session in sessions):
+            await self._load_everything()
+            return
         for key in sorted({(s.sut_name, s.session_start_time.date()) for s in sessions} - self._partitions):
             await self._load(_day_scope(*key))
             self._partitions.add(key)
@@ -157,7 +182,10 @@ class S3Transaction:
                 if session.session_id in seen or session.session_id in self._puts:
                     raise SessionExistsError(session.session_id)
                 seen.add(session.session_id)
-        await self._load_partitions(batch)
+        if replace:
+            await self._load_everything()  # the stored copy may sit in another SUT's or day's partition
+        else:
+            await self._load_partitions(batch)
         for session in batch:
             sid = session.session_id
             stored = sid in self._where and not self._delete_all and sid not in self._deletes
@@ -188,7 +216,7 @@ class S3Transaction:
         Raises:
             StorageError: a request failed; the steps before it stay applied.
         """
-        from pytest_insight.storage.s3 import run_concurrently
+        from pytest_insight.storage.s3_pipeline import run_concurrently
 
         if self._delete_all:
             await delete_in_batches(self._backend, sorted(self._bundles))

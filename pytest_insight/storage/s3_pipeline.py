@@ -1,0 +1,160 @@
+"""Concurrent transfers with bounded memory: the download pipeline and parallel uploads.
+
+Download pipeline::
+
+    listing pages ──keys──▶ [key buffer] ──▶ N workers ──▶ [bundle buffer] ──▶ consumer
+                                        (GET + verify + decode in a worker thread)
+
+N is the backend's ``concurrency``; each worker runs its boto3 call in a
+worker thread under one ``CapacityLimiter(N)``. The key buffer holds
+``2 * N`` keys and the bundle buffer ``N`` decoded bundles, so at most
+``2 * N + 1`` bundles are in memory (N being downloaded, N waiting, one with
+the consumer) however large the prefix is. Listing, downloading and the
+consumer's work (merging into a store) overlap.
+
+Failure policy: a bundle that cannot be read or decoded is handed on as a
+:class:`StoredBundle` carrying the failure (the consumer counts it); a
+failed listing or a programming error stops the pipeline and is raised to
+the consumer as itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
+
+if TYPE_CHECKING:
+    from pytest_insight.core.bundle import Limits
+    from pytest_insight.storage.s3 import S3Backend
+    from pytest_insight.storage.s3_objects import StoredBundle
+    from pytest_insight.storage.s3_reads import S3Reader
+
+__all__ = ["KEY_BUFFER_FACTOR", "read_bundles", "run_concurrently", "upload_sessions"]
+
+KEY_BUFFER_FACTOR = 2
+"""Keys listed ahead of the workers, per worker."""
+
+
+@dataclass(slots=True)
+class _Stop:
+    error: BaseException
+
+
+async def read_bundles(
+    backend: S3Reader, keys: AsyncIterator[str], limits: Limits | None = None
+) -> AsyncGenerator[StoredBundle, None]:
+    """Download and decode the bundles at ``keys``, ``concurrency`` at a time, yielding each as it arrives.
+
+    Bundles come in completion order, not key order. Stopping early (closing
+    the generator) cancels the transfers still running.
+
+    Raises:
+        StorageError: the listing failed.
+        ConfigurationError: there are no credentials.
+    """
+    workers = backend.concurrency
+    limiter = anyio.CapacityLimiter(workers)
+    key_send, key_receive = anyio.create_memory_object_stream[str](workers * KEY_BUFFER_FACTOR)
+    out_send, out_receive = anyio.create_memory_object_stream["StoredBundle | _Stop"](workers)
+    failure: BaseException | None = None
+
+    async def produce(send: MemoryObjectSendStream[StoredBundle | _Stop]) -> None:
+        async with send, key_send, aclosing(keys) as listed:  # type: ignore[type-var]
+            try:
+                async for key in listed:
+                    await key_send.send(key)
+            except Exception as exc:  # handed to the consumer, raised there as itself
+                await send.send(_Stop(exc))
+
+    async def work(
+        send: MemoryObjectSendStream[StoredBundle | _Stop], receive: MemoryObjectReceiveStream[str]
+    ) -> None:
+        async with send, receive:
+            async for key in receive:
+                try:
+                    stored: StoredBundle | _Stop = await backend.read_bundle(key, limiter, limits)
+                except Exception as exc:  # handed to the consumer, raised there as itself
+                    stored = _Stop(exc)
+                await send.send(stored)
+
+    async with anyio.create_task_group() as group:
+        try:
+            group.start_soon(produce, out_send.clone())
+            for _ in range(workers):
+                group.start_soon(work, out_send.clone(), key_receive.clone())
+            out_send.close()
+            key_receive.close()
+            async with out_receive:
+                async for item in out_receive:
+                    if isinstance(item, _Stop):
+                        failure = item.error
+                        break
+                    yield item
+        except GeneratorExit:
+            pass  # the consumer stopped early: cancel the transfers below, then end quietly
+        finally:
+            group.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
+
+
+async def upload_sessions(
+    backend: S3Backend, sessions: Sequence[EncodedSession], progress: Any = None
+) -> int:
+    """Upload sessions as one bundle per SUT and day, ``concurrency`` at a time.
+
+    Each bundle is gzipped and uploaded in a worker thread; a bundle already
+    there (same content, same key) is left alone.
+
+    Returns:
+        The number of sessions exported.
+
+    Raises:
+        StorageError: an upload failed (the others are cancelled).
+    """
+    limiter = anyio.CapacityLimiter(backend.concurrency)
+    done = 0
+
+    async def upload(sut_name: str, day: date, group: list[EncodedSession]) -> None:
+        nonlocal done
+        bundle = await anyio.to_thread.run_sync(encode_bundle, group, limiter=limiter)
+        await backend.put_bundle(backend.key_for(sut_name, day, bundle.bundle_id), bundle, limiter=limiter)
+        done += bundle.count
+        if progress is not None:
+            progress("write", done, len(sessions))
+
+    groups = sorted(partition(sessions).items())
+    await run_concurrently([partial(upload, sut_name, day, items) for (sut_name, day), items in groups])
+    return done
+
+
+async def run_concurrently(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
+    """Run ``jobs`` in one task group; the first failure cancels the rest and is raised as itself.
+
+    Raises:
+        Exception: what the first failing job raised (not wrapped in an ExceptionGroup).
+    """
+    failures: list[Exception] = []
+
+    async def guarded(job: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
+        try:
+            await job()
+        except Exception as exc:  # collected and re-raised below, unwrapped
+            failures.append(exc)
+            scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        for job in jobs:
+            group.start_soon(guarded, job, group.cancel_scope)
+    if failures:
+        raise failures[0]

@@ -1,0 +1,150 @@
+"""The read side of the S3 backend: requests in worker threads, listing, downloads and scans.
+
+:class:`S3Reader` is the base of :class:`~pytest_insight.storage.s3.S3Backend`;
+it holds what every S3 operation shares (the one place boto3 calls run and
+their errors are translated) and the protocol's read methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from pytest_insight.core.bundle import DecodedItem, Limits
+from pytest_insight.core.models import TestSession
+from pytest_insight.errors import CorruptStoreError, InvalidDataError, StorageError
+from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.s3_errors import BOTO_ERRORS, is_precondition_failed, translate
+from pytest_insight.storage.s3_listing import list_keys
+from pytest_insight.storage.s3_objects import StoredBundle, read_object
+from pytest_insight.storage.s3_pipeline import read_bundles
+
+__all__ = ["S3Reader"]
+
+
+class S3Reader:
+    """Requests, listing and reads over one boto3 client (set up by ``S3Backend.__init__``)."""
+
+    bucket: str
+    root: str
+    within: str
+    concurrency: int
+    endpoint_url: str | None
+    limits: Limits
+    client: Any
+
+    def object_uri(self, key: str) -> str:
+        """The ``s3://`` URI of one object, for messages."""
+        return f"s3://{self.bucket}/{key}"
+
+    # -- calls --------------------------------------------------------------
+
+    async def call(
+        self,
+        action: str,
+        key: str,
+        function: Callable[..., Any],
+        limiter: anyio.CapacityLimiter | None = None,
+    ) -> Any:
+        """Run a boto3 call in a worker thread; botocore errors come back as ours.
+
+        Returns:
+            What ``function`` returned, or None when the server answered 412
+            (an ``If-None-Match`` / ``If-Match`` condition did not hold).
+
+        Raises:
+            StorageError: the call failed (see :mod:`pytest_insight.storage.s3_errors`).
+            ConfigurationError: there are no credentials.
+        """
+
+        def run() -> Any:
+            try:
+                return function()
+            except BOTO_ERRORS as exc:
+                if is_precondition_failed(exc):
+                    return None
+                raise translate(
+                    exc, action=action, bucket=self.bucket, key=key, endpoint=self.endpoint_url
+                ) from exc
+
+        return await anyio.to_thread.run_sync(run, limiter=limiter)
+
+    # -- listing ------------------------------------------------------------
+
+    def list_keys(self, scope: Scope = EVERYTHING) -> AsyncGenerator[str, None]:
+        """Yield the keys of the bundles that may hold sessions inside ``scope`` (see ``s3_listing``).
+
+        Raises:
+            NotFoundError: the bucket does not exist.
+            AccessDeniedError: listing is not allowed.
+            StorageError: the listing failed.
+        """
+        return list_keys(self, scope)
+
+    # -- reading ------------------------------------------------------------
+
+    async def read_bundle(
+        self, key: str, limiter: anyio.CapacityLimiter | None = None, limits: Limits | None = None
+    ) -> StoredBundle:
+        """Download and decode one bundle; a failure is recorded in the result, never raised.
+
+        Raises:
+            ConfigurationError: there are no credentials (nothing will work).
+        """
+        bounds = limits or self.limits
+        try:
+            stored: StoredBundle | None = await self.call(
+                "s3:GetObject", key, partial(read_object, self, key, bounds), limiter
+            )
+        except StorageError as exc:
+            return StoredBundle(key, failure=exc)
+        if stored is None:  # pragma: no cover - a GET sends no condition
+            raise StorageError(f"{self.object_uri(key)}: unexpected 412", uri=self.object_uri(key))
+        return stored
+
+    def read_bundles(
+        self, keys: AsyncGenerator[str, None], limits: Limits | None = None
+    ) -> AsyncGenerator[StoredBundle, None]:
+        """Download bundles ``concurrency`` at a time, yielding each as it arrives (see ``s3_pipeline``)."""
+        return read_bundles(self, keys, limits)
+
+    def _strict(self, stored: StoredBundle) -> None:
+        if stored.failure is not None:
+            raise stored.failure
+        if stored.errors:
+            error = stored.errors[0]
+            raise CorruptStoreError(error.source or self.object_uri(stored.key), error.line, error.reason)
+
+    async def scan(self, scope: Scope = EVERYTHING) -> AsyncGenerator[TestSession, None]:
+        async with aclosing(self.read_bundles(self.list_keys(scope))) as bundles:
+            async for stored in bundles:
+                self._strict(stored)
+                for session in stored.sessions:
+                    yield session
+
+    async def get(self, session_id: str) -> TestSession | None:
+        async with aclosing(self.scan()) as sessions:
+            async for session in sessions:
+                if session.session_id == session_id:
+                    return session
+        return None
+
+    async def records(self, scope: Scope, limits: Limits) -> AsyncGenerator[DecodedItem, None]:
+        """Yield the sessions in ``scope`` and one error record per bad or unreadable object (for import).
+
+        Raises:
+            StorageError: the listing failed (bucket missing, access denied).
+        """
+        async with aclosing(self.read_bundles(self.list_keys(scope), limits)) as bundles:
+            async for stored in bundles:
+                if stored.failure is not None:
+                    yield InvalidDataError(str(stored.failure), source=self.object_uri(stored.key))
+                for item in stored.errors:
+                    yield item
+                for session in stored.sessions:
+                    yield session

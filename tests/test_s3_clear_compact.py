@@ -1,0 +1,211 @@
+"""Clearing a bucket by scope without downloading whole partitions, and compacting partitions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_insight.core.bundle import encode_bundle
+from pytest_insight.core.layout import bundle_key
+from pytest_insight.core.models import TestSession
+from pytest_insight.core.storage import S3Storage, run_sync
+from pytest_insight.errors import StorageError
+from pytest_insight.storage.base import Scope
+from pytest_insight.storage.s3_clear import clear_scope
+from tests.conftest import BASE_TIME, MakeSession
+from tests.s3servers import S3Target
+from tests.test_cli import Run, insight
+
+__all__ = ["insight"]
+
+SEAWEED = pytest.param("seaweedfs", marks=[pytest.mark.seaweedfs, pytest.mark.xdist_group("seaweedfs")])
+
+
+@pytest.fixture(params=["moto", SEAWEED])
+def s3(request: pytest.FixtureRequest) -> S3Target:
+    """A fresh bucket on moto in process, then on SeaweedFS."""
+    target: S3Target = request.getfixturevalue("mock_s3" if request.param == "moto" else "seaweedfs_s3")
+    return target
+
+
+class Requests:
+    """The parameters of every request of some operations, through botocore's event hooks."""
+
+    def __init__(self, client: Any, *operations: str) -> None:
+        self.seen: dict[str, list[dict[str, Any]]] = {name: [] for name in operations}
+        for name in operations:
+            client.meta.events.register(f"before-parameter-build.s3.{name}", self._record(name))
+
+    def _record(self, name: str) -> Any:
+        def record(params: dict[str, Any], **_: Any) -> None:
+            self.seen[name].append(dict(params))
+
+        return record
+
+
+def runs(make_session: MakeSession, sut: str, day: int, count: int) -> list[TestSession]:
+    """``count`` sessions of one SUT on one day, hours apart."""
+    return [make_session(sut_name=sut, start=BASE_TIME + timedelta(days=day, hours=h)) for h in range(count)]
+
+
+def publish_each(storage: S3Storage, sessions: list[TestSession]) -> None:
+    """Save sessions one at a time: one bundle per CI run, as the plugin does."""
+    for session in sessions:
+        storage.save_session(session)
+
+
+def test_clear_older_than_deletes_whole_days_unread_and_rewrites_the_boundary(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    old = runs(make_session, "api", 0, 3) + runs(make_session, "web", 1, 2)
+    boundary = runs(make_session, "api", 2, 4)  # 08:00 .. 11:00 on day 2
+    recent = runs(make_session, "api", 3, 2)
+    storage.save_sessions(old + boundary + recent)
+    cutoff = BASE_TIME + timedelta(days=2, hours=2)  # api day 2: 08:00 and 09:00 go, 10:00 and 11:00 stay
+    requests = Requests(s3.client, "GetObject", "HeadObject", "DeleteObjects", "PutObject")
+    assert storage.clear_sessions(scope=Scope(until=cutoff)) == 5 + 2
+    boundary_key = bundle_key("api", boundary[0].session_start_time.date(), "x", "team").rsplit("/", 1)[0]
+    assert [call["Key"].rsplit("/", 1)[0] for call in requests.seen["GetObject"]] == [boundary_key]
+    assert len(requests.seen["HeadObject"]) == 2  # the two whole days are counted from metadata
+    assert requests.seen["PutObject"][0]["IfMatch"]
+    assert sum(len(call["Delete"]["Objects"]) for call in requests.seen["DeleteObjects"]) == 2
+    assert storage.load_sessions() == boundary[2:] + recent
+
+
+def test_clear_by_sut_leaves_other_suts(s3: S3Target, make_session: MakeSession) -> None:
+    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    storage.save_sessions(runs(make_session, "api", 0, 2) + runs(make_session, "web", 0, 2))
+    requests = Requests(s3.client, "GetObject")
+    assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2
+    assert requests.seen["GetObject"] == []
+    assert {s.sut_name for s in storage.load_sessions()} == {"web"}
+
+
+def test_clear_of_thousands_of_bundles_sends_batches_of_at_most_1000(s3: S3Target) -> None:
+    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    for index in range(1005):  # empty-looking bundles: counted from metadata, never opened
+        key = f"team/v1/sut=api/date=2024-05-01/{index:032x}.jsonl.gz"
+        s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"x", Metadata={"session-count": "2"})
+    requests = Requests(s3.client, "DeleteObjects")
+    assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2010
+    assert sorted(len(call["Delete"]["Objects"]) for call in requests.seen["DeleteObjects"]) == [5, 1000]
+    assert s3.keys("team/") == []
+
+
+def test_a_refused_delete_is_counted_and_named(mock_s3: S3Target, make_session: MakeSession) -> None:
+    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client)
+    published = runs(make_session, "api", 0, 1) + runs(make_session, "api", 1, 1)
+    storage.save_sessions(published)
+    refused = mock_s3.keys("team/")[0]
+
+    def refuse_one(parsed: dict[str, Any], **_: Any) -> None:
+        parsed["Errors"] = [{"Key": refused, "Code": "AccessDenied", "Message": "no"}]
+        parsed["Deleted"] = []
+
+    mock_s3.client.meta.events.register("after-call.s3.DeleteObjects", refuse_one)
+    with pytest.raises(StorageError, match="removed 1 sessions, but 1 objects failed"):
+        storage.clear_sessions(scope=Scope(sut_name="api"))
+    storage.save_sessions(published)  # moto deleted both: the refusal was only in the answer
+    stats = run_sync(clear_scope, storage.backend, Scope(sut_name="api"))
+    assert stats["errors"] == 1
+    assert refused in stats["error_messages"][0]
+    assert stats["sessions"] == 1  # the refused bundle's session is not counted as removed
+
+
+def test_compact_merges_each_partition_into_one_deduplicated_bundle(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    day0, day1 = runs(make_session, "api", 0, 4), runs(make_session, "api", 1, 3)
+    publish_each(storage, day0 + day1 + runs(make_session, "web", 0, 1))
+    copy = encode_bundle(day0[:2])  # an export that overlaps what agents published: duplicates
+    s3.client.put_object(
+        Bucket=s3.bucket,
+        Key=bundle_key("api", day0[0].session_start_time.date(), copy.bundle_id, "team"),
+        Body=copy.data,
+        Metadata={"bundle-id": copy.bundle_id, "session-count": "2"},
+    )
+    before = storage.load_sessions()
+    assert len(before) == 10
+    stats = storage.compact()
+    assert (stats["partitions"], stats["bundles_before"], stats["bundles_after"]) == (2, 8, 2)
+    assert (stats["sessions"], stats["duplicates"], stats["errors"]) == (7, 2, 0)
+    assert len(s3.keys("team/")) == 3  # web's single bundle is left alone
+    expected = day0 + day1 + [s for s in before if s.sut_name == "web"]
+    assert storage.load_sessions() == sorted(expected, key=lambda s: (s.session_start_time, s.session_id))
+    again = storage.compact()
+    assert (again["partitions"], again["errors"]) == (0, 0)
+    gets = Requests(s3.client, "GetObject")
+    storage.load_sessions(Scope(sut_name="api"))
+    assert len(gets.seen["GetObject"]) == 2  # one request per SUT and day
+
+
+def test_compact_never_deletes_a_bundle_written_meanwhile(
+    mock_s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client)
+    publish_each(storage, runs(make_session, "api", 0, 3))
+    late = make_session(sut_name="api", start=BASE_TIME + timedelta(hours=5))
+    published = False
+
+    def agent_publishes(**_: Any) -> None:  # a CI agent uploads while compaction reads
+        nonlocal published
+        if not published:
+            published = True
+            storage.save_session(late)
+
+    mock_s3.client.meta.events.register("after-call.s3.GetObject", agent_publishes)
+    stats = storage.compact()
+    assert stats["bundles_before"] == 3
+    assert late in storage.load_sessions()
+    assert len(storage.load_sessions()) == 4
+
+
+def test_compact_redoes_a_partition_rewritten_meanwhile(mock_s3: S3Target, make_session: MakeSession) -> None:
+    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client)
+    sessions = [*runs(make_session, "api", 0, 2), *runs(make_session, "api", 0, 1)]
+    storage.save_sessions(sessions[:2])
+    storage.save_session(sessions[2])
+    reads = 0
+
+    def cleanup_runs(**_: Any) -> None:  # a clear rewrites a bundle compaction read, before it deletes
+        nonlocal reads
+        reads += 1
+        if reads == 2:  # both bundles read by compaction; the clear's own reads come after
+            storage.clear_sessions([sessions[0]])
+
+    mock_s3.client.meta.events.register("after-call.s3.GetObject", cleanup_runs)
+    stats = storage.compact()
+    assert stats["errors"] == 0
+    left = sorted(sessions[1:], key=lambda s: (s.session_start_time, s.session_id))
+    assert storage.load_sessions() == left  # the cleared session did not come back
+
+
+def test_insight_compact_over_http(
+    insight: Run, moto_server_s3: S3Target, make_session: MakeSession, tmp_path: Path
+) -> None:
+    storage = S3Storage(moto_server_s3.bucket, "team", endpoint_url=moto_server_s3.endpoint_url)
+    publish_each(storage, runs(make_session, "api", 0, 3) + runs(make_session, "web", 0, 2))
+    uri = f"s3://{moto_server_s3.bucket}/team"
+    result = insight("compact", uri, "--sut", "api", "--json")
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert (stats["partitions"], stats["bundles_before"], stats["sessions"]) == (1, 3, 3)
+    assert len(moto_server_s3.keys("team/v1/sut=api/")) == 1
+    assert len(moto_server_s3.keys("team/v1/sut=web/")) == 2
+    text = insight("compact", "--storage", uri)
+    assert text.returncode == 0, text.stderr
+    assert "Compacted 1 partition" in text.stdout
+    local = insight("compact", "--storage", tmp_path / "store")
+    assert local.returncode == 2
+    assert "s3:// stores only" in local.stderr
+    cleared = insight("clear", "--storage", uri, "--older-than", "1d", "--yes", "--json")
+    assert cleared.returncode == 0, cleared.stderr
+    assert json.loads(cleared.stdout)["cleared"] == 5
+    assert moto_server_s3.keys("team/") == []
+    assert datetime.now(UTC) > BASE_TIME

@@ -1,0 +1,209 @@
+"""Concurrent import and export through a bucket: bounded transfers, bounded memory, narrow listings."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import aclosing
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+from pytest_insight.core import locations
+from pytest_insight.core.bundle import encode_session
+from pytest_insight.core.models import TestSession
+from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage, run_sync
+from pytest_insight.storage.base import Scope
+from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3_pipeline import KEY_BUFFER_FACTOR
+from tests.conftest import BASE_TIME, MakeSession
+from tests.s3servers import S3Target
+
+SEAWEED = pytest.param("seaweedfs", marks=[pytest.mark.seaweedfs, pytest.mark.xdist_group("seaweedfs")])
+
+
+@pytest.fixture(params=["moto", SEAWEED])
+def s3(request: pytest.FixtureRequest) -> S3Target:
+    """A fresh bucket on moto in process, then on SeaweedFS."""
+    target: S3Target = request.getfixturevalue("mock_s3" if request.param == "moto" else "seaweedfs_s3")
+    return target
+
+
+class InFlight:
+    """Counts the GetObject requests in flight through botocore's event hooks.
+
+    Until ``hold`` requests are in flight at once, each one waits (at most
+    ``patience`` seconds) for the others, so a pool that really runs ``hold``
+    transfers at a time reaches that number whatever the machine's speed.
+    """
+
+    def __init__(self, client: Any, hold: int, patience: float = 5.0) -> None:
+        self.lock = threading.Lock()
+        self.now = self.peak = self.started = self.finished = 0
+        self.full = threading.Event()
+        self.hold = hold
+        self.patience = patience
+        client.meta.events.register("before-call.s3.GetObject", self.before)
+        client.meta.events.register("after-call.s3.GetObject", self.after)
+
+    def before(self, **_: Any) -> None:
+        with self.lock:
+            self.now += 1
+            self.started += 1
+            self.peak = max(self.peak, self.now)
+            if self.now >= self.hold:
+                self.full.set()
+        self.full.wait(self.patience)
+
+    def after(self, **_: Any) -> None:
+        with self.lock:
+            self.now -= 1
+            self.finished += 1
+
+
+def publish(s3: S3Target, make_session: MakeSession, bundles: int, prefix: str = "team") -> list[TestSession]:
+    """Upload ``bundles`` one-session bundles (one SUT, one day each) and return the sessions."""
+    sessions = [
+        make_session(sut_name=f"sut-{n % 3}", start=BASE_TIME + timedelta(days=n // 3))
+        for n in range(bundles)
+    ]
+    backend = S3Backend(s3.bucket, prefix, client=s3.client)
+    assert run_sync(backend.write, [encode_session(s) for s in sessions]) == bundles
+    assert len(s3.keys(prefix)) == bundles
+    return sessions
+
+
+def test_downloads_run_concurrency_at_a_time_and_never_more(
+    mock_s3: S3Target, make_session: MakeSession
+) -> None:
+    publish(mock_s3, make_session, 24)
+    counter = InFlight(mock_s3.client, hold=4)
+    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client, concurrency=4)
+    assert len(storage.load_sessions()) == 24
+    assert counter.peak == 4  # reached the pool size, never above it
+    assert counter.finished == 24
+
+
+def test_memory_is_bounded_by_the_buffers_not_the_prefix(
+    mock_s3: S3Target, make_session: MakeSession
+) -> None:
+    publish(mock_s3, make_session, 60)
+    counter = InFlight(mock_s3.client, hold=1)
+    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=2)
+    bound = backend.concurrency * 2 + 1  # being downloaded + waiting in the buffer + with the consumer
+    held: list[int] = []
+
+    async def slow_consumer() -> int:
+        consumed = 0
+        async with aclosing(backend.read_bundles(backend.list_keys())) as bundles:
+            async for stored in bundles:
+                assert stored.failure is None
+                consumed += 1
+                await anyio.to_thread.run_sync(time.sleep, 0.005)  # a writer slower than the downloads
+                held.append(counter.started - consumed)
+        return consumed
+
+    assert run_sync(slow_consumer) == 60
+    assert max(held) <= bound
+    assert KEY_BUFFER_FACTOR >= 1
+
+
+def test_stopping_early_cancels_the_remaining_transfers(mock_s3: S3Target, make_session: MakeSession) -> None:
+    publish(mock_s3, make_session, 40)
+    counter = InFlight(mock_s3.client, hold=1)
+    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=2)
+
+    async def first_two() -> int:
+        taken = 0
+        async with aclosing(backend.read_bundles(backend.list_keys())) as bundles:
+            async for _stored in bundles:
+                taken += 1
+                if taken == 2:
+                    break
+        return taken
+
+    assert run_sync(first_two) == 2
+    assert counter.started < 40
+
+
+@pytest.mark.parametrize(
+    ("suffix", "expected"),
+    [("", 12), ("/v1/sut=sut-1", 4), ("/v1/sut=sut-1/date=2024-05-02", 1), ("/v1/sut=sut-1/", 4)],
+)
+def test_import_from_a_prefix_inside_the_layout(
+    mock_s3: S3Target, make_session: MakeSession, tmp_path: Path, suffix: str, expected: int
+) -> None:
+    sessions = publish(mock_s3, make_session, 12)
+    local = JSONStorage(tmp_path / "dev")
+    stats = local.import_sessions(f"s3://{mock_s3.bucket}/team{suffix}")
+    assert (stats["added"], stats["errors"]) == (expected, 0)
+    wanted = {s.session_id for s in sessions if suffix == "" or f"sut={s.sut_name}" in suffix}
+    if "date=" in suffix:
+        wanted = {s.session_id for s in sessions if s.sut_name == "sut-1" and s.session_start_time.day == 2}
+    assert {s.session_id for s in local.load_sessions()} == wanted
+
+
+def test_import_filters_narrow_the_listing(
+    mock_s3: S3Target, make_session: MakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(mock_s3, make_session, 12)
+    monkeypatch.setitem(  # imports through the test's client, so its hooks see the requests
+        locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=mock_s3.client)
+    )
+    prefixes: list[str] = []
+    mock_s3.client.meta.events.register(
+        "before-parameter-build.s3.ListObjectsV2", lambda params, **_: prefixes.append(params["Prefix"])
+    )
+    target = InMemoryStorage()
+    stats = target.import_sessions(f"s3://{mock_s3.bucket}/team", sut_name="sut-2")
+    assert stats["added"] == 4
+    assert set(prefixes) == {"team/v1/sut=sut-2/"}
+
+
+def test_import_of_many_bundles_merges_in_batches_and_again_adds_nothing(
+    s3: S3Target, make_session: MakeSession, tmp_path: Path
+) -> None:
+    sessions = publish(s3, make_session, 30)
+    local = JSONStorage(tmp_path / "dev")
+    assert local.import_sessions(f"s3://{s3.bucket}/team")["added"] == 30
+    again = local.import_sessions(f"s3://{s3.bucket}/team")
+    assert (again["added"], again["skipped"], again["errors"]) == (0, 30, 0)
+    assert sorted(s.session_id for s in local.load_sessions()) == sorted(s.session_id for s in sessions)
+
+
+def test_export_uploads_concurrently_and_twice_uploads_nothing_new(
+    s3: S3Target, make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = JSONStorage(tmp_path / "ci")
+    local.save_sessions(
+        make_session(sut_name=f"sut-{n % 4}", start=BASE_TIME + timedelta(days=n % 5, minutes=n))
+        for n in range(40)
+    )
+    puts: list[dict[str, Any]] = []
+    s3.client.meta.events.register(
+        "before-parameter-build.s3.PutObject", lambda params, **_: puts.append(params)
+    )
+    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=s3.client))
+    assert local.export_sessions(f"s3://{s3.bucket}/team") == 40
+    first = len(puts)
+    assert first == 20  # one bundle per SUT and day
+    assert all(call["IfNoneMatch"] == "*" for call in puts)
+    keys = s3.keys("team/")
+    assert local.export_sessions(f"s3://{s3.bucket}/team") == 40
+    assert s3.keys("team/") == keys  # same content, same keys: nothing new stored
+    imported = InMemoryStorage()
+    assert imported.import_sessions(f"s3://{s3.bucket}/team")["added"] == 40
+
+
+def test_export_respects_the_scope(mock_s3: S3Target, make_session: MakeSession) -> None:
+    source = InMemoryStorage(
+        [make_session(sut_name=s, start=BASE_TIME + timedelta(days=d)) for s in ("a", "b") for d in range(3)]
+    )
+    assert source.export_sessions(f"s3://{mock_s3.bucket}/x", sut_name="a") == 3
+    assert all(key.startswith("x/v1/sut=a/") for key in mock_s3.keys(""))
+    loaded = S3Storage(mock_s3.bucket, "x", client=mock_s3.client).load_sessions(Scope(sut_name="a"))
+    assert len(loaded) == 3
