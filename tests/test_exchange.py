@@ -511,3 +511,12 @@ def test_keep_both_copy_whose_id_would_be_too_long_is_an_error_not_a_crash(
     assert "longer than 256 characters" in result["error_messages"][0]
     assert result["error_messages"][0].startswith(f"session '{'x' * 60}...': ")
     assert tags_of(storage) == {longest: None, "short": None, "short-1": "v"}
+
+
+def test_a_directory_import_reports_list_and_transfer_progress(make_session: Make, tmp_path: Path) -> None:
+    sessions = [make_session(sut_name=f"sut-{n}") for n in range(3)]
+    InMemoryStorage(sessions).export_sessions(tmp_path / "bundles")
+    calls: list[tuple[str, int, int | None]] = []
+    InMemoryStorage().import_sessions(tmp_path / "bundles", progress=lambda *call: calls.append(call))
+    assert [call for call in calls if call[0] == "list"] == [("list", 3, None)]
+    assert [call for call in calls if call[0] == "transfer"] == [("transfer", n, 3) for n in (1, 2, 3)]

@@ -207,3 +207,22 @@ def test_export_respects_the_scope(mock_s3: S3Target, make_session: MakeSession)
     assert all(key.startswith("x/v1/sut=a/") for key in mock_s3.keys(""))
     loaded = S3Storage(mock_s3.bucket, "x", client=mock_s3.client).load_sessions(Scope(sut_name="a"))
     assert len(loaded) == 3
+
+
+def test_an_import_reports_list_transfer_and_merge_progress(
+    s3: S3Target, make_session: MakeSession, tmp_path: Path
+) -> None:
+    sessions = publish(s3, make_session, bundles=7)
+    calls: list[tuple[str, int, int | None]] = []
+    target = InMemoryStorage()
+    source = f"s3://{s3.bucket}/team"
+    stats = target.import_sessions(source, progress=lambda *call: calls.append(call))
+    assert stats["added"] == len(sessions)
+    listed = [done for phase, done, _ in calls if phase == "list"]
+    transferred = [(done, total) for phase, done, total in calls if phase == "transfer"]
+    merged = [done for phase, done, _ in calls if phase == "merge"]
+    assert listed == list(range(1, 8))
+    assert [done for done, _ in transferred] == list(range(1, 8))
+    assert transferred[-1] == (7, 7)
+    assert all(total is not None and done <= total for done, total in transferred)
+    assert merged[-1] == len(sessions)

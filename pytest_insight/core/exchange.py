@@ -193,7 +193,7 @@ async def import_sessions(
     async def read() -> None:
         batch: list[TestSession] = []
         count = 0
-        async with send, _closing(source.records(scope, bounds)) as records:
+        async with send, _closing(source.records(scope, bounds, progress)) as records:
             async for item in records:
                 count += 1
                 if progress is not None:

@@ -53,8 +53,13 @@ class Source(Protocol):
         """The location, as named in messages."""
         ...
 
-    def records(self, scope: Scope, limits: Limits) -> AsyncIterator[DecodedItem]:
+    def records(
+        self, scope: Scope, limits: Limits, progress: Progress | None = None
+    ) -> AsyncIterator[DecodedItem]:
         """Yield the sessions (at least those in ``scope``) and an error record per bad line or object.
+
+        A source made of many objects reports ``("list", n, None)`` as it finds
+        them and ``("transfer", n, found)`` as it reads them.
 
         Raises:
             StorageError: the location cannot be read (an I/O failure, not bad data).
@@ -182,7 +187,9 @@ class FileSource:
     def uri(self) -> str:
         return str(self.path)
 
-    async def records(self, scope: Scope, limits: Limits) -> AsyncIterator[DecodedItem]:
+    async def records(
+        self, scope: Scope, limits: Limits, progress: Progress | None = None
+    ) -> AsyncIterator[DecodedItem]:
         source = str(self.path)
         try:
             async with await anyio.open_file(self.path, "rb") as stream:
@@ -250,10 +257,17 @@ class DirectorySource:
     def uri(self) -> str:
         return str(self.root)
 
-    async def records(self, scope: Scope, limits: Limits) -> AsyncIterator[DecodedItem]:
-        for path in await anyio.to_thread.run_sync(self._list, scope):
+    async def records(
+        self, scope: Scope, limits: Limits, progress: Progress | None = None
+    ) -> AsyncIterator[DecodedItem]:
+        paths = await anyio.to_thread.run_sync(self._list, scope)
+        if progress is not None:
+            progress("list", len(paths), None)
+        for done, path in enumerate(paths, start=1):
             async for item in FileSource(path, _layout_key(path)).records(scope, limits):
                 yield item
+            if progress is not None:
+                progress("transfer", done, len(paths))
 
     def _list(self, scope: Scope) -> list[Path]:
         try:

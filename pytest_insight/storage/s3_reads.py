@@ -16,6 +16,7 @@ import anyio
 import anyio.to_thread
 
 from pytest_insight.core.bundle import DecodedItem, Limits
+from pytest_insight.core.locations import Progress
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import CorruptStoreError, InvalidDataError, StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
@@ -134,14 +135,33 @@ class S3Reader:
                     return session
         return None
 
-    async def records(self, scope: Scope, limits: Limits) -> AsyncGenerator[DecodedItem, None]:
+    async def records(
+        self, scope: Scope, limits: Limits, progress: Progress | None = None
+    ) -> AsyncGenerator[DecodedItem, None]:
         """Yield the sessions in ``scope`` and one error record per bad or unreadable object (for import).
+
+        Reports ``("list", keys found, None)`` and ``("transfer", bundles read, keys found)``.
 
         Raises:
             StorageError: the listing failed (bucket missing, access denied).
         """
-        async with aclosing(self.read_bundles(self.list_keys(scope), limits)) as bundles:
+        listed = 0
+
+        async def counted(keys: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
+            nonlocal listed
+            async with aclosing(keys) as found:
+                async for key in found:
+                    listed += 1
+                    if progress is not None:
+                        progress("list", listed, None)
+                    yield key
+
+        transferred = 0
+        async with aclosing(self.read_bundles(counted(self.list_keys(scope)), limits)) as bundles:
             async for stored in bundles:
+                transferred += 1
+                if progress is not None:
+                    progress("transfer", transferred, listed)
                 if stored.failure is not None:
                     yield InvalidDataError(str(stored.failure), source=self.object_uri(stored.key))
                 for item in stored.errors:
