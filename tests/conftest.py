@@ -12,7 +12,7 @@ import pytest
 from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 
-pytest_plugins = ["tests.s3servers"]
+pytest_plugins = ["tests.s3servers", "tests.faultproxy"]
 
 BASE_TIME = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 

@@ -25,9 +25,11 @@ transaction that only writes one session skips the marker: its one rename is
 atomic by itself.
 
 Reads take no lock: every session file appears and changes by ``os.replace``,
-so a reader sees a whole file or none (a reader racing a commit may see part
-of that batch). Anything in ``sessions/`` that is not named like a session
-file is ignored.
+so a reader sees a whole file or none (a reader racing a live commit may see
+part of that batch). A reader that finds a commit marker a killed writer left
+takes the lock and rolls it forward first, so a crash never shows half a
+batch. Anything in ``sessions/`` that is not named like a session file is
+ignored.
 """
 
 from __future__ import annotations
@@ -166,8 +168,30 @@ class LocalBackend:
 
     # -- reading ---------------------------------------------------------------
 
+    def _finish_commits(self) -> None:
+        """Roll forward a commit a killed writer left half done, so no reader sees part of a batch.
+
+        Takes the lock only when a commit marker is waiting (a live writer
+        holds the lock until its roll-forward ends); a store this process
+        cannot lock (read-only) is read as it is.
+        """
+        try:
+            with os.scandir(self.staging_dir) as entries:
+                waiting = any((Path(entry.path) / journal.MARKER).is_file() for entry in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if not waiting or not os.access(self.root, os.W_OK):
+            return
+        lock = FileLock(self.lock_path, timeout=self.lock_timeout)
+        lock.acquire()
+        try:
+            self.recover()
+        finally:
+            lock.release()
+
     def _list_files(self) -> list[Path]:
         self._check_root()
+        self._finish_commits()
         try:
             shards = sorted(entry.path for entry in os.scandir(self.sessions_dir) if entry.is_dir())
         except FileNotFoundError:
@@ -197,6 +221,7 @@ class LocalBackend:
                     yield session
 
     async def get(self, session_id: str) -> TestSession | None:
+        await self._run(self._finish_commits)
         found = await self._run(self._read_files, [self.path_for(session_id)])
         return found[0] if found else None
 

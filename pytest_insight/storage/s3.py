@@ -13,7 +13,8 @@ one boto3 client per backend whose connection pool is as large. Uploads send
 a CRC32 checksum and ``If-None-Match: *``; downloads verify that checksum
 (``ChecksumMode=ENABLED``) and the SHA-256 of the content against the bundle
 id. botocore's ``standard`` retry mode (``AWS_RETRY_MODE`` may pick
-``adaptive``) retries throttling and network errors; what still fails is
+``adaptive``), with 10 attempts unless ``AWS_MAX_ATTEMPTS`` says otherwise,
+retries throttling and network errors; what still fails is
 translated by :mod:`pytest_insight.storage.s3_errors`.
 
 boto3 is imported only with this module, which the storage facade imports
@@ -57,6 +58,7 @@ from pytest_insight.storage.s3_reads import S3Reader
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_MAX_ATTEMPTS",
     "MAX_CONCURRENCY",
     "S3Backend",
     "StoredBundle",
@@ -68,6 +70,10 @@ DEFAULT_CONCURRENCY = 16
 
 MAX_CONCURRENCY = 64
 """Most parallel transfers accepted: beyond it botocore's per-request CPU cost, not the network, limits."""
+
+DEFAULT_MAX_ATTEMPTS = 10
+"""Attempts per request (``AWS_MAX_ATTEMPTS`` overrides): botocore's 3 lose about one object in a
+thousand when a tenth of requests fail, as a flaky proxy or an overloaded server makes them."""
 
 DELETE_BATCH = 1000
 """Most keys in one ``DeleteObjects`` request (S3's limit; moto accepts more, real servers do not)."""
@@ -135,8 +141,12 @@ class S3Backend(S3Reader):
                 self.concurrency = max(1, min(self.concurrency, pool))
 
     def _make_client(self, region: str | None) -> Any:
+        attempts = os.environ.get("AWS_MAX_ATTEMPTS") or str(DEFAULT_MAX_ATTEMPTS)
+        if not attempts.isdigit() or int(attempts) < 1:
+            raise ConfigurationError(f"AWS_MAX_ATTEMPTS must be a whole number >= 1, got {attempts!r}")
+        retries = {"mode": os.environ.get("AWS_RETRY_MODE") or "standard", "max_attempts": int(attempts)}
         config = Config(
-            retries=cast("Any", {"mode": os.environ.get("AWS_RETRY_MODE") or "standard"}),
+            retries=cast("Any", retries),
             max_pool_connections=max(self.concurrency, 10),
         )
         session = boto3.session.Session()

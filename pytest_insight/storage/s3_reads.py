@@ -163,7 +163,9 @@ class S3Reader:
                 if progress is not None:
                     progress("transfer", transferred, listed)
                 if stored.failure is not None:
-                    yield InvalidDataError(str(stored.failure), source=self.object_uri(stored.key))
+                    uri = self.object_uri(stored.key)
+                    reason = str(stored.failure).removeprefix(f"{uri}: ")  # the message names the object
+                    yield InvalidDataError(reason, source=uri)
                 for item in stored.errors:
                     yield item
                 for session in stored.sessions:
