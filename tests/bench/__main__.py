@@ -1,20 +1,26 @@
 """Run every benchmark: ``python -m tests.bench`` (what ``nox -s bench`` runs).
 
-Extra arguments go to the S3 benchmark (``--bundles``, ``--concurrency``).
+Each benchmark runs in a process of its own, so that one's memory does not
+show in the next one's peak RSS figures. Extra arguments go to the S3
+benchmark (``--bundles``, ``--concurrency``).
 """
 
 from __future__ import annotations
 
+import subprocess
 import sys
-
-from tests.bench import exchange, s3, store
 
 __all__: list[str] = []
 
+BENCHMARKS = [
+    ("store: save and load scaling", "tests.bench.store", []),
+    ("exchange: local files", "tests.bench.exchange", []),
+    ("s3: SeaweedFS, against aws s3 cp, s5cmd and boto3", "tests.bench.s3", sys.argv[1:]),
+]
+
 if __name__ == "__main__":
-    print("== store: save and load scaling ==", flush=True)
-    store.main([])
-    print("\n== exchange: local files ==", flush=True)
-    exchange.main([])
-    print("\n== s3: SeaweedFS, against aws s3 cp, s5cmd and boto3 ==", flush=True)
-    s3.main(sys.argv[1:])
+    failed = 0
+    for title, module, arguments in BENCHMARKS:
+        print(f"\n== {title} ==", flush=True)
+        failed |= subprocess.run([sys.executable, "-m", module, *arguments], check=False).returncode
+    sys.exit(1 if failed else 0)
