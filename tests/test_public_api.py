@@ -15,6 +15,7 @@ PUBLIC_MODULES = [
     "pytest_insight.errors",
     "pytest_insight.core.models",
     "pytest_insight.core.storage",
+    "pytest_insight.core.facade",
     "pytest_insight.core.profiles",
     "pytest_insight.core.exchange",
     "pytest_insight.core.bundle",
