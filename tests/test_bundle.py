@@ -16,16 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_insight.core.bundle import (
-    BundleDecoder,
-    DecodedItem,
-    Limits,
-    content_digest,
-    decode_document,
-    encode_bundle,
-    encode_session,
-    iter_bundle,
-)
+from pytest_insight.core.bundle import content_digest, encode_bundle, encode_session
+from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits, decode_document, iter_bundle
 from pytest_insight.core.layout import bundle_key, decode_sut, encode_sut, parse_bundle_key
 from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError

@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "pytest_insight.core.profiles",
     "pytest_insight.core.exchange",
     "pytest_insight.core.bundle",
+    "pytest_insight.core.decoding",
     "pytest_insight.core.query",
     "pytest_insight.storage.base",
 ]

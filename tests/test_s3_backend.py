@@ -12,7 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
-from pytest_insight.core.bundle import Limits, encode_bundle, encode_session
+from pytest_insight.core.bundle import encode_bundle, encode_session
+from pytest_insight.core.decoding import Limits
 from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import S3Storage, run_sync

@@ -36,7 +36,8 @@ from typing import Protocol, TypedDict, TypeVar
 
 import anyio
 
-from pytest_insight.core.bundle import EncodedSession, Limits, content_digest, encode_session
+from pytest_insight.core.bundle import EncodedSession, content_digest, encode_session
+from pytest_insight.core.decoding import Limits
 from pytest_insight.core.locations import open_sink, open_source
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import ConfigurationError, InvalidDataError

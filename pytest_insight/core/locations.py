@@ -24,7 +24,8 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import BundleDecoder, DecodedItem, EncodedSession, Limits, decode_document
+from pytest_insight.core.bundle import EncodedSession
+from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits, decode_document
 from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, DocumentSink, Progress
 from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError

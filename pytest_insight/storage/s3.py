@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import Bundle, EncodedSession, Limits
+from pytest_insight.core.bundle import Bundle, EncodedSession
+from pytest_insight.core.decoding import Limits
 from pytest_insight.core.layout import bundle_key
 from pytest_insight.errors import (
     ConfigurationError,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import zlib
 
-from pytest_insight.core.bundle import BundleDecoder, Limits
+from pytest_insight.core.decoding import BundleDecoder, Limits
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import InvalidDataError
 

@@ -14,7 +14,8 @@ from botocore.exceptions import (
 )
 
 from pytest_insight import __version__
-from pytest_insight.core.bundle import Bundle, Limits
+from pytest_insight.core.bundle import Bundle
+from pytest_insight.core.decoding import Limits
 from pytest_insight.core.layout import parse_bundle_key
 from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, InvalidDataError, StorageError

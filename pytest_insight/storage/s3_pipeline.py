@@ -34,7 +34,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
 
 if TYPE_CHECKING:
-    from pytest_insight.core.bundle import Limits
+    from pytest_insight.core.decoding import Limits
     from pytest_insight.storage.s3 import S3Backend
     from pytest_insight.storage.s3_objects import StoredBundle
     from pytest_insight.storage.s3_reads import S3Reader

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import DecodedItem, Limits
+from pytest_insight.core.decoding import DecodedItem, Limits
 from pytest_insight.core.locations import Progress
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import CorruptStoreError, InvalidDataError, StorageError
