@@ -31,7 +31,7 @@ import pytest
 from infra.local_s3 import S3Server, find_weed, start_seaweedfs, stop_seaweedfs
 from pytest_insight.core.storage import S3Storage
 
-__all__ = ["S3Target", "fresh_bucket_name"]
+__all__ = ["RequestLog", "S3Target", "fresh_bucket_name"]
 
 REGION = "us-east-1"
 _SERVER_FIXTURE = "seaweedfs"
@@ -59,6 +59,21 @@ class S3Target:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             found += [item["Key"] for item in page.get("Contents", [])]
         return sorted(found)
+
+
+class RequestLog:
+    """The parameters of every request of some operations, seen through botocore's event hooks."""
+
+    def __init__(self, client: Any, *operations: str) -> None:
+        self.seen: dict[str, list[dict[str, Any]]] = {name: [] for name in operations}
+        for name in operations:
+            client.meta.events.register(f"before-parameter-build.s3.{name}", self._record(name))
+
+    def _record(self, name: str) -> Any:
+        def record(params: dict[str, Any], **_: Any) -> None:
+            self.seen[name].append(dict(params))
+
+        return record
 
 
 def fresh_bucket_name() -> str:
@@ -160,6 +175,18 @@ def seaweedfs_s3(seaweedfs: S3Server, aws_env: dict[str, str], monkeypatch: pyte
     bucket = fresh_bucket_name()
     client.create_bucket(Bucket=bucket)
     return S3Target(client, bucket, seaweedfs.endpoint_url, "seaweedfs")
+
+
+_SEAWEED_PARAM = pytest.param(
+    "seaweedfs", marks=[pytest.mark.seaweedfs, pytest.mark.xdist_group("seaweedfs")]
+)
+
+
+@pytest.fixture(params=["moto", _SEAWEED_PARAM])
+def s3(request: pytest.FixtureRequest) -> S3Target:
+    """A fresh bucket on moto in process, then on SeaweedFS (marked and grouped like every SeaweedFS test)."""
+    target: S3Target = request.getfixturevalue("mock_s3" if request.param == "moto" else "seaweedfs_s3")
+    return target
 
 
 @pytest.fixture

@@ -17,34 +17,10 @@ from pytest_insight.errors import StorageError
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3_clear import clear_scope
 from tests.conftest import BASE_TIME, MakeSession
-from tests.s3servers import S3Target
+from tests.s3servers import RequestLog, S3Target
 from tests.test_cli import Run, insight
 
 __all__ = ["insight"]
-
-SEAWEED = pytest.param("seaweedfs", marks=[pytest.mark.seaweedfs, pytest.mark.xdist_group("seaweedfs")])
-
-
-@pytest.fixture(params=["moto", SEAWEED])
-def s3(request: pytest.FixtureRequest) -> S3Target:
-    """A fresh bucket on moto in process, then on SeaweedFS."""
-    target: S3Target = request.getfixturevalue("mock_s3" if request.param == "moto" else "seaweedfs_s3")
-    return target
-
-
-class Requests:
-    """The parameters of every request of some operations, through botocore's event hooks."""
-
-    def __init__(self, client: Any, *operations: str) -> None:
-        self.seen: dict[str, list[dict[str, Any]]] = {name: [] for name in operations}
-        for name in operations:
-            client.meta.events.register(f"before-parameter-build.s3.{name}", self._record(name))
-
-    def _record(self, name: str) -> Any:
-        def record(params: dict[str, Any], **_: Any) -> None:
-            self.seen[name].append(dict(params))
-
-        return record
 
 
 def runs(make_session: MakeSession, sut: str, day: int, count: int) -> list[TestSession]:
@@ -67,7 +43,7 @@ def test_clear_older_than_deletes_whole_days_unread_and_rewrites_the_boundary(
     recent = runs(make_session, "api", 3, 2)
     storage.save_sessions(old + boundary + recent)
     cutoff = BASE_TIME + timedelta(days=2, hours=2)  # api day 2: 08:00 and 09:00 go, 10:00 and 11:00 stay
-    requests = Requests(s3.client, "GetObject", "HeadObject", "DeleteObjects", "PutObject")
+    requests = RequestLog(s3.client, "GetObject", "HeadObject", "DeleteObjects", "PutObject")
     assert storage.clear_sessions(scope=Scope(until=cutoff)) == 5 + 2
     boundary_key = bundle_key("api", boundary[0].session_start_time.date(), "x", "team").rsplit("/", 1)[0]
     assert [call["Key"].rsplit("/", 1)[0] for call in requests.seen["GetObject"]] == [boundary_key]
@@ -80,7 +56,7 @@ def test_clear_older_than_deletes_whole_days_unread_and_rewrites_the_boundary(
 def test_clear_by_sut_leaves_other_suts(s3: S3Target, make_session: MakeSession) -> None:
     storage = S3Storage(s3.bucket, "team", client=s3.client)
     storage.save_sessions(runs(make_session, "api", 0, 2) + runs(make_session, "web", 0, 2))
-    requests = Requests(s3.client, "GetObject")
+    requests = RequestLog(s3.client, "GetObject")
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2
     assert requests.seen["GetObject"] == []
     assert {s.sut_name for s in storage.load_sessions()} == {"web"}
@@ -91,7 +67,7 @@ def test_clear_of_thousands_of_bundles_sends_batches_of_at_most_1000(s3: S3Targe
     for index in range(1005):  # empty-looking bundles: counted from metadata, never opened
         key = f"team/v1/sut=api/date=2024-05-01/{index:032x}.jsonl.gz"
         s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"x", Metadata={"session-count": "2"})
-    requests = Requests(s3.client, "DeleteObjects")
+    requests = RequestLog(s3.client, "DeleteObjects")
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2010
     assert sorted(len(call["Delete"]["Objects"]) for call in requests.seen["DeleteObjects"]) == [5, 1000]
     assert s3.keys("team/") == []
@@ -140,7 +116,7 @@ def test_compact_merges_each_partition_into_one_deduplicated_bundle(
     assert storage.load_sessions() == sorted(expected, key=lambda s: (s.session_start_time, s.session_id))
     again = storage.compact()
     assert (again["partitions"], again["errors"]) == (0, 0)
-    gets = Requests(s3.client, "GetObject")
+    gets = RequestLog(s3.client, "GetObject")
     storage.load_sessions(Scope(sut_name="api"))
     assert len(gets.seen["GetObject"]) == 2  # one request per SUT and day
 

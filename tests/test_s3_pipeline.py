@@ -23,15 +23,6 @@ from pytest_insight.storage.s3_pipeline import KEY_BUFFER_FACTOR
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import S3Target
 
-SEAWEED = pytest.param("seaweedfs", marks=[pytest.mark.seaweedfs, pytest.mark.xdist_group("seaweedfs")])
-
-
-@pytest.fixture(params=["moto", SEAWEED])
-def s3(request: pytest.FixtureRequest) -> S3Target:
-    """A fresh bucket on moto in process, then on SeaweedFS."""
-    target: S3Target = request.getfixturevalue("mock_s3" if request.param == "moto" else "seaweedfs_s3")
-    return target
-
 
 class InFlight:
     """Counts the GetObject requests in flight through botocore's event hooks.
