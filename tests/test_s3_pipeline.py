@@ -14,7 +14,8 @@ import anyio.to_thread
 import pytest
 
 from pytest_insight.core import locations
-from pytest_insight.core.bundle import encode_session
+from pytest_insight.core.bundle import encode_bundle, encode_session
+from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage, run_sync
 from pytest_insight.storage.base import Scope
@@ -217,3 +218,26 @@ def test_an_import_reports_list_transfer_and_merge_progress(
     assert transferred[-1] == (7, 7)
     assert all(total is not None and done <= total for done, total in transferred)
     assert merged[-1] == len(sessions)
+
+
+@pytest.mark.parametrize(
+    ("sut", "day_offset", "field"),
+    [("web", 0, "sut_name"), ("api", 1, "session_start_time")],
+)
+def test_a_bundle_whose_key_disagrees_with_its_content_is_an_error_not_an_import(
+    s3: S3Target, make_session: MakeSession, sut: str, day_offset: int, field: str
+) -> None:
+    good = make_session("good", sut_name="api", start=BASE_TIME + timedelta(days=3))
+    moved = make_session("moved", sut_name="api", start=BASE_TIME)
+    run_sync(S3Backend(s3.bucket, "team", client=s3.client).write, [encode_session(good)])
+    bundle = encode_bundle([moved])
+    wrong_key = bundle_key(sut, (BASE_TIME + timedelta(days=day_offset)).date(), bundle.bundle_id, "team")
+    s3.client.put_object(Bucket=s3.bucket, Key=wrong_key, Body=bundle.data)
+
+    target = InMemoryStorage()
+    stats = target.import_sessions(f"s3://{s3.bucket}/team")
+    assert (stats["added"], stats["errors"]) == (1, 1)
+    (message,) = stats["error_messages"]
+    assert message.startswith(f"s3://{s3.bucket}/{wrong_key}: {field}: ")
+    assert "'moved' not imported" in message
+    assert [session.session_id for session in target.load_sessions()] == ["good"]

@@ -15,6 +15,7 @@ from datetime import date
 from typing import NamedTuple
 
 from pytest_insight.core.bundle import BUNDLE_ID_LENGTH
+from pytest_insight.core.models import TestSession
 from pytest_insight.errors import InvalidDataError
 
 __all__ = [
@@ -116,6 +117,29 @@ class BundleKey(NamedTuple):
             return decode_sut(self.sut_part)
         except InvalidDataError:
             return None
+
+    def misplaced(
+        self, session: TestSession, source: str, line: int | None = None
+    ) -> InvalidDataError | None:
+        """The error for a session whose SUT or UTC start day is not this partition's, else None.
+
+        The key is what narrows an import by SUT and date, so content that
+        disagrees with it (a file moved, an object copied by hand) cannot be
+        trusted either way.
+        """
+        if encode_sut(session.sut_name).casefold() != self.sut_part.casefold():
+            field, value = "sut_name", repr(session.sut_name)
+        elif session.session_start_time.date() != self.day:
+            field, value = "session_start_time", session.session_start_time.date().isoformat()
+        else:
+            return None
+        where = f"partition sut={self.sut_part}/date={self.day.isoformat()}"
+        return InvalidDataError(
+            f"{value} does not match the {where} (session {session.session_id!r} not imported)",
+            source=source,
+            line=line,
+            field=field,
+        )
 
     def key(self, prefix: str = "") -> str:
         """The object key (or relative path) of this bundle under ``prefix``."""

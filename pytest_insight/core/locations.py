@@ -227,19 +227,7 @@ class FileSource:
         """
         if self.partition is None or isinstance(item, InvalidDataError):
             return item
-        where = f"partition sut={self.partition.sut_part}/date={self.partition.day.isoformat()}"
-        if encode_sut(item.sut_name).casefold() != self.partition.sut_part.casefold():
-            field, value = "sut_name", repr(item.sut_name)
-        elif item.session_start_time.date() != self.partition.day:
-            field, value = "session_start_time", item.session_start_time.date().isoformat()
-        else:
-            return item
-        return InvalidDataError(
-            f"{value} does not match the file's {where} (session {item.session_id!r} not imported)",
-            source=str(self.path),
-            line=line,
-            field=field,
-        )
+        return self.partition.misplaced(item, str(self.path), line) or item
 
 
 class DirectorySource:

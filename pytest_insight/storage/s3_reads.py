@@ -16,6 +16,7 @@ import anyio
 import anyio.to_thread
 
 from pytest_insight.core.decoding import DecodedItem, Limits
+from pytest_insight.core.layout import BundleKey, parse_bundle_key
 from pytest_insight.core.locations import Progress
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import CorruptStoreError, InvalidDataError, StorageError
@@ -141,6 +142,8 @@ class S3Reader:
         """Yield the sessions in ``scope`` and one error record per bad or unreadable object (for import).
 
         Reports ``("list", keys found, None)`` and ``("transfer", bundles read, keys found)``.
+        A session whose SUT or day is not its key's partition is an error record,
+        as in a directory of bundles.
 
         Raises:
             StorageError: the listing failed (bucket missing, access denied).
@@ -168,5 +171,10 @@ class S3Reader:
                     yield InvalidDataError(reason, source=uri)
                 for item in stored.errors:
                     yield item
+                try:
+                    partition: BundleKey | None = parse_bundle_key(stored.key, self.root)
+                except InvalidDataError:
+                    partition = None
                 for session in stored.sessions:
-                    yield session
+                    misplaced = partition and partition.misplaced(session, self.object_uri(stored.key))
+                    yield misplaced or session
