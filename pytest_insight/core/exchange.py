@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Protocol, TypedDict, TypeVar
+from typing import TypedDict, TypeVar
 
 import anyio
 
@@ -40,6 +40,7 @@ from pytest_insight.core.bundle import EncodedSession, content_digest, encode_se
 from pytest_insight.core.decoding import Limits
 from pytest_insight.core.locations import open_sink, open_source
 from pytest_insight.core.models import TestSession
+from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import ConfigurationError, InvalidDataError
 from pytest_insight.storage.base import Backend, Scope, Transaction
 
@@ -84,12 +85,6 @@ class ImportStats(TypedDict):
     skipped: int
     errors: int
     error_messages: list[str]
-
-
-class ProgressCallback(Protocol):
-    """Told how far a long operation got: ``phase`` is "read", "merge" or "write"; ``total`` may be None."""
-
-    def __call__(self, phase: str, done: int, total: int | None) -> None: ...
 
 
 def parse_strategy(name: str) -> MergeStrategy:

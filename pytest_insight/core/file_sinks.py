@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,12 +19,11 @@ import anyio.to_thread
 from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
 from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import SCHEMA_VERSION
+from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import StorageError
 
-__all__ = ["BundleFileSink", "DirectorySink", "DocumentSink", "Progress", "write_atomic"]
+__all__ = ["BundleFileSink", "DirectorySink", "DocumentSink", "write_atomic"]
 
-Progress = Callable[[str, int, "int | None"], None]
-"""A progress callback: ``(phase, done, total)``."""
 
 _WRITERS = 8  # bundle files written at once: fsync waits overlap
 
@@ -33,8 +32,8 @@ def _ordered(sessions: Sequence[EncodedSession]) -> list[EncodedSession]:
     return sorted(sessions, key=lambda item: (item.start_time, item.session_id))
 
 
-class DocumentSink:
-    """A ``.json`` export document: ``{"exported_at", "schema_version", "sessions": [...]}``."""
+class _FileSink:
+    """A sink at one local path, named by it in messages."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -43,7 +42,13 @@ class DocumentSink:
     def uri(self) -> str:
         return str(self.path)
 
-    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+
+class DocumentSink(_FileSink):
+    """A ``.json`` export document: ``{"exported_at", "schema_version", "sessions": [...]}``."""
+
+    async def write(
+        self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
+    ) -> int:
         stamp = datetime.now(UTC).isoformat()
         head = f'{{"exported_at":"{stamp}","schema_version":{SCHEMA_VERSION},"sessions":['.encode()
         body = b",\n".join(item.line for item in _ordered(sessions))
@@ -54,17 +59,12 @@ class DocumentSink:
         return len(sessions)
 
 
-class BundleFileSink:
+class BundleFileSink(_FileSink):
     """One bundle file holding every exported session."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @property
-    def uri(self) -> str:
-        return str(self.path)
-
-    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+    async def write(
+        self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
+    ) -> int:
         bundle = encode_bundle(sessions)
         await anyio.to_thread.run_sync(write_atomic, self.path, bundle.data)
         if progress is not None:
@@ -86,7 +86,9 @@ class DirectorySink:
     def uri(self) -> str:
         return str(self.root)
 
-    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+    async def write(
+        self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
+    ) -> int:
         done = 0
         await anyio.to_thread.run_sync(self._make_root)
         limiter = anyio.CapacityLimiter(_WRITERS)

@@ -26,13 +26,13 @@ import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
 from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits, decode_document
-from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, DocumentSink, Progress
+from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, DocumentSink
 from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
+from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError
 from pytest_insight.storage.base import Scope
 
 __all__ = [
-    "Progress",
     "Sink",
     "Source",
     "open_sink",
@@ -55,7 +55,7 @@ class Source(Protocol):
         ...
 
     def records(
-        self, scope: Scope, limits: Limits, progress: Progress | None = None
+        self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
     ) -> AsyncIterator[DecodedItem]:
         """Yield the sessions (at least those in ``scope``) and an error record per bad line or object.
 
@@ -77,7 +77,9 @@ class Sink(Protocol):
         """The location, as named in messages."""
         ...
 
-    async def write(self, sessions: Sequence[EncodedSession], progress: Progress | None = None) -> int:
+    async def write(
+        self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
+    ) -> int:
         """Write ``sessions``; return how many were exported.
 
         Raises:
@@ -189,7 +191,7 @@ class FileSource:
         return str(self.path)
 
     async def records(
-        self, scope: Scope, limits: Limits, progress: Progress | None = None
+        self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
     ) -> AsyncIterator[DecodedItem]:
         source = str(self.path)
         try:
@@ -247,7 +249,7 @@ class DirectorySource:
         return str(self.root)
 
     async def records(
-        self, scope: Scope, limits: Limits, progress: Progress | None = None
+        self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
     ) -> AsyncIterator[DecodedItem]:
         paths = await anyio.to_thread.run_sync(self._list, scope)
         if progress is not None:

@@ -15,6 +15,10 @@ without an exception. Per-backend differences:
   across processes, and the commit is all-or-nothing even under SIGKILL.
 - S3: sessions live in bundles; a transaction writes new bundles with
   ``If-None-Match: *`` and rewrites changed ones conditionally on their ETag.
+
+One optional capability: a backend that can remove a whole scope without
+reading it defines ``async clear_scope(scope) -> int`` (S3 deletes whole
+day partitions unread); ``exchange.clear_sessions`` uses it when present.
 """
 
 from __future__ import annotations

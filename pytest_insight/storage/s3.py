@@ -35,6 +35,7 @@ import anyio.to_thread
 from pytest_insight.core.bundle import Bundle, EncodedSession
 from pytest_insight.core.decoding import Limits
 from pytest_insight.core.layout import bundle_key
+from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import (
     ConfigurationError,
     DependencyError,
@@ -219,7 +220,9 @@ class S3Backend(S3Reader):
             raise ConfigurationError(f"{self.uri}: cannot write {key}: outside the opened prefix")
         return key
 
-    async def write(self, sessions: Sequence[EncodedSession], progress: Any = None) -> int:
+    async def write(
+        self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
+    ) -> int:
         """Upload sessions as one bundle per SUT and day, ``concurrency`` at a time.
 
         Each bundle is gzipped and uploaded in a worker thread; a bundle

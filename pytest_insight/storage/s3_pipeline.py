@@ -25,13 +25,14 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
+from pytest_insight.core.progress import ProgressCallback
 
 if TYPE_CHECKING:
     from pytest_insight.core.decoding import Limits
@@ -109,7 +110,7 @@ async def read_bundles(
 
 
 async def upload_sessions(
-    backend: S3Backend, sessions: Sequence[EncodedSession], progress: Any = None
+    backend: S3Backend, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
 ) -> int:
     """Upload sessions as one bundle per SUT and day, ``concurrency`` at a time.
 

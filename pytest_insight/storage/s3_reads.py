@@ -17,8 +17,8 @@ import anyio.to_thread
 
 from pytest_insight.core.decoding import DecodedItem, Limits
 from pytest_insight.core.layout import BundleKey, parse_bundle_key
-from pytest_insight.core.locations import Progress
 from pytest_insight.core.models import TestSession
+from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import CorruptStoreError, InvalidDataError, StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3_errors import BOTO_ERRORS, is_precondition_failed, translate
@@ -137,7 +137,7 @@ class S3Reader:
         return None
 
     async def records(
-        self, scope: Scope, limits: Limits, progress: Progress | None = None
+        self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
     ) -> AsyncGenerator[DecodedItem, None]:
         """Yield the sessions in ``scope`` and one error record per bad or unreadable object (for import).
 
