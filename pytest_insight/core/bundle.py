@@ -15,7 +15,6 @@ Decoding, streaming and bounded, is :mod:`pytest_insight.core.decoding`.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections.abc import Iterable
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from pytest_insight.core.compression import gzip_compress
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import InvalidDataError
 
@@ -37,7 +37,6 @@ __all__ = [
 ]
 
 BUNDLE_ID_LENGTH = 32
-_GZIP_OS_UNKNOWN = 255
 
 
 def _canonical(data: dict[str, Any]) -> bytes:
@@ -100,9 +99,7 @@ def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
     items = [item if isinstance(item, EncodedSession) else encode_session(item) for item in sessions]
     items.sort(key=lambda item: (item.start_time, item.session_id))
     raw = b"".join(item.line + b"\n" for item in items)
-    data = bytearray(gzip.compress(raw, compresslevel=6, mtime=0))
-    data[9] = _GZIP_OS_UNKNOWN  # zlib writes the build platform here; fix it so bytes match everywhere
-    return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], bytes(data), len(items))
+    return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], gzip_compress(raw), len(items))
 
 
 def partition(sessions: Iterable[EncodedSession]) -> dict[tuple[str, date], list[EncodedSession]]:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import zlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_insight.core import compression
 from pytest_insight.core.fields import kind
 from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
@@ -94,7 +94,7 @@ class BundleDecoder:
         self.source = source
         self.limits = limits or Limits()
         self._compressed = compressed
-        self._inflate = zlib.decompressobj(wbits=31) if compressed else None
+        self._inflate = compression.inflater() if compressed else None
         self._pending = bytearray()
         self._line = 0
         self._total = 0
@@ -131,13 +131,13 @@ class BundleDecoder:
                 yield from self._text(piece)
             if inflate.eof:  # concatenated gzip members form one stream
                 data = inflate.unused_data
-                inflate = self._inflate = zlib.decompressobj(wbits=31)
+                inflate = self._inflate = compression.inflater()
                 self._in_member = False
 
     def _inflate_step(self, inflate: Any, data: bytes) -> bytes:
         try:
             piece: bytes = inflate.decompress(data, _STEP)
-        except zlib.error as exc:
+        except compression.ERRORS as exc:
             raise InvalidDataError(f"corrupt gzip data: {exc}", source=self.source) from None
         return piece
 

@@ -9,8 +9,8 @@ replaced, truncated or mislabelled is reported instead of imported.
 from __future__ import annotations
 
 import hashlib
-import zlib
 
+from pytest_insight.core import compression
 from pytest_insight.core.decoding import BundleDecoder, Limits
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import InvalidDataError
@@ -37,12 +37,12 @@ def decode_verified(
     try:
         if not data:
             raise InvalidDataError("empty object", source=source)
-        inflate = zlib.decompressobj(wbits=31)
+        inflate = compression.inflater()
         pending = data
         while True:
             try:
                 piece = inflate.decompress(pending, _STEP)
-            except zlib.error as exc:
+            except compression.ERRORS as exc:
                 raise InvalidDataError(f"corrupt gzip data: {exc}", source=source) from None
             pending = inflate.unconsumed_tail
             digest.update(piece)
@@ -52,7 +52,7 @@ def decode_verified(
                 if not inflate.unused_data:
                     break
                 pending = inflate.unused_data  # concatenated gzip members are one stream
-                inflate = zlib.decompressobj(wbits=31)
+                inflate = compression.inflater()
             elif not pending and len(piece) < _STEP:
                 break  # input used up and nothing left inside zlib
         if not inflate.eof:

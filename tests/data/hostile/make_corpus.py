@@ -240,7 +240,7 @@ _trailing("gzip_trailing_garbage", lambda data: data + b"this is not gzip", "cor
 _trailing(
     "gzip_bad_crc",
     lambda data: data[:-8] + bytes([data[-8] ^ 0xFF]) + data[-7:],
-    "corrupt gzip data: Error -3 while decompressing data: incorrect data check",
+    "corrupt gzip data",  # the rest of the message is the inflate library's (ISA-L or zlib)
     kept=False,
 )
 

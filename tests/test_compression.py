@@ -1,0 +1,67 @@
+"""The gzip codec: ISA-L or zlib, readable by each other and by the standard library, same bytes each time."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import sys
+from types import ModuleType
+
+import pytest
+
+from pytest_insight.core import compression
+
+RAW = b"".join(b'{"session_id": "s-%d", "outcome": "passed"}\n' % n for n in range(5000))
+
+
+def _load_without_isal(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.setitem(sys.modules, "isal", None)  # makes ``from isal import ...`` raise ImportError
+    spec = importlib.util.find_spec("pytest_insight.core.compression")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(params=["installed", "zlib"])
+def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    return compression if request.param == "installed" else _load_without_isal(monkeypatch)
+
+
+def test_isal_is_used_where_installed() -> None:
+    assert compression.BACKEND == "isal"
+
+
+def test_the_fallback_is_zlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _load_without_isal(monkeypatch).BACKEND == "zlib"
+
+
+def test_output_is_deterministic_plain_gzip(codec: ModuleType) -> None:
+    data = codec.gzip_compress(RAW)
+    assert data == codec.gzip_compress(RAW)
+    assert data[:4] == b"\x1f\x8b\x08\x00"
+    assert data[4:8] == b"\0\0\0\0"
+    assert data[9] == 255
+    assert gzip.decompress(data) == RAW
+    assert len(data) < len(RAW) / 5
+
+
+def test_inflater_reads_any_gzip_in_bounded_steps(codec: ModuleType) -> None:
+    for data in (gzip.compress(RAW), compression.gzip_compress(RAW), codec.gzip_compress(RAW)):
+        inflate = codec.inflater()
+        out, pending = b"", data
+        while not inflate.eof:
+            piece = inflate.decompress(pending, 4096)
+            assert len(piece) <= 4096
+            out += piece
+            pending = inflate.unconsumed_tail
+        assert out == RAW
+        assert inflate.unused_data == b""
+
+
+def test_a_damaged_checksum_is_one_of_the_codec_errors(codec: ModuleType) -> None:
+    data = bytearray(gzip.compress(RAW))
+    data[-8] ^= 0xFF
+    with pytest.raises(codec.ERRORS):
+        codec.inflater().decompress(bytes(data))
