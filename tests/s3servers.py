@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import boto3
 import pytest
@@ -62,18 +63,42 @@ class S3Target:
 
 
 class RequestLog:
-    """The parameters of every request of some operations, seen through botocore's event hooks."""
+    """The parameters of every request of some operations, seen through botocore's event hooks.
 
-    def __init__(self, client: Any, *operations: str) -> None:
+    GetObject and PutObject go out through ``s3_direct``, which skips the
+    parameter hooks: they are seen at ``before-send``, as their key and
+    condition headers.
+    """
+
+    def __init__(self, target: S3Target, *operations: str) -> None:
         self.seen: dict[str, list[dict[str, Any]]] = {name: [] for name in operations}
+        events = target.client.meta.events
         for name in operations:
-            client.meta.events.register(f"before-parameter-build.s3.{name}", self._record(name))
+            if name in _DIRECT:
+                events.register(f"before-send.s3.{name}", self._record_sent(name, target.bucket))
+            else:
+                events.register(f"before-parameter-build.s3.{name}", self._record(name))
 
     def _record(self, name: str) -> Any:
         def record(params: dict[str, Any], **_: Any) -> None:
             self.seen[name].append(dict(params))
 
         return record
+
+    def _record_sent(self, name: str, bucket: str) -> Any:
+        def record(request: Any, **_: Any) -> None:
+            url = urlsplit(request.url)
+            path = unquote(url.path).lstrip("/")
+            key = path if (url.hostname or "").startswith(f"{bucket}.") else path.removeprefix(f"{bucket}/")
+            headers = request.headers
+            self.seen[name].append(
+                {"Key": key, "IfNoneMatch": headers.get("If-None-Match"), "IfMatch": headers.get("If-Match")}
+            )
+
+        return record
+
+
+_DIRECT = frozenset({"GetObject", "PutObject"})
 
 
 def fresh_bucket_name() -> str:

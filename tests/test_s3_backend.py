@@ -70,7 +70,7 @@ def test_scope_narrows_listing_to_the_sut_prefix_and_days(s3: S3Target, make_ses
     storage = storage_on(s3)
     sessions = spread(make_session)
     storage.save_sessions(sessions)
-    calls = RequestLog(s3.client, "ListObjectsV2", "GetObject")
+    calls = RequestLog(s3, "ListObjectsV2", "GetObject")
     since = BASE_TIME + timedelta(days=2)
     found = storage.load_sessions(Scope(sut_name="web", since=since))
     assert found == [s for s in sessions if s.sut_name == "web" and s.session_start_time >= since]
@@ -87,7 +87,7 @@ def test_date_scope_over_every_sut_lists_each_sut_from_its_first_day(
     storage = storage_on(s3)
     sessions = spread(make_session)
     storage.save_sessions(sessions)
-    calls = RequestLog(s3.client, "ListObjectsV2", "GetObject")
+    calls = RequestLog(s3, "ListObjectsV2", "GetObject")
     day = BASE_TIME + timedelta(days=1)
     found = storage.load_sessions(Scope(since=day, until=day + timedelta(hours=12)))
     assert {s.session_id for s in found} == {
@@ -111,7 +111,7 @@ def test_a_second_agent_never_overwrites_an_existing_bundle(s3: S3Target, make_s
     bundle = encode_bundle([session])
     key = bundle_key(session.sut_name, session.session_start_time.date(), bundle.bundle_id, "team")
     s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"first agent's object")
-    calls = RequestLog(s3.client, "PutObject")
+    calls = RequestLog(s3, "PutObject")
     storage_on(s3).save_session(session)  # 412 on the same content-derived key: left alone
     assert calls.seen["PutObject"][0]["IfNoneMatch"] == "*"
     assert s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() == b"first agent's object"
@@ -136,7 +136,7 @@ def test_deleting_some_sessions_rewrites_their_bundle_conditionally(
     storage.save_sessions(sessions)
     (key,) = s3.keys()
     etag = s3.client.head_object(Bucket=s3.bucket, Key=key)["ETag"]
-    calls = RequestLog(s3.client, "PutObject")
+    calls = RequestLog(s3, "PutObject")
     assert storage.clear_sessions([sessions[1]]) == 1
     assert calls.seen["PutObject"][0]["IfMatch"] == etag
     assert s3.keys() == [key]
@@ -175,7 +175,7 @@ def test_clear_everything_deletes_in_batches_of_at_most_1000(s3: S3Target) -> No
     backend = S3Backend(s3.bucket, "team", client=s3.client)
     for index in range(3):
         s3.client.put_object(Bucket=s3.bucket, Key=f"team/other-{index}", Body=b"x")
-    calls = RequestLog(s3.client, "DeleteObjects")
+    calls = RequestLog(s3, "DeleteObjects")
     keys = [f"team/v1/sut=a/date=2024-05-01/{index:032x}.jsonl.gz" for index in range(2300)]
     run_sync(backend.delete_keys, keys)  # SeaweedFS, like S3, refuses more than 1000 keys a request
     sizes = sorted(len(call["Delete"]["Objects"]) for call in calls.seen["DeleteObjects"])

@@ -43,7 +43,7 @@ def test_clear_older_than_deletes_whole_days_unread_and_rewrites_the_boundary(
     recent = runs(make_session, "api", 3, 2)
     storage.save_sessions(old + boundary + recent)
     cutoff = BASE_TIME + timedelta(days=2, hours=2)  # api day 2: 08:00 and 09:00 go, 10:00 and 11:00 stay
-    requests = RequestLog(s3.client, "GetObject", "HeadObject", "DeleteObjects", "PutObject")
+    requests = RequestLog(s3, "GetObject", "HeadObject", "DeleteObjects", "PutObject")
     assert storage.clear_sessions(scope=Scope(until=cutoff)) == 5 + 2
     boundary_key = bundle_key("api", boundary[0].session_start_time.date(), "x", "team").rsplit("/", 1)[0]
     assert [call["Key"].rsplit("/", 1)[0] for call in requests.seen["GetObject"]] == [boundary_key]
@@ -56,7 +56,7 @@ def test_clear_older_than_deletes_whole_days_unread_and_rewrites_the_boundary(
 def test_clear_by_sut_leaves_other_suts(s3: S3Target, make_session: MakeSession) -> None:
     storage = S3Storage(s3.bucket, "team", client=s3.client)
     storage.save_sessions(runs(make_session, "api", 0, 2) + runs(make_session, "web", 0, 2))
-    requests = RequestLog(s3.client, "GetObject")
+    requests = RequestLog(s3, "GetObject")
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2
     assert requests.seen["GetObject"] == []
     assert {s.sut_name for s in storage.load_sessions()} == {"web"}
@@ -67,7 +67,7 @@ def test_clear_of_thousands_of_bundles_sends_batches_of_at_most_1000(s3: S3Targe
     for index in range(1005):  # empty-looking bundles: counted from metadata, never opened
         key = f"team/v1/sut=api/date=2024-05-01/{index:032x}.jsonl.gz"
         s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"x", Metadata={"session-count": "2"})
-    requests = RequestLog(s3.client, "DeleteObjects")
+    requests = RequestLog(s3, "DeleteObjects")
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2010
     assert sorted(len(call["Delete"]["Objects"]) for call in requests.seen["DeleteObjects"]) == [5, 1000]
     assert s3.keys("team/") == []
@@ -116,7 +116,7 @@ def test_compact_merges_each_partition_into_one_deduplicated_bundle(
     assert storage.load_sessions() == sorted(expected, key=lambda s: (s.session_start_time, s.session_id))
     again = storage.compact()
     assert (again["partitions"], again["errors"]) == (0, 0)
-    gets = RequestLog(s3.client, "GetObject")
+    gets = RequestLog(s3, "GetObject")
     storage.load_sessions(Scope(sut_name="api"))
     assert len(gets.seen["GetObject"]) == 2  # one request per SUT and day
 
@@ -135,7 +135,8 @@ def test_compact_never_deletes_a_bundle_written_meanwhile(
             published = True
             storage.save_session(late)
 
-    mock_s3.client.meta.events.register("after-call.s3.GetObject", agent_publishes)
+    # mock_aws answers at before-send first, so a hook registered there runs once the object is read
+    mock_s3.client.meta.events.register("before-send.s3.GetObject", agent_publishes)
     stats = storage.compact()
     assert stats["bundles_before"] == 3
     assert late in storage.load_sessions()
@@ -155,7 +156,7 @@ def test_compact_redoes_a_partition_rewritten_meanwhile(mock_s3: S3Target, make_
         if reads == 2:  # both bundles read by compaction; the clear's own reads come after
             storage.clear_sessions([sessions[0]])
 
-    mock_s3.client.meta.events.register("after-call.s3.GetObject", cleanup_runs)
+    mock_s3.client.meta.events.register("before-send.s3.GetObject", cleanup_runs)  # after the read
     stats = storage.compact()
     assert stats["errors"] == 0
     left = sorted(sessions[1:], key=lambda s: (s.session_start_time, s.session_id))

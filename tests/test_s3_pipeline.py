@@ -22,15 +22,15 @@ from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3_pipeline import KEY_BUFFER_FACTOR
 from tests.conftest import BASE_TIME, MakeSession
-from tests.s3servers import S3Target
+from tests.s3servers import RequestLog, S3Target
 
 
 class InFlight:
-    """Counts the GetObject requests in flight through botocore's event hooks.
+    """Counts the GetObject requests in flight, at their ``before-send`` hook.
 
-    Until ``hold`` requests are in flight at once, each one waits (at most
-    ``patience`` seconds) for the others, so a pool that really runs ``hold``
-    transfers at a time reaches that number whatever the machine's speed.
+    Until ``hold`` requests are in flight at once, each one waits there (at
+    most ``patience`` seconds) for the others, so a pool that really runs
+    ``hold`` transfers at a time reaches that number whatever the machine's speed.
     """
 
     def __init__(self, client: Any, hold: int, patience: float = 5.0) -> None:
@@ -39,10 +39,9 @@ class InFlight:
         self.full = threading.Event()
         self.hold = hold
         self.patience = patience
-        client.meta.events.register("before-call.s3.GetObject", self.before)
-        client.meta.events.register("after-call.s3.GetObject", self.after)
+        client.meta.events.register("before-send.s3.GetObject", self.sending)
 
-    def before(self, **_: Any) -> None:
+    def sending(self, **_: Any) -> None:
         with self.lock:
             self.now += 1
             self.started += 1
@@ -50,8 +49,6 @@ class InFlight:
             if self.now >= self.hold:
                 self.full.set()
         self.full.wait(self.patience)
-
-    def after(self, **_: Any) -> None:
         with self.lock:
             self.now -= 1
             self.finished += 1
@@ -175,10 +172,7 @@ def test_export_uploads_concurrently_and_twice_uploads_nothing_new(
         make_session(sut_name=f"sut-{n % 4}", start=BASE_TIME + timedelta(days=n % 5, minutes=n))
         for n in range(40)
     )
-    puts: list[dict[str, Any]] = []
-    s3.client.meta.events.register(
-        "before-parameter-build.s3.PutObject", lambda params, **_: puts.append(params)
-    )
+    puts = RequestLog(s3, "PutObject").seen["PutObject"]
     monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=s3.client))
     assert local.export_sessions(f"s3://{s3.bucket}/team") == 40
     first = len(puts)

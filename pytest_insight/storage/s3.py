@@ -52,6 +52,7 @@ try:
 except ImportError as exc:  # pragma: no cover - boto3 is installed wherever the tests run
     raise DependencyError("S3 storage needs boto3: pip install 'pytest-insight[s3]'") from exc
 
+from pytest_insight.storage.s3_direct import DirectObjects
 from pytest_insight.storage.s3_errors import BOTO_ERRORS, translate
 from pytest_insight.storage.s3_listing import split_layout
 from pytest_insight.storage.s3_objects import StoredBundle, bundle_metadata
@@ -79,8 +80,6 @@ thousand when a tenth of requests fail, as a flaky proxy or an overloaded server
 
 DELETE_BATCH = 1000
 """Most keys in one ``DeleteObjects`` request (S3's limit; moto accepts more, real servers do not)."""
-
-CHECKSUM_ALGORITHM = "CRC32"
 
 
 def _concurrency(value: int | None) -> int:
@@ -135,6 +134,7 @@ class S3Backend(S3Reader):
         self.endpoint_url = endpoint_url
         self.limits = limits or Limits.from_env()
         self.client: Any = client if client is not None else self._make_client(region)
+        self.direct = DirectObjects(self.client, bucket)
         if client is not None:  # more threads than pooled connections would only churn connections
             pool = getattr(
                 getattr(getattr(client, "meta", None), "config", None), "max_pool_connections", None
@@ -146,7 +146,10 @@ class S3Backend(S3Reader):
         attempts = os.environ.get("AWS_MAX_ATTEMPTS") or str(DEFAULT_MAX_ATTEMPTS)
         if not attempts.isdigit() or int(attempts) < 1:
             raise ConfigurationError(f"AWS_MAX_ATTEMPTS must be a whole number >= 1, got {attempts!r}")
-        retries = {"mode": os.environ.get("AWS_RETRY_MODE") or "standard", "max_attempts": int(attempts)}
+        retries = {
+            "mode": os.environ.get("AWS_RETRY_MODE") or "standard",
+            "total_max_attempts": int(attempts),
+        }
         config = Config(
             retries=cast("Any", retries),
             max_pool_connections=max(self.concurrency, 10),
@@ -191,22 +194,19 @@ class S3Backend(S3Reader):
         Raises:
             StorageError: the upload failed.
         """
-        condition = {"IfMatch": if_match} if if_match else {"IfNoneMatch": "*"}
-        response = await self.call(
+        stored: bool = await self.call(
             "s3:PutObject",
             key,
-            lambda: self.client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=bundle.data,
-                ContentType="application/gzip",
-                ChecksumAlgorithm=CHECKSUM_ALGORITHM,
-                Metadata=bundle_metadata(bundle),
-                **condition,
+            lambda: self.direct.put(
+                key,
+                bundle.data,
+                content_type="application/gzip",
+                metadata=bundle_metadata(bundle),
+                if_match=if_match,
             ),
             limiter,
         )
-        return response is not None
+        return stored
 
     def key_for(self, sut_name: str, day: date, bundle_id: str) -> str:
         """The key of a new bundle of this SUT and day.

@@ -5,14 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import (
-    ConnectionClosedError,
-    FlexibleChecksumError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
-
 from pytest_insight import __version__
 from pytest_insight.core.bundle import Bundle
 from pytest_insight.core.decoding import Limits
@@ -24,18 +16,7 @@ from pytest_insight.storage.s3_codec import decode_verified
 if TYPE_CHECKING:
     from pytest_insight.storage.s3_reads import S3Reader
 
-__all__ = ["BODY_ATTEMPTS", "StoredBundle", "bundle_metadata", "read_object"]
-
-BODY_ATTEMPTS = 5
-"""Downloads of one object whose body breaks off or fails its checksum before it counts as an error."""
-
-_BODY_ERRORS = (
-    ResponseStreamingError,
-    IncompleteReadError,
-    ReadTimeoutError,
-    ConnectionClosedError,
-    FlexibleChecksumError,
-)
+__all__ = ["StoredBundle", "bundle_metadata", "read_object"]
 
 
 @dataclass(slots=True)
@@ -62,38 +43,22 @@ def bundle_metadata(bundle: Bundle) -> dict[str, str]:
 def read_object(backend: S3Reader, key: str, limits: Limits) -> StoredBundle:
     """Download, verify and decode one bundle (in a worker thread); bad content is recorded, not raised.
 
-    The checksum sent on upload is verified by botocore once the body is read
-    to its end; the SHA-256 of the content must match the bundle id. A body
-    that breaks off, stalls or fails its checksum in transit is downloaded
-    again, up to ``BODY_ATTEMPTS`` times: botocore retries only up to the
-    response headers, never the body.
+    The download (:mod:`~pytest_insight.storage.s3_direct`) checks the length
+    and the CRC32 sent on upload, retrying a body that breaks off or fails
+    them; here the SHA-256 of the content must match the bundle id.
 
     Raises:
         botocore.exceptions.ClientError: the request failed (the caller translates it).
-        botocore.exceptions.BotoCoreError: the body still failed on the last attempt.
+        botocore.exceptions.BotoCoreError: the connection or the body still failed on the last attempt.
     """
     uri = backend.object_uri(key)
-    for attempt in range(1, BODY_ATTEMPTS + 1):
-        response = backend.client.get_object(Bucket=backend.bucket, Key=key, ChecksumMode="ENABLED")
-        # not ``with response["Body"]``: botocore's __enter__ hands out the raw urllib3 stream,
-        # which skips the checksum check and raises urllib3's errors instead of botocore's
-        body = response["Body"]
-        try:
-            if response.get("ContentLength", 0) > limits.max_bytes:
-                too_large = BundleTooLargeError(f"more than {limits.max_bytes} bytes (limit)", source=uri)
-                return StoredBundle(key, errors=[too_large])
-            data = body.read()
-            break
-        except _BODY_ERRORS:
-            if attempt == BODY_ATTEMPTS:
-                raise
-        finally:
-            body.close()
+    fetched = backend.direct.get(key, limits.max_bytes)
+    if fetched.body is None:
+        too_large = BundleTooLargeError(f"more than {limits.max_bytes} bytes (limit)", source=uri)
+        return StoredBundle(key, errors=[too_large])
     try:
-        expected = (
-            response.get("Metadata", {}).get("bundle-id") or parse_bundle_key(key, backend.root).bundle_id
-        )
+        expected = fetched.metadata.get("bundle-id") or parse_bundle_key(key, backend.root).bundle_id
     except InvalidDataError as exc:
         return StoredBundle(key, errors=[exc.located(uri)])
-    sessions, errors = decode_verified(data, uri, expected, limits)
-    return StoredBundle(key, response.get("ETag", ""), sessions, errors)
+    sessions, errors = decode_verified(fetched.body, uri, expected, limits)
+    return StoredBundle(key, fetched.etag, sessions, errors)

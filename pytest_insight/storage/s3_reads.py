@@ -21,6 +21,7 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import CorruptStoreError, InvalidDataError, StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.s3_direct import DirectObjects
 from pytest_insight.storage.s3_errors import BOTO_ERRORS, is_precondition_failed, translate
 from pytest_insight.storage.s3_listing import list_keys
 from pytest_insight.storage.s3_objects import StoredBundle, read_object
@@ -39,6 +40,7 @@ class S3Reader:
     endpoint_url: str | None
     limits: Limits
     client: Any
+    direct: DirectObjects
 
     def object_uri(self, key: str) -> str:
         """The ``s3://`` URI of one object, for messages."""

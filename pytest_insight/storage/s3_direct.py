@@ -1,0 +1,271 @@
+"""GetObject and PutObject of bundles without botocore's per-request machinery.
+
+A boto3 call spends about 400 µs of CPU on parameter validation, the event
+chain, serialisation and response parsing before and after the bytes move:
+on two cores that, not the network, caps a transfer of many small bundles
+(``python -m tests.bench.s3``). These two calls, the hot path of export and
+import, are sent here instead, over the client's own parts:
+
+- its credentials (refreshed as boto3 refreshes them), region and
+  endpoint, with the bucket addressed as the client addresses it;
+- botocore's SigV4 signer for S3;
+- its pooled HTTP session (proxies, TLS settings, timeouts, pool size);
+- its ``before-send`` event, so moto's ``mock_aws`` and other handlers that
+  answer requests still do;
+- botocore's ``standard`` retry conditions and backoff, with the client's
+  attempt count. A body that breaks off, comes short or fails its CRC32 is
+  retried the same way.
+
+Errors come back as botocore's (``ClientError`` with the S3 error code,
+``ConnectionClosedError``, ``FlexibleChecksumError``), so the callers
+translate them as any other call's.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+from xml.etree import ElementTree
+
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    FlexibleChecksumError,
+    HTTPClientError,
+    NoCredentialsError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.retries.standard import (
+    ExponentialBackoff,
+    RetryContext,
+    RetryPolicy,
+    StandardRetryConditions,
+)
+from urllib3.exceptions import HTTPError as URLLib3Error
+
+__all__ = ["DirectObjects", "Fetched", "crc32_header"]
+
+_DEFAULT_ATTEMPTS = 3  # botocore's standard mode, when the client's config names none
+_ERROR_BODY_LIMIT = 64 << 10  # an error document is small; never read more of it
+_META = "x-amz-meta-"
+
+
+def crc32_header(data: bytes) -> str:
+    """The ``x-amz-checksum-crc32`` value of ``data``: its CRC32, big-endian, base64."""
+    return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One downloaded object: its body (None when larger than asked for), ETag, length and metadata."""
+
+    body: bytes | None
+    etag: str
+    length: int
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Refused(ClientError):
+    """An error response, with the HTTP response the retry conditions look at."""
+
+    def __init__(self, error_response: Any, operation: str, http_response: AWSResponse) -> None:
+        super().__init__(error_response, operation)
+        self.http_response = http_response
+
+
+class _BodyError(Exception):
+    """The body broke off, came short or failed its checksum: worth another attempt."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class DirectObjects:
+    """GET and conditional PUT of whole objects in one bucket, through a boto3 client's parts.
+
+    Thread-safe: calls run in worker threads, many at once.
+    """
+
+    def __init__(self, client: Any, bucket: str, max_attempts: int | None = None) -> None:
+        self._client = client
+        self._bucket = bucket
+        retries = client.meta.config.retries or {}
+        self._attempts = max_attempts or retries.get("total_max_attempts") or _DEFAULT_ATTEMPTS
+        self._region: str = client.meta.region_name or "us-east-1"
+        self._events = client.meta.events
+        self._models = {
+            name: client.meta.service_model.operation_model(name) for name in ("GetObject", "PutObject")
+        }
+        self._policy = RetryPolicy(StandardRetryConditions(self._attempts), ExponentialBackoff())
+        self._base: str | None = None
+        self._lock = threading.Lock()
+
+    # -- the client's parts ---------------------------------------------------
+
+    def _object_url(self, key: str) -> str:
+        if self._base is None:
+            with self._lock:
+                if self._base is None:
+                    # the client's own URL for a probe key: its addressing style (path or
+                    # virtual host), endpoint and scheme; computed once, without a request
+                    probe = self._client.generate_presigned_url(
+                        "get_object", Params={"Bucket": self._bucket, "Key": "k"}
+                    )
+                    self._base = probe.partition("?")[0].removesuffix("k")
+        return self._base + quote(key, safe="/~")
+
+    def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:
+        credentials = self._client._request_signer._credentials  # boto3 keeps them here, refreshable
+        if credentials is None:
+            raise NoCredentialsError()
+        request = AWSRequest(method=method, url=self._object_url(key), headers=headers, data=body)
+        S3SigV4Auth(credentials.get_frozen_credentials(), "s3", self._region).add_auth(request)
+        return request.prepare()
+
+    def _send(self, operation: str, request: AWSPreparedRequest) -> AWSResponse:
+        for _, answer in self._events.emit(f"before-send.s3.{operation}", request=request):
+            if answer is not None:  # moto's mock_aws, or another handler that answers requests
+                return answer  # type: ignore[no-any-return]
+        return self._client._endpoint.http_session.send(request)  # type: ignore[no-any-return]
+
+    # -- attempts -------------------------------------------------------------
+
+    def _attempt(self, operation: str, once: Any) -> Any:
+        """Call ``once()`` until it succeeds or botocore's standard conditions stop retrying."""
+        attempt = 1
+        while True:
+            try:
+                return once()
+            except _Refused as exc:
+                context = RetryContext(
+                    attempt,
+                    operation_model=self._models[operation],
+                    parsed_response=exc.response,
+                    http_response=exc.http_response,
+                )
+                failure: Exception = exc
+            except _BodyError as exc:
+                context = RetryContext(attempt, caught_exception=ConnectionClosedError(endpoint_url=""))
+                failure = exc.error
+            except (BotoConnectionError, HTTPClientError) as exc:
+                context = RetryContext(attempt, caught_exception=exc)
+                failure = exc
+            if not self._policy.should_retry(context):
+                raise failure
+            time.sleep(self._policy.compute_retry_delay(context))
+            attempt += 1
+
+    @staticmethod
+    def _error(operation: str, response: AWSResponse, body: bytes) -> _Refused:
+        code = message = ""
+        try:
+            # the configured endpoint's error document, parsed as botocore parses it
+            document = ElementTree.fromstring(body[:_ERROR_BODY_LIMIT])  # noqa: S314
+        except ElementTree.ParseError:
+            pass
+        else:
+            code, message = document.findtext("Code") or "", document.findtext("Message") or ""
+        error_response: Any = {
+            "Error": {"Code": code or str(response.status_code), "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": response.status_code},
+        }
+        return _Refused(error_response, operation, response)
+
+    # -- the two calls ----------------------------------------------------------
+
+    def get(self, key: str, max_bytes: int) -> Fetched:
+        """Download ``key`` whole, checking its length and, when the server sends one, its CRC32.
+
+        Returns:
+            The object; its body is None when it is larger than ``max_bytes`` (then not read).
+
+        Raises:
+            botocore.exceptions.ClientError: the server refused (after retries for transient codes).
+            botocore.exceptions.BotoCoreError: the connection or the body still failed on the last attempt.
+        """
+
+        def once() -> Fetched:
+            request = self._sign("GET", key, {"x-amz-checksum-mode": "ENABLED"})
+            request.stream_output = True
+            response = self._send("GetObject", request)
+            headers, raw = response.headers, response.raw
+            try:
+                if response.status_code >= 300:
+                    raise self._error("GetObject", response, raw.read(_ERROR_BODY_LIMIT))
+                length = int(headers.get("content-length", -1))
+                etag = headers.get("etag", "")
+                metadata = {
+                    name.lower()[len(_META) :]: value
+                    for name, value in headers.items()
+                    if name.lower().startswith(_META)
+                }
+                if length > max_bytes:
+                    return Fetched(None, etag, length, metadata)
+                body = self._read(raw)
+                if 0 <= length != len(body):
+                    raise _BodyError(ConnectionClosedError(endpoint_url=request.url))
+                expected = headers.get("x-amz-checksum-crc32")
+                if expected is not None and expected != crc32_header(body):
+                    raise _BodyError(
+                        FlexibleChecksumError(
+                            error_msg=f"expected CRC32 {expected}, computed {crc32_header(body)}"
+                        )
+                    )
+                return Fetched(body, etag, len(body), metadata)
+            except BaseException:
+                raw.close()  # a connection with part of a body left on it cannot be reused
+                raise
+
+        return self._attempt("GetObject", once)  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _read(raw: Any) -> bytes:
+        try:
+            return bytes(raw.read())
+        except (OSError, URLLib3Error) as exc:
+            raise _BodyError(ConnectionClosedError(endpoint_url="", error=exc)) from exc
+
+    def put(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str,
+        metadata: Mapping[str, str],
+        if_match: str | None = None,
+    ) -> bool:
+        """Upload ``data`` at ``key`` with its CRC32: only if absent, or only over the ETag ``if_match``.
+
+        Returns:
+            False when the condition did not hold (412: the key exists, or changed).
+
+        Raises:
+            botocore.exceptions.ClientError: the server refused (after retries for transient codes).
+            botocore.exceptions.BotoCoreError: the connection still failed on the last attempt.
+        """
+        headers = {
+            "Content-Type": content_type,
+            "x-amz-checksum-crc32": crc32_header(data),
+            "x-amz-sdk-checksum-algorithm": "CRC32",
+            **({"If-Match": if_match} if if_match else {"If-None-Match": "*"}),
+            **{f"{_META}{name}": value for name, value in metadata.items()},
+        }
+
+        def once() -> bool:
+            response = self._send("PutObject", self._sign("PUT", key, headers, data))
+            if response.status_code == 412:
+                return False
+            if response.status_code >= 300:
+                raise self._error("PutObject", response, response.content)
+            return True
+
+        return self._attempt("PutObject", once)  # type: ignore[no-any-return]

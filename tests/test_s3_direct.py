@@ -1,0 +1,121 @@
+"""GetObject and PutObject sent by ``s3_direct``: the same objects, keys and errors as boto3's own calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import boto3
+import pytest
+from botocore.exceptions import ClientError, NoCredentialsError
+
+from pytest_insight.errors import ConfigurationError, NotFoundError
+from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3_direct import DirectObjects, crc32_header
+from tests.s3servers import S3Target
+
+KEYS = [
+    "team/v1/sut=my%20service/date=2026-11-25/abc.jsonl.gz",  # the layout's percent-encoded SUT
+    "odd keys/with space+plus~tilde=equals/é ünïcode/日本.gz",
+]
+
+
+@pytest.fixture(params=["mock_s3", "moto_server_s3", "seaweedfs_s3"])
+def target(request: pytest.FixtureRequest) -> S3Target:
+    found: S3Target = request.getfixturevalue(request.param)
+    return found
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_put_then_get_round_trips_any_key_as_boto3_sees_it(target: S3Target, key: str) -> None:
+    direct = DirectObjects(target.client, target.bucket)
+    data = b"bundle bytes " * 1000
+    assert direct.put(key, data, content_type="application/gzip", metadata={"Bundle-Id": "abc"})
+    assert target.keys() == [key]
+    assert target.client.get_object(Bucket=target.bucket, Key=key)["Body"].read() == data
+    fetched = direct.get(key, max_bytes=1 << 20)
+    head = target.client.head_object(Bucket=target.bucket, Key=key)
+    assert fetched.body == data
+    assert fetched.length == len(data)
+    assert fetched.etag == head["ETag"]
+    assert fetched.metadata == {"bundle-id": "abc"}
+
+
+def test_conditions_hold_an_object_against_overwrites(target: S3Target) -> None:
+    direct = DirectObjects(target.client, target.bucket)
+    assert direct.put("k", b"first", content_type="text/plain", metadata={})
+    assert not direct.put("k", b"second", content_type="text/plain", metadata={})
+    etag = direct.get("k", 100).etag
+    assert not direct.put("k", b"third", content_type="text/plain", metadata={}, if_match='"0000"')
+    assert direct.put("k", b"fourth", content_type="text/plain", metadata={}, if_match=etag)
+    assert direct.get("k", 100).body == b"fourth"
+
+
+def test_the_upload_carries_its_crc32(target: S3Target) -> None:
+    DirectObjects(target.client, target.bucket).put("k", b"payload", content_type="text/plain", metadata={})
+    head = target.client.head_object(Bucket=target.bucket, Key="k", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == crc32_header(b"payload")
+
+
+def test_a_body_over_the_limit_is_not_read(target: S3Target) -> None:
+    direct = DirectObjects(target.client, target.bucket)
+    direct.put("big", b"x" * 5000, content_type="text/plain", metadata={})
+    fetched = direct.get("big", max_bytes=4999)
+    assert fetched.body is None
+    assert fetched.length == 5000
+    assert direct.get("big", max_bytes=5000).body == b"x" * 5000  # the connection is still usable
+
+
+def _error(call: Callable[[], object]) -> tuple[str, int]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    response = caught.value.response
+    return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def test_a_missing_key_is_the_client_error_boto3_raises(target: S3Target) -> None:
+    direct = DirectObjects(target.client, target.bucket)
+    ours = _error(lambda: direct.get("nothing/here", 100))
+    assert ours == ("NoSuchKey", 404)
+    assert ours == _error(lambda: target.client.get_object(Bucket=target.bucket, Key="nothing/here"))
+
+
+def test_a_missing_bucket_is_the_client_error_boto3_raises(target: S3Target) -> None:
+    direct = DirectObjects(target.client, "no-such-bucket-here")
+    ours = _error(lambda: direct.put("k", b"x", content_type="text/plain", metadata={}))
+    assert ours[0] in ("NoSuchBucket", "AccessDenied")  # SeaweedFS denies what it does not have
+    theirs = _error(lambda: target.client.put_object(Bucket="no-such-bucket-here", Key="k", Body=b"x"))
+    assert ours == theirs
+
+
+def test_a_missing_object_reads_as_not_found_naming_it(target: S3Target) -> None:
+    backend = S3Backend(target.bucket, "team", client=target.client)
+    key = "team/v1/sut=a/date=2026-01-01/gone.jsonl.gz"
+    stored = anyio.run(backend.read_bundle, key)
+    assert isinstance(stored.failure, NotFoundError)
+    assert f"s3://{target.bucket}/{key}" in str(stored.failure)
+
+
+def test_no_credentials_is_a_configuration_error(
+    moto_server_s3: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    client = boto3.session.Session().client("s3", endpoint_url=moto_server_s3.endpoint_url)  # not cached
+    with pytest.raises(NoCredentialsError):
+        DirectObjects(client, moto_server_s3.bucket).get("k", 100)
+    with pytest.raises(ConfigurationError, match="no AWS credentials"):
+        anyio.run(S3Backend(moto_server_s3.bucket, client=client).read_bundle, "k")
+
+
+def test_the_attempts_come_from_the_client(moto_server_s3: S3Target) -> None:
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_server_s3.endpoint_url,
+        config=Config(retries={"mode": "standard", "total_max_attempts": 7}),
+    )
+    assert DirectObjects(client, "b")._attempts == 7
+    assert DirectObjects(boto3.client("s3", endpoint_url=moto_server_s3.endpoint_url), "b")._attempts == 3
+    assert S3Backend("b", endpoint_url=moto_server_s3.endpoint_url).direct._attempts == 10
