@@ -8,7 +8,8 @@ import, are sent here instead, over the client's own parts:
 
 - its credentials (refreshed as boto3 refreshes them), region and
   endpoint, with the bucket addressed as the client addresses it;
-- botocore's SigV4 signer for S3;
+- SigV4 as botocore signs S3 requests (:mod:`~pytest_insight.storage.s3_sigv4`,
+  which keeps the day's signing key);
 - its pooled HTTP session (proxies, TLS settings, timeouts, pool size);
 - its ``before-send`` event, so moto's ``mock_aws`` and other handlers that
   answer requests still do;
@@ -24,17 +25,17 @@ translate them as any other call's.
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-from botocore.auth import S3SigV4Auth
-from botocore.awsrequest import AWSPreparedRequest, AWSRequest, AWSResponse
+from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -50,6 +51,8 @@ from botocore.retries.standard import (
     StandardRetryConditions,
 )
 from urllib3.exceptions import HTTPError as URLLib3Error
+
+from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, Signer
 
 __all__ = ["DirectObjects", "Fetched", "crc32_header"]
 
@@ -106,12 +109,14 @@ class DirectObjects:
             name: client.meta.service_model.operation_model(name) for name in ("GetObject", "PutObject")
         }
         self._policy = RetryPolicy(StandardRetryConditions(self._attempts), ExponentialBackoff())
-        self._base: str | None = None
+        self._signer = Signer(self._region)
+        self._base: tuple[str, str, str] | None = None
         self._lock = threading.Lock()
 
     # -- the client's parts ---------------------------------------------------
 
-    def _object_url(self, key: str) -> str:
+    def _target(self) -> tuple[str, str, str]:
+        """Scheme and host, ``Host`` header and path prefix: where the client sends this bucket's keys."""
         if self._base is None:
             with self._lock:
                 if self._base is None:
@@ -120,16 +125,40 @@ class DirectObjects:
                     probe = self._client.generate_presigned_url(
                         "get_object", Params={"Bucket": self._bucket, "Key": "k"}
                     )
-                    self._base = probe.partition("?")[0].removesuffix("k")
-        return self._base + quote(key, safe="/~")
+                    url = urlsplit(probe)
+                    self._base = (f"{url.scheme}://{url.netloc}", url.netloc, url.path.removesuffix("k"))
+        return self._base
 
     def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:
         credentials = self._client._request_signer._credentials  # boto3 keeps them here, refreshable
         if credentials is None:
             raise NoCredentialsError()
-        request = AWSRequest(method=method, url=self._object_url(key), headers=headers, data=body)
-        S3SigV4Auth(credentials.get_frozen_credentials(), "s3", self._region).add_auth(request)
-        return request.prepare()
+        origin, host, prefix = self._target()
+        path = prefix + quote(key, safe="/~")
+        frozen = credentials.get_frozen_credentials()
+        signed = self._signer.sign(
+            Credentials(frozen.access_key, frozen.secret_key, frozen.token),
+            method,
+            host,
+            path,
+            headers,
+            self._payload_hash(origin, body),
+        )
+        sent = HeadersDict(signed)
+        if body:
+            sent["content-length"] = str(len(body))
+        headers_type: Any = sent  # botocore's stubs say HTTPHeaders; its own preparer passes a HeadersDict
+        return AWSPreparedRequest(
+            method, origin + path, headers_type, body or None, stream_output=method == "GET"
+        )
+
+    @staticmethod
+    def _payload_hash(origin: str, body: bytes) -> str:
+        if not body:
+            return EMPTY_SHA256
+        if origin.startswith("https:"):  # TLS and the CRC32 header protect it: botocore's choice too
+            return UNSIGNED_PAYLOAD
+        return hashlib.sha256(body).hexdigest()
 
     def _send(self, operation: str, request: AWSPreparedRequest) -> AWSResponse:
         for _, answer in self._events.emit(f"before-send.s3.{operation}", request=request):
@@ -195,7 +224,6 @@ class DirectObjects:
 
         def once() -> Fetched:
             request = self._sign("GET", key, {"x-amz-checksum-mode": "ENABLED"})
-            request.stream_output = True
             response = self._send("GetObject", request)
             headers, raw = response.headers, response.raw
             try:
@@ -208,9 +236,10 @@ class DirectObjects:
                     for name, value in headers.items()
                     if name.lower().startswith(_META)
                 }
-                if length > max_bytes:
-                    return Fetched(None, etag, length, metadata)
-                body = self._read(raw)
+                body = b"" if length > max_bytes else self._read(raw, max_bytes + 1)
+                if length > max_bytes or len(body) > max_bytes:  # not read on: a bomb stays on the wire
+                    raw.close()
+                    return Fetched(None, etag, max(length, len(body)), metadata)
                 if 0 <= length != len(body):
                     raise _BodyError(ConnectionClosedError(endpoint_url=request.url))
                 expected = headers.get("x-amz-checksum-crc32")
@@ -228,9 +257,9 @@ class DirectObjects:
         return self._attempt("GetObject", once)  # type: ignore[no-any-return]
 
     @staticmethod
-    def _read(raw: Any) -> bytes:
+    def _read(raw: Any, most: int) -> bytes:
         try:
-            return bytes(raw.read())
+            return bytes(raw.read(most))
         except (OSError, URLLib3Error) as exc:
             raise _BodyError(ConnectionClosedError(endpoint_url="", error=exc)) from exc
 
