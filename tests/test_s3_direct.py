@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import anyio
 import boto3
@@ -119,3 +120,19 @@ def test_the_attempts_come_from_the_client(moto_server_s3: S3Target) -> None:
     assert DirectObjects(client, "b")._attempts == 7
     assert DirectObjects(boto3.client("s3", endpoint_url=moto_server_s3.endpoint_url), "b")._attempts == 3
     assert S3Backend("b", endpoint_url=moto_server_s3.endpoint_url).direct._attempts == 10
+
+
+def test_an_unsigned_client_sends_no_signature(moto_server_s3: S3Target) -> None:
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3", endpoint_url=moto_server_s3.endpoint_url, config=Config(signature_version=UNSIGNED)
+    )
+    sent: list[Any] = []
+    client.meta.events.register("before-send.s3.GetObject", lambda request, **_: sent.append(request.headers))
+    moto_server_s3.client.put_object(
+        Bucket=moto_server_s3.bucket, Key="public", Body=b"open", ACL="public-read"
+    )
+    assert DirectObjects(client, moto_server_s3.bucket).get("public", 100).body == b"open"
+    assert "authorization" not in {name.lower() for name in sent[0]}

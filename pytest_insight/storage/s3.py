@@ -9,13 +9,15 @@ listed whole to read one SUT's week.
 
 Transfers run in worker threads (``anyio.to_thread.run_sync``) under an
 ``anyio.CapacityLimiter`` of ``concurrency`` (default 16, at most 64), over
-one boto3 client per backend whose connection pool is as large. Uploads send
-a CRC32 checksum and ``If-None-Match: *``; downloads verify that checksum
-(``ChecksumMode=ENABLED``) and the SHA-256 of the content against the bundle
-id. botocore's ``standard`` retry mode (``AWS_RETRY_MODE`` may pick
-``adaptive``), with 10 attempts unless ``AWS_MAX_ATTEMPTS`` says otherwise,
-retries throttling and network errors; what still fails is
-translated by :mod:`pytest_insight.storage.s3_errors`.
+one boto3 client per backend whose connection pool is as large. Bundles are
+downloaded and uploaded by :mod:`~pytest_insight.storage.s3_direct` over
+that client's credentials, HTTP pool and hooks, without its per-request
+machinery; every other call is a boto3 call. Uploads send a CRC32 checksum
+and ``If-None-Match: *``; downloads verify that checksum and the SHA-256 of
+the content against the bundle id. botocore's ``standard`` retry mode
+(``AWS_RETRY_MODE`` may pick ``adaptive``), with 10 attempts unless
+``AWS_MAX_ATTEMPTS`` says otherwise, retries throttling and network errors;
+what still fails is translated by :mod:`pytest_insight.storage.s3_errors`.
 
 boto3 is imported only with this module, which the storage facade imports
 only when an ``s3://`` storage is opened.

@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
+from botocore import UNSIGNED
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.exceptions import (
     ClientError,
@@ -110,6 +111,7 @@ class DirectObjects:
         }
         self._policy = RetryPolicy(StandardRetryConditions(self._attempts), ExponentialBackoff())
         self._signer = Signer(self._region)
+        self._unsigned = client.meta.config.signature_version is UNSIGNED
         self._base: tuple[str, str, str] | None = None
         self._lock = threading.Lock()
 
@@ -130,20 +132,23 @@ class DirectObjects:
         return self._base
 
     def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:
-        credentials = self._client._request_signer._credentials  # boto3 keeps them here, refreshable
-        if credentials is None:
-            raise NoCredentialsError()
         origin, host, prefix = self._target()
         path = prefix + quote(key, safe="/~")
-        frozen = credentials.get_frozen_credentials()
-        signed = self._signer.sign(
-            Credentials(frozen.access_key, frozen.secret_key, frozen.token),
-            method,
-            host,
-            path,
-            headers,
-            self._payload_hash(origin, body),
-        )
+        if self._unsigned:  # a client made with signature_version=UNSIGNED, for a public bucket
+            signed = dict(headers)
+        else:
+            credentials = self._client._request_signer._credentials  # boto3 keeps them here, refreshable
+            if credentials is None:
+                raise NoCredentialsError()
+            frozen = credentials.get_frozen_credentials()
+            signed = self._signer.sign(
+                Credentials(frozen.access_key, frozen.secret_key, frozen.token),
+                method,
+                host,
+                path,
+                headers,
+                self._payload_hash(origin, body),
+            )
         sent = HeadersDict(signed)
         if body:
             sent["content-length"] = str(len(body))
