@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import io
+from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from pytest_insight.errors import ConfigurationError, NotFoundError
@@ -136,3 +139,30 @@ def test_an_unsigned_client_sends_no_signature(moto_server_s3: S3Target) -> None
     )
     assert DirectObjects(client, moto_server_s3.bucket).get("public", 100).body == b"open"
     assert "authorization" not in {name.lower() for name in sent[0]}
+
+
+class _Raw(io.BytesIO):
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.getvalue()
+
+
+def test_a_bucket_in_another_region_is_followed_there(mock_s3: S3Target) -> None:
+    direct = DirectObjects(mock_s3.client, mock_s3.bucket)
+    assert direct.put("k", b"data", content_type="text/plain", metadata={})
+    seen: list[tuple[str, str]] = []
+
+    def aws_redirects(request: Any, **_: Any) -> AWSResponse | None:  # as S3 answers a wrong region
+        seen.append((urlsplit(request.url).netloc, request.headers["authorization"]))
+        if ".eu-west-1." in request.url:
+            return None
+        body = _Raw(b"<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>")
+        return AWSResponse(request.url, 301, {"x-amz-bucket-region": "eu-west-1"}, body)
+
+    mock_s3.client.meta.events.register_first("before-send.s3.GetObject", aws_redirects)
+    assert direct.get("k", 100).body == b"data"
+    assert direct.get("k", 100).body == b"data"
+    hosts = [host for host, _ in seen]
+    assert (
+        hosts == [f"{mock_s3.bucket}.s3.amazonaws.com"] + [f"{mock_s3.bucket}.s3.eu-west-1.amazonaws.com"] * 2
+    )
+    assert all("/eu-west-1/s3/aws4_request" in authorization for _, authorization in seen[1:])

@@ -28,15 +28,19 @@ import base64
 import hashlib
 import threading
 import time
+import uuid
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
+import boto3
 from botocore import UNSIGNED
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
+from botocore.compat import HTTPHeaders
+from botocore.config import Config
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
@@ -60,6 +64,7 @@ __all__ = ["DirectObjects", "Fetched", "crc32_header"]
 _DEFAULT_ATTEMPTS = 3  # botocore's standard mode, when the client's config names none
 _ERROR_BODY_LIMIT = 64 << 10  # an error document is small; never read more of it
 _META = "x-amz-meta-"
+_REDIRECTS = frozenset({301, 307, 400})  # AWS's answers to a request sent to the bucket's wrong region
 
 
 def crc32_header(data: bytes) -> str:
@@ -77,12 +82,57 @@ class Fetched:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-class _Refused(ClientError):
-    """An error response, with the HTTP response the retry conditions look at."""
+class _NoBody:
+    def read(self, *_: Any) -> bytes:
+        return b""
 
-    def __init__(self, error_response: Any, operation: str, http_response: AWSResponse) -> None:
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield from ()
+
+
+def _bucket_url(client: Any, bucket: str) -> tuple[str, str, str]:
+    """Scheme and host, ``Host`` header and path prefix of ``bucket``'s keys, as ``client`` addresses them.
+
+    Read off a HeadObject of a probe key that the client prepares and signs
+    as any call (endpoint rules, addressing style, region) and that is
+    answered at ``before-send``, so nothing goes out. Presigned URLs would
+    not do: botocore presigns on the global endpoint in every region.
+
+    Raises:
+        botocore.exceptions.NoCredentialsError: the client has no credentials.
+    """
+    probe = f"pytest-insight-probe-{uuid.uuid4().hex}"
+    seen: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse | None:
+        if not urlsplit(request.url).path.endswith(probe):
+            return None  # another thread's request: it goes out as usual
+        seen.append(request.url)
+        return AWSResponse(request.url, 200, HTTPHeaders(), _NoBody())
+
+    event = "before-send.s3.HeadObject"
+    client.meta.events.register_first(event, answer)
+    try:
+        client.head_object(Bucket=bucket, Key=probe)
+    finally:
+        client.meta.events.unregister(event, answer)
+    url = urlsplit(seen[0])
+    return f"{url.scheme}://{url.netloc}", url.netloc, url.path.removesuffix(probe)
+
+
+class _Refused(ClientError):
+    """An error response, with the HTTP response the retry conditions look at.
+
+    ``region`` is the bucket's region when AWS answered that the request went
+    to the wrong one (``x-amz-bucket-region``, or ``Region`` in the error).
+    """
+
+    def __init__(
+        self, error_response: Any, operation: str, http_response: AWSResponse, region: str = ""
+    ) -> None:
         super().__init__(error_response, operation)
         self.http_response = http_response
+        self.region = region
 
 
 class _BodyError(Exception):
@@ -117,18 +167,32 @@ class DirectObjects:
 
     # -- the client's parts ---------------------------------------------------
 
+    def _retarget(self, region: str) -> bool:
+        """Send this bucket's requests to AWS ``region`` from now on, as botocore's redirector would.
+
+        Returns:
+            False when there is nothing to change: the region is already
+            ours, or the endpoint is not AWS's (then the error stands).
+        """
+        origin = self._target()[0]
+        if region == self._region or not urlsplit(origin).netloc.endswith(".amazonaws.com"):
+            return False
+        # an unsigned twin of the client in the bucket's region tells its URL
+        config = self._client.meta.config.merge(Config(signature_version=UNSIGNED, region_name=region))
+        twin = boto3.session.Session().client("s3", region_name=region, config=config)
+        base = _bucket_url(twin, self._bucket)
+        with self._lock:
+            self._region = region
+            self._signer = Signer(region)
+            self._base = base
+        return True
+
     def _target(self) -> tuple[str, str, str]:
         """Scheme and host, ``Host`` header and path prefix: where the client sends this bucket's keys."""
         if self._base is None:
             with self._lock:
                 if self._base is None:
-                    # the client's own URL for a probe key: its addressing style (path or
-                    # virtual host), endpoint and scheme; computed once, without a request
-                    probe = self._client.generate_presigned_url(
-                        "get_object", Params={"Bucket": self._bucket, "Key": "k"}
-                    )
-                    url = urlsplit(probe)
-                    self._base = (f"{url.scheme}://{url.netloc}", url.netloc, url.path.removesuffix("k"))
+                    self._base = _bucket_url(self._client, self._bucket)
         return self._base
 
     def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:
@@ -180,6 +244,9 @@ class DirectObjects:
             try:
                 return once()
             except _Refused as exc:
+                if exc.region and attempt < self._attempts and self._retarget(exc.region):
+                    attempt += 1
+                    continue  # at once, to where the bucket is
                 context = RetryContext(
                     attempt,
                     operation_model=self._models[operation],
@@ -200,7 +267,7 @@ class DirectObjects:
 
     @staticmethod
     def _error(operation: str, response: AWSResponse, body: bytes) -> _Refused:
-        code = message = ""
+        code = message = region = ""
         try:
             # the configured endpoint's error document, parsed as botocore parses it
             document = ElementTree.fromstring(body[:_ERROR_BODY_LIMIT])  # noqa: S314
@@ -208,11 +275,16 @@ class DirectObjects:
             pass
         else:
             code, message = document.findtext("Code") or "", document.findtext("Message") or ""
+            region = document.findtext("Region") or ""
         error_response: Any = {
             "Error": {"Code": code or str(response.status_code), "Message": message},
             "ResponseMetadata": {"HTTPStatusCode": response.status_code},
         }
-        return _Refused(error_response, operation, response)
+        if response.status_code in _REDIRECTS:
+            region = response.headers.get("x-amz-bucket-region") or region
+        else:
+            region = ""
+        return _Refused(error_response, operation, response, region)
 
     # -- the two calls ----------------------------------------------------------
 
