@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import os
 import sys
+import zlib
 from types import ModuleType
 
 import pytest
+from isal import igzip
 
 from pytest_insight.core import compression
+from pytest_insight.core.bundle import encode_session
+from tests.conftest import build_session
 
 RAW = b"".join(b'{"session_id": "s-%d", "outcome": "passed"}\n' % n for n in range(5000))
 
@@ -65,3 +70,16 @@ def test_a_damaged_checksum_is_one_of_the_codec_errors(codec: ModuleType) -> Non
     data[-8] ^= 0xFF
     with pytest.raises(codec.ERRORS):
         codec.inflater().decompress(bytes(data))
+
+
+def _os_unknown(data: bytes) -> bytes:
+    return data[:9] + b"\xff" + data[10:]
+
+
+def test_repetitive_data_gets_zlibs_ratio_and_noise_the_fast_path() -> None:
+    noise = os.urandom(60_000).hex().encode()
+    assert compression.gzip_compress(noise) == _os_unknown(igzip.compress(noise, 1, mtime=0))
+    sessions = b"".join(encode_session(build_session(f"s-{n}", tests=50)).line + b"\n" for n in range(50))
+    small = compression.gzip_compress(sessions)
+    assert small == _os_unknown(zlib.compress(sessions, 6, wbits=31))
+    assert len(small) * 3 < len(igzip.compress(sessions, 1, mtime=0)) * 2  # what the second pass buys
