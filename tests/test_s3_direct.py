@@ -11,6 +11,7 @@ import anyio
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from pytest_insight.errors import ConfigurationError, NotFoundError
@@ -156,7 +157,9 @@ def test_a_bucket_in_another_region_is_followed_there(mock_s3: S3Target) -> None
         if ".eu-west-1." in request.url:
             return None
         body = _Raw(b"<Error><Code>PermanentRedirect</Code><Message>elsewhere</Message></Error>")
-        return AWSResponse(request.url, 301, {"x-amz-bucket-region": "eu-west-1"}, body)
+        headers = HTTPHeaders()
+        headers["x-amz-bucket-region"] = "eu-west-1"
+        return AWSResponse(request.url, 301, headers, body)
 
     mock_s3.client.meta.events.register_first("before-send.s3.GetObject", aws_redirects)
     assert direct.get("k", 100).body == b"data"
