@@ -149,11 +149,11 @@ class DirectObjects:
     Thread-safe: calls run in worker threads, many at once.
     """
 
-    def __init__(self, client: Any, bucket: str, max_attempts: int | None = None) -> None:
+    def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
         self._bucket = bucket
         retries = client.meta.config.retries or {}
-        self._attempts = max_attempts or retries.get("total_max_attempts") or _DEFAULT_ATTEMPTS
+        self._attempts: int = retries.get("total_max_attempts") or _DEFAULT_ATTEMPTS
         self._region: str = client.meta.region_name or "us-east-1"
         self._events = client.meta.events
         self._models = {
