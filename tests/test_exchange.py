@@ -21,6 +21,7 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 from pytest_insight.errors import ConfigurationError, NotFoundError, StorageError
 from pytest_insight.storage.base import Scope
+from pytest_insight.storage.local import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
 
 DATA = Path(__file__).parent / "data"
@@ -520,3 +521,34 @@ def test_a_directory_import_reports_list_and_transfer_progress(make_session: Mak
     InMemoryStorage().import_sessions(tmp_path / "bundles", progress=lambda *call: calls.append(call))
     assert [call for call in calls if call[0] == "list"] == [("list", 3, None)]
     assert [call for call in calls if call[0] == "transfer"] == [("transfer", n, 3) for n in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("strategy", ["replace_existing", "keep_both"])
+def test_a_local_store_keeps_each_line_as_read_and_encodes_a_renamed_copy_anew(
+    make_session: Make, tmp_path: Path, strategy: str
+) -> None:
+    store = JSONStorage(tmp_path / "store")
+    backend = store.backend
+    assert isinstance(backend, LocalBackend)
+    stored = make_session("s1")
+    store.save_sessions([stored])
+    # lines as another writer may lay them out: keys reversed, spaces, non-ASCII text unescaped
+    changed, new = variant(stored, "naïve"), make_session("s2", tags={"owner": "zoë"})
+    lines = [
+        json.dumps(dict(reversed(s.to_dict().items())), ensure_ascii=False).encode() for s in (changed, new)
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+
+    store.import_sessions(source, strategy)
+
+    assert backend.path_for("s2").read_bytes() == lines[1] + b"\n"
+    if strategy == "replace_existing":
+        assert backend.path_for("s1").read_bytes() == lines[0] + b"\n"
+    else:  # the copy's id differs from its line's: written from the session, under the new id
+        assert json.loads(backend.path_for("s1-1").read_bytes())["session_id"] == "s1-1"
+        assert backend.path_for("s1").read_bytes() != lines[0] + b"\n"
+    expected = {"s1": changed if strategy == "replace_existing" else stored, "s2": new}
+    if strategy == "keep_both":
+        expected["s1-1"] = dataclasses.replace(changed, session_id="s1-1")
+    assert {s.session_id: s for s in store.load_sessions()} == expected

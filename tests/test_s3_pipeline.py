@@ -19,6 +19,7 @@ from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage, run_sync
 from pytest_insight.storage.base import Scope
+from pytest_insight.storage.local import LocalBackend
 from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3_pipeline import KEY_BUFFER_FACTOR
 from tests.conftest import BASE_TIME, MakeSession
@@ -162,6 +163,21 @@ def test_import_of_many_bundles_merges_in_batches_and_again_adds_nothing(
     again = local.import_sessions(f"s3://{s3.bucket}/team")
     assert (again["added"], again["skipped"], again["errors"]) == (0, 30, 0)
     assert sorted(s.session_id for s in local.load_sessions()) == sorted(s.session_id for s in sessions)
+
+
+def test_an_import_into_a_local_store_writes_each_bundle_line_as_downloaded(
+    mock_s3: S3Target, make_session: MakeSession, tmp_path: Path
+) -> None:
+    sessions = publish(mock_s3, make_session, 3)
+    local = JSONStorage(tmp_path / "dev")
+    assert local.import_sessions(f"s3://{mock_s3.bucket}/team")["added"] == 3
+    backend = local.backend
+    assert isinstance(backend, LocalBackend)
+    for session in sessions:  # the bundle's canonical line (sorted keys), not the store's own encoding
+        assert backend.path_for(session.session_id).read_bytes() == encode_session(session).line + b"\n"
+    assert sorted(local.load_sessions(), key=lambda s: s.session_id) == sorted(
+        sessions, key=lambda s: s.session_id
+    )
 
 
 def test_export_uploads_concurrently_and_twice_uploads_nothing_new(

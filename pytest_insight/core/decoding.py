@@ -27,6 +27,8 @@ __all__ = [
     "BundleDecoder",
     "DecodedItem",
     "Limits",
+    "SessionLine",
+    "SourceItem",
     "aiter_bundle",
     "decode_document",
     "iter_bundle",
@@ -38,6 +40,22 @@ _TOO_DEEP = "not valid JSON: nested too deeply"
 
 DecodedItem = TestSession | InvalidDataError
 """What decoding yields: a valid session, or the error of one bad line or source."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLine:
+    """A session with the JSON line it was decoded from, byte for byte (without the newline).
+
+    Decoding ``line`` gives ``session`` back, so a store may write the line as
+    it is instead of encoding the session again.
+    """
+
+    session: TestSession
+    line: bytes
+
+
+SourceItem = DecodedItem | SessionLine
+"""What an import source yields: a decoded item, or a session with its line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +119,8 @@ class BundleDecoder:
         self._fed = False
         self._in_member = False
         self._errors = 0
+        self.last_line = b""
+        """The bytes of the last line decoded: the line of the session just yielded."""
 
     @property
     def line(self) -> int:
@@ -206,7 +226,7 @@ class BundleDecoder:
         if not line.strip():
             return
         try:
-            yield TestSession.from_dict(_parse(line))
+            session = TestSession.from_dict(_parse(line))
         except InvalidDataError as exc:
             self._errors += 1
             if self._errors > self.limits.max_errors:  # a bomb of bad lines costs microseconds each
@@ -216,6 +236,9 @@ class BundleDecoder:
                     line=self._line,
                 ) from None
             yield exc.located(self.source, self._line)
+            return
+        self.last_line = line
+        yield session
 
 
 def _parse(line: bytes) -> Any:

@@ -37,7 +37,7 @@ from typing import TypedDict, TypeVar
 import anyio
 
 from pytest_insight.core.bundle import EncodedSession, content_digest, encode_session
-from pytest_insight.core.decoding import Limits
+from pytest_insight.core.decoding import Limits, SessionLine
 from pytest_insight.core.locations import open_sink, open_source
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
@@ -184,10 +184,10 @@ async def import_sessions(
     source = open_source(import_path)
     merger = _Merger(target, strategy)
     # one batch is decoded while the previous one commits; at most two are held
-    send, receive = anyio.create_memory_object_stream[list[TestSession]](1)
+    send, receive = anyio.create_memory_object_stream[list[SessionLine | TestSession]](1)
 
     async def read() -> None:
-        batch: list[TestSession] = []
+        batch: list[SessionLine | TestSession] = []
         count = 0
         async with send, _closing(source.records(scope, bounds, progress)) as records:
             async for item in records:
@@ -196,7 +196,7 @@ async def import_sessions(
                     progress("read", count, None)
                 if isinstance(item, InvalidDataError):
                     merger.error(str(item))
-                elif scope.admits(item):
+                elif scope.admits(item.session if isinstance(item, SessionLine) else item):
                     batch.append(item)
                     if len(batch) >= batch_size:
                         await send.send(batch)
@@ -310,9 +310,16 @@ class _Merger:
         elif len(messages) == MAX_ERROR_MESSAGES:
             messages.append(f"... further errors not listed (limit {MAX_ERROR_MESSAGES})")
 
-    async def merge(self, sessions: list[TestSession], progress: ProgressCallback | None) -> None:
+    async def merge(self, items: list[SessionLine | TestSession], progress: ProgressCallback | None) -> None:
         added = updated = skipped = 0
         failed: list[str] = []
+        sessions = [item.session if isinstance(item, SessionLine) else item for item in items]
+        # by object identity: an incoming session staged as it came keeps its line, a renamed copy does not
+        lines = {id(item.session): item.line for item in items if isinstance(item, SessionLine)}
+
+        def lines_of(staged: Iterable[TestSession]) -> dict[str, bytes]:
+            return {s.session_id: lines[id(s)] for s in staged if id(s) in lines}
+
         async with self.target.transaction() as transaction:
             stored = await transaction.lookup({session.session_id for session in sessions})
             batch = _Batch(transaction, stored)
@@ -328,9 +335,10 @@ class _Merger:
                 updated += outcome == "updated"
                 skipped += outcome == "skipped"
             if batch.new:
-                await transaction.put(list(batch.new.values()))
+                await transaction.put(list(batch.new.values()), lines=lines_of(batch.new.values()))
             if batch.replacements:
-                await transaction.put(list(batch.replacements.values()), replace=True)
+                replacing = batch.replacements.values()
+                await transaction.put(list(replacing), replace=True, lines=lines_of(replacing))
         # counted only once the batch is committed
         self.stats["total"] += len(sessions)
         for message in failed:

@@ -25,7 +25,14 @@ import anyio
 import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
-from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits, decode_document
+from pytest_insight.core.decoding import (
+    BundleDecoder,
+    DecodedItem,
+    Limits,
+    SessionLine,
+    SourceItem,
+    decode_document,
+)
 from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, DocumentSink
 from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.core.progress import ProgressCallback
@@ -56,7 +63,7 @@ class Source(Protocol):
 
     def records(
         self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
-    ) -> AsyncIterator[DecodedItem]:
+    ) -> AsyncIterator[SourceItem]:
         """Yield the sessions (at least those in ``scope``) and an error record per bad line or object.
 
         A source made of many objects reports ``("list", n, None)`` as it finds
@@ -192,7 +199,7 @@ class FileSource:
 
     async def records(
         self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
-    ) -> AsyncIterator[DecodedItem]:
+    ) -> AsyncIterator[SourceItem]:
         source = str(self.path)
         try:
             async with await anyio.open_file(self.path, "rb") as stream:
@@ -210,10 +217,10 @@ class FileSource:
                 try:
                     while chunk:
                         for item in decoder.feed(chunk):
-                            yield self._checked(item, decoder.line)
+                            yield self._checked(item, decoder.line, decoder.last_line)
                         chunk = await stream.read(_CHUNK)
                     for item in decoder.finish():
-                        yield self._checked(item, decoder.line)
+                        yield self._checked(item, decoder.line, decoder.last_line)
                 except InvalidDataError as exc:
                     yield exc
         except FileNotFoundError as exc:
@@ -221,15 +228,17 @@ class FileSource:
         except OSError as exc:
             raise StorageError(f"{source}: cannot read: {exc.strerror or exc}", uri=source) from exc
 
-    def _checked(self, item: DecodedItem, line: int | None) -> DecodedItem:
+    def _checked(self, item: DecodedItem, line: int | None, text: bytes | None = None) -> SourceItem:
         """Refuse a session whose SUT or UTC start day is not the partition its file lies in.
 
         The path is what narrows an import by SUT and date, so content that
         disagrees with it (a file moved or renamed) cannot be trusted either way.
+        A session read from a line (``text``) comes with it.
         """
-        if self.partition is None or isinstance(item, InvalidDataError):
+        if isinstance(item, InvalidDataError):
             return item
-        return self.partition.misplaced(item, str(self.path), line) or item
+        misplaced = self.partition and self.partition.misplaced(item, str(self.path), line)
+        return misplaced or (item if text is None else SessionLine(item, text))
 
 
 class DirectorySource:
@@ -250,7 +259,7 @@ class DirectorySource:
 
     async def records(
         self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
-    ) -> AsyncIterator[DecodedItem]:
+    ) -> AsyncIterator[SourceItem]:
         paths = await anyio.to_thread.run_sync(self._list, scope)
         if progress is not None:
             progress("list", len(paths), None)

@@ -23,7 +23,7 @@ day partitions unread); ``exchange.clear_sessions`` uses it when present.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,8 +87,18 @@ class Transaction(Protocol):
         """Return the stored sessions among ``session_ids``, by id."""
         ...
 
-    async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
+    async def put(
+        self,
+        sessions: Sequence[TestSession],
+        *,
+        replace: bool = False,
+        lines: Mapping[str, bytes] | None = None,
+    ) -> None:
         """Stage ``sessions`` for writing.
+
+        ``lines`` maps ids to the JSON line a session was read from (see
+        :class:`~pytest_insight.core.decoding.SessionLine`); a backend may
+        store that line instead of encoding the session again.
 
         Raises:
             SessionExistsError: ``replace`` is False and an id is already

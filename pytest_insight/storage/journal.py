@@ -12,17 +12,20 @@ anywhere leaves a batch stored entirely or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pytest_insight.errors import CorruptStoreError
 
-__all__ = ["MARKER", "fsync_dir", "recover", "roll_forward", "write_file", "write_marker"]
+__all__ = ["MARKER", "fsync_dir", "fsync_dirs", "recover", "roll_forward", "write_file", "write_marker"]
 
 MARKER = "COMMIT"
+_SYNCERS = 8  # directories fsync'd at once
 
 IsSessionFile = Callable[[str], bool]
 StoredPath = Callable[[str], Path]
@@ -37,6 +40,15 @@ def fsync_dir(path: Path, durable: bool = True) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def fsync_dirs(paths: Collection[Path], durable: bool = True) -> None:
+    """fsync many directories at once: each fsync mostly waits for the disk, so they overlap."""
+    if not durable or not paths:
+        return
+    with ThreadPoolExecutor(min(len(paths), _SYNCERS)) as pool:
+        for _ in pool.map(fsync_dir, paths):
+            pass
 
 
 def write_file(path: Path, data: bytes, durable: bool) -> None:
@@ -101,19 +113,19 @@ def roll_forward(
         target.unlink(missing_ok=True)
         touched.add(target.parent)
     new_shards = False
+    ready: set[Path] = set()
     for name in puts:
-        staged = staging / name
         shard = stored(name).parent
-        if not shard.is_dir():
-            shard.mkdir(parents=True, exist_ok=True)
-            new_shards = True
-        if staged.exists():  # else it was moved by an earlier, interrupted roll-forward
-            staged.replace(shard / name)
-        touched.add(shard)
+        if shard not in ready:
+            if not shard.is_dir():
+                shard.mkdir(parents=True, exist_ok=True)
+                new_shards = True
+            ready.add(shard)
+        with contextlib.suppress(FileNotFoundError):  # moved by an earlier, interrupted roll-forward
+            (staging / name).replace(shard / name)
+    touched |= ready
     # The renames must be durable before the marker that replays them goes.
-    for shard in touched:
-        if shard.is_dir():
-            fsync_dir(shard, durable)
+    fsync_dirs([shard for shard in touched if shard.is_dir()], durable)
     if new_shards:
         fsync_dir(sessions_dir, durable)
     (staging / MARKER).unlink(missing_ok=True)

@@ -39,7 +39,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -285,6 +285,7 @@ class _LocalTransaction:
         self._staging = backend.staging_dir / uuid.uuid4().hex
         self._puts: set[str] = set()
         self._deletes: set[str] = set()
+        self._absent: set[str] = set()  # file names a lookup found missing (the lock keeps them so)
         self._committing = False
 
     async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
@@ -292,15 +293,20 @@ class _LocalTransaction:
         found: dict[str, TestSession] = {}
         for chunk in _chunks(list(dict.fromkeys(session_ids))):
             paths = [backend.path_for(sid) for sid in chunk]
-            for session in await backend._run(backend._read_files, paths):
+            sessions = await backend._run(backend._read_files, paths)
+            for session in sessions:
                 found[session.session_id] = session
+            present = {session_file_name(session.session_id) for session in sessions}
+            self._absent.update(path.name for path in paths if path.name not in present)
         return found
 
     def _check_absent(self, names: Sequence[str], ids: Sequence[str]) -> None:
         for name, sid in zip(names, ids, strict=True):
             if name in self._puts:
                 raise SessionExistsError(sid)
-            if name not in self._deletes and self._backend._stored(name).exists():
+            if name in self._deletes or name in self._absent:
+                continue
+            if self._backend._stored(name).exists():
                 raise SessionExistsError(sid)
 
     def _stage(self, batch: Sequence[tuple[str, bytes]]) -> None:
@@ -308,14 +314,21 @@ class _LocalTransaction:
         for name, data in batch:
             journal.write_file(self._staging / name, data, self._backend.durable)
 
-    async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
+    async def put(
+        self,
+        sessions: Sequence[TestSession],
+        *,
+        replace: bool = False,
+        lines: Mapping[str, bytes] | None = None,
+    ) -> None:
         batch: dict[str, bytes] = {}
         ids: dict[str, str] = {}
         for session in sessions:
             name = session_file_name(session.session_id)
             if not replace and name in batch:
                 raise SessionExistsError(session.session_id)
-            batch[name] = _encode(session)
+            line = lines.get(session.session_id) if lines else None
+            batch[name] = _encode(session) if line is None else line + b"\n"
             ids[name] = session.session_id
         names = list(batch)
         backend = self._backend

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -62,7 +62,13 @@ class _MemoryTransaction:
     async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
         return {sid: copy.deepcopy(self._sessions[sid]) for sid in session_ids if sid in self._sessions}
 
-    async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
+    async def put(
+        self,
+        sessions: Sequence[TestSession],
+        *,
+        replace: bool = False,
+        lines: Mapping[str, bytes] | None = None,  # unused: sessions are kept as objects
+    ) -> None:
         if not replace:
             for session in sessions:
                 sid = session.session_id

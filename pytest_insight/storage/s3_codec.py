@@ -9,9 +9,10 @@ replaced, truncated or mislabelled is reported instead of imported.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 from pytest_insight.core import compression
-from pytest_insight.core.decoding import BundleDecoder, Limits
+from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import InvalidDataError
 
@@ -22,18 +23,29 @@ _STEP = 1 << 20  # most bytes inflated per call: a gzip bomb never allocates mor
 
 def decode_verified(
     data: bytes, source: str, bundle_id: str, limits: Limits
-) -> tuple[list[TestSession], list[InvalidDataError]]:
+) -> tuple[list[TestSession], list[bytes], list[InvalidDataError]]:
     """Decode gzipped bundle bytes, verifying the content hash against ``bundle_id``.
 
     Returns:
-        The valid sessions, and one error per bad line; or, after a
-        source-wide error (corrupt gzip, a size limit, a hash mismatch), no
-        sessions and that one error, since nothing in the object can be trusted.
+        The valid sessions, the line each was decoded from, and one error per
+        bad line; or, after a source-wide error (corrupt gzip, a size limit, a
+        hash mismatch), no sessions and that one error, since nothing in the
+        object can be trusted.
     """
     digest = hashlib.sha256()
     decoder = BundleDecoder(source, limits, compressed=False)
     sessions: list[TestSession] = []
+    lines: list[bytes] = []
     errors: list[InvalidDataError] = []
+
+    def collect(items: Iterable[DecodedItem]) -> None:
+        for item in items:
+            if isinstance(item, InvalidDataError):
+                errors.append(item)
+            else:
+                sessions.append(item)
+                lines.append(decoder.last_line)
+
     try:
         if not data:
             raise InvalidDataError("empty object", source=source)
@@ -46,8 +58,7 @@ def decode_verified(
                 raise InvalidDataError(f"corrupt gzip data: {exc}", source=source) from None
             pending = inflate.unconsumed_tail
             digest.update(piece)
-            for item in decoder.feed(piece):
-                (errors if isinstance(item, InvalidDataError) else sessions).append(item)  # type: ignore[arg-type]
+            collect(decoder.feed(piece))
             if inflate.eof:
                 if not inflate.unused_data:
                     break
@@ -57,13 +68,12 @@ def decode_verified(
                 break  # input used up and nothing left inside zlib
         if not inflate.eof:
             raise InvalidDataError("truncated gzip stream", source=source)
-        for item in decoder.finish():
-            (errors if isinstance(item, InvalidDataError) else sessions).append(item)  # type: ignore[arg-type]
+        collect(decoder.finish())
         if not digest.hexdigest().startswith(bundle_id.lower()):
             raise InvalidDataError(
                 f"content does not match bundle id {bundle_id} (sha256 {digest.hexdigest()[:32]})",
                 source=source,
             )
     except InvalidDataError as exc:
-        return [], [exc]
-    return sessions, errors
+        return [], [], [exc]
+    return sessions, lines, errors

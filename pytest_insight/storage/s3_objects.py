@@ -21,12 +21,13 @@ __all__ = ["StoredBundle", "bundle_metadata", "read_object"]
 
 @dataclass(slots=True)
 class StoredBundle:
-    """One bundle object as read: its key, ETag, sessions and the errors found in it."""
+    """One bundle object as read: its key, ETag, sessions, the line of each and the errors in it."""
 
     key: str
     etag: str = ""
     sessions: list[TestSession] = field(default_factory=list)
     errors: list[InvalidDataError] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
     failure: StorageError | None = None
 
 
@@ -60,5 +61,5 @@ def read_object(backend: S3Reader, key: str, limits: Limits) -> StoredBundle:
         expected = fetched.metadata.get("bundle-id") or parse_bundle_key(key, backend.root).bundle_id
     except InvalidDataError as exc:
         return StoredBundle(key, errors=[exc.located(uri)])
-    sessions, errors = decode_verified(fetched.body, uri, expected, limits)
-    return StoredBundle(key, fetched.etag, sessions, errors)
+    sessions, lines, errors = decode_verified(fetched.body, uri, expected, limits)
+    return StoredBundle(key, fetched.etag, sessions, errors, lines)

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.decoding import DecodedItem, Limits
+from pytest_insight.core.decoding import Limits, SessionLine, SourceItem
 from pytest_insight.core.layout import BundleKey, parse_bundle_key
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
@@ -140,8 +140,8 @@ class S3Reader:
 
     async def records(
         self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
-    ) -> AsyncGenerator[DecodedItem, None]:
-        """Yield the sessions in ``scope`` and one error record per bad or unreadable object (for import).
+    ) -> AsyncGenerator[SourceItem, None]:
+        """Yield the sessions in ``scope`` with their lines, and an error record per bad or unreadable object.
 
         Reports ``("list", keys found, None)`` and ``("transfer", bundles read, keys found)``.
         A session whose SUT or day is not its key's partition is an error record,
@@ -177,6 +177,6 @@ class S3Reader:
                     partition: BundleKey | None = parse_bundle_key(stored.key, self.root)
                 except InvalidDataError:
                     partition = None
-                for session in stored.sessions:
+                for session, line in zip(stored.sessions, stored.lines, strict=True):
                     misplaced = partition and partition.misplaced(session, self.object_uri(stored.key))
-                    yield misplaced or session
+                    yield misplaced or SessionLine(session, line)

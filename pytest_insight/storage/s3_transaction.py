@@ -32,7 +32,7 @@ the partition read still catches a retried save of the same run.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import UTC, date, datetime, time
 from functools import partial
@@ -174,7 +174,13 @@ class S3Transaction:
         found = {sid: self._stored(sid) for sid in session_ids}
         return {sid: session for sid, session in found.items() if session is not None}
 
-    async def put(self, sessions: Sequence[TestSession], *, replace: bool = False) -> None:
+    async def put(
+        self,
+        sessions: Sequence[TestSession],
+        *,
+        replace: bool = False,
+        lines: Mapping[str, bytes] | None = None,  # unused: bundles hold canonical lines only
+    ) -> None:
         batch = list(sessions)
         if not replace:
             seen: set[str] = set()
