@@ -552,3 +552,18 @@ def test_a_local_store_keeps_each_line_as_read_and_encodes_a_renamed_copy_anew(
     if strategy == "keep_both":
         expected["s1-1"] = dataclasses.replace(changed, session_id="s1-1")
     assert {s.session_id: s for s in store.load_sessions()} == expected
+
+
+def test_a_batch_ends_early_once_its_lines_reach_the_byte_bound(
+    make_session: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = [make_session(tags={"output": "x" * 5_000}) for _ in range(6)]
+    source = export(sessions, tmp_path / "big.jsonl.gz")
+    monkeypatch.setattr(exchange, "BATCH_BYTES", 10_000)  # two lines of over 5 KB each
+    merges: list[int] = []
+    storage = JSONStorage(tmp_path / "store")
+    storage.import_sessions(
+        source, progress=lambda step, done, _: merges.append(done) if step == "merge" else None
+    )
+    assert merges == [2, 4, 6]  # a transaction per two sessions, not one for all six
+    assert len(storage.load_sessions()) == 6

@@ -45,6 +45,7 @@ from pytest_insight.errors import ConfigurationError, InvalidDataError
 from pytest_insight.storage.base import Backend, Scope, Transaction
 
 __all__ = [
+    "BATCH_BYTES",
     "DEFAULT_BATCH_SIZE",
     "MAX_ERROR_MESSAGES",
     "ImportStats",
@@ -59,6 +60,9 @@ __all__ = [
 
 DEFAULT_BATCH_SIZE = 500
 """Sessions merged per target transaction."""
+
+BATCH_BYTES = 32 << 20
+"""A batch ends early once its sessions' lines reach this many bytes, so large sessions bound memory too."""
 
 MAX_ERROR_MESSAGES = 1000
 """Error messages kept in the stats; ``errors`` still counts every one."""
@@ -171,7 +175,8 @@ async def import_sessions(
         scope: only sessions inside it are imported (and counted).
         progress: told of sessions read and merged.
         limits: decoding bounds; :meth:`Limits.from_env` when None.
-        batch_size: sessions per target transaction.
+        batch_size: sessions per target transaction (fewer once their lines
+            reach :data:`BATCH_BYTES`).
 
     Raises:
         ConfigurationError: an unknown strategy or unsupported location (nothing read).
@@ -188,7 +193,7 @@ async def import_sessions(
 
     async def read() -> None:
         batch: list[SessionLine | TestSession] = []
-        count = 0
+        count = size = 0
         async with send, _closing(source.records(scope, bounds, progress)) as records:
             async for item in records:
                 count += 1
@@ -198,9 +203,10 @@ async def import_sessions(
                     merger.error(str(item))
                 elif scope.admits(item.session if isinstance(item, SessionLine) else item):
                     batch.append(item)
-                    if len(batch) >= batch_size:
+                    size += len(item.line) if isinstance(item, SessionLine) else 0
+                    if len(batch) >= batch_size or size >= BATCH_BYTES:
                         await send.send(batch)
-                        batch = []
+                        batch, size = [], 0
             if batch:
                 await send.send(batch)
 
