@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -102,8 +102,16 @@ def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
     return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], gzip_compress(raw), len(items))
 
 
-def partition(sessions: Iterable[EncodedSession]) -> dict[tuple[str, date], list[EncodedSession]]:
-    """Group sessions by (SUT, UTC start day): one bundle each."""
+def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], Sequence[EncodedSession]]:
+    """Group sessions by (SUT, UTC start day): one bundle each.
+
+    A :class:`~pytest_insight.core.spool.SessionSpool` is grouped without
+    reading its lines.
+    """
+    from pytest_insight.core.spool import SessionSpool  # the spool is built on this module
+
+    if isinstance(sessions, SessionSpool):
+        return sessions.partition()
     groups: dict[tuple[str, date], list[EncodedSession]] = {}
     for item in sessions:
         groups.setdefault((item.sut_name, item.day), []).append(item)

@@ -36,11 +36,12 @@ from typing import TypedDict, TypeVar
 
 import anyio
 
-from pytest_insight.core.bundle import EncodedSession, content_digest, encode_session
+from pytest_insight.core.bundle import content_digest, encode_session
 from pytest_insight.core.decoding import Limits, SessionLine
 from pytest_insight.core.locations import open_sink, open_source
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
+from pytest_insight.core.spool import SessionSpool
 from pytest_insight.errors import ConfigurationError, InvalidDataError
 from pytest_insight.storage.base import Backend, Scope, Transaction
 
@@ -143,17 +144,19 @@ async def export_sessions(
         StorageError: the store cannot be read or the target cannot be written.
     """
     sink = open_sink(export_path)
-    encoded: list[EncodedSession] = []
-    if sessions is None:
-        async with _closing(source.scan(scope)) as stored:
-            async for session in stored:
+    with SessionSpool() as encoded:
+        if sessions is None:
+            async with _closing(source.scan(scope)) as stored:
+                async for session in stored:
+                    if scope.admits(session):
+                        encoded.append(encode_session(session))
+                        if progress is not None:
+                            progress("read", len(encoded), None)
+        else:
+            for session in sessions:
                 if scope.admits(session):
                     encoded.append(encode_session(session))
-                    if progress is not None:
-                        progress("read", len(encoded), None)
-    else:
-        encoded = [encode_session(session) for session in sessions if scope.admits(session)]
-    return await sink.write(encoded, progress)
+        return await sink.write(encoded, progress)
 
 
 async def import_sessions(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import anyio
@@ -91,22 +91,22 @@ class DirectorySink:
     ) -> int:
         done = 0
         await anyio.to_thread.run_sync(self._make_root)
-        limiter = anyio.CapacityLimiter(_WRITERS)
+        in_flight = anyio.Semaphore(_WRITERS)  # bundles between encoding and their file's fsync
 
-        async def put(target: Path, data: bytes, count: int) -> None:
+        async def put(sut_name: str, day: date, members: Sequence[EncodedSession]) -> None:
             nonlocal done
-            await anyio.to_thread.run_sync(self._put, target, data, limiter=limiter)
-            done += count
+            async with in_flight:
+                bundle = await anyio.to_thread.run_sync(encode_bundle, members)
+                target = self.root / bundle_key(sut_name, day, bundle.bundle_id)
+                await anyio.to_thread.run_sync(self._put, target, bundle.data)
+            done += bundle.count
             if progress is not None:
                 progress("write", done, len(sessions))
 
         try:
             async with anyio.create_task_group() as group:
                 for (sut_name, day), members in sorted(partition(sessions).items()):
-                    bundle = encode_bundle(members)
-                    target = self.root / bundle_key(sut_name, day, bundle.bundle_id)
-                    group.start_soon(put, target, bundle.data, bundle.count)
-                    await anyio.lowlevel.checkpoint()  # let writes start while the next bundle encodes
+                    group.start_soon(put, sut_name, day, members)
         except BaseExceptionGroup as failure:
             raise failure.exceptions[0] from None  # the first failed write, not the group wrapper
         return done

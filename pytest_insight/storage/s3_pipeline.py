@@ -124,12 +124,15 @@ async def upload_sessions(
         StorageError: an upload failed (the others are cancelled).
     """
     limiter = anyio.CapacityLimiter(backend.concurrency)
+    in_flight = anyio.Semaphore(backend.concurrency)  # bundles between encoding and their PUT's end
     done = 0
 
-    async def upload(sut_name: str, day: date, group: list[EncodedSession]) -> None:
+    async def upload(sut_name: str, day: date, group: Sequence[EncodedSession]) -> None:
         nonlocal done
-        bundle = await anyio.to_thread.run_sync(encode_bundle, group, limiter=limiter)
-        await backend.put_bundle(backend.key_for(sut_name, day, bundle.bundle_id), bundle, limiter=limiter)
+        async with in_flight:
+            bundle = await anyio.to_thread.run_sync(encode_bundle, group, limiter=limiter)
+            key = backend.key_for(sut_name, day, bundle.bundle_id)
+            await backend.put_bundle(key, bundle, limiter=limiter)
         done += bundle.count
         if progress is not None:
             progress("write", done, len(sessions))

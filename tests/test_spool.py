@@ -1,0 +1,154 @@
+"""The export spool: sessions on disk, keys in memory, one partition's lines read at a time."""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_insight.core import file_sinks, locations
+from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session, partition
+from pytest_insight.core.spool import SessionSpool
+from pytest_insight.core.storage import InMemoryStorage
+from pytest_insight.storage import s3_pipeline
+from pytest_insight.storage.s3 import S3Backend
+from tests.conftest import BASE_TIME, MakeSession
+from tests.s3servers import S3Target
+
+
+def encoded(make_session: MakeSession, count: int, suts: int = 3) -> list[EncodedSession]:
+    return [
+        encode_session(
+            make_session(
+                sut_name=f"sut-{n % suts}",
+                start=BASE_TIME + timedelta(days=n % 4, minutes=n),
+                tags={"size": "x" * (n * 97 % 3000)},  # lines of many lengths
+            )
+        )
+        for n in range(count)
+    ]
+
+
+class PreadCount:
+    """Counts the lines a spool reads back from its file."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        self.lock = threading.Lock()
+        real = os.pread
+
+        def counted(fd: int, length: int, offset: int) -> bytes:
+            with self.lock:
+                self.calls += 1
+            return real(fd, length, offset)
+
+        monkeypatch.setattr(os, "pread", counted)
+
+
+def test_items_come_back_as_appended(make_session: MakeSession) -> None:
+    items = encoded(make_session, 25)
+    with SessionSpool() as spooled:
+        for item in items:
+            spooled.append(item)
+        assert len(spooled) == 25
+        assert list(spooled) == items
+        assert spooled[-1] == items[-1]
+        assert list(spooled[3:20:4]) == items[3:20:4]
+        with pytest.raises(IndexError):
+            spooled[25]
+
+
+def test_partitions_are_grouped_without_reading_a_line(
+    make_session: MakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = encoded(make_session, 40)
+    reads = PreadCount(monkeypatch)
+    with SessionSpool() as spooled:
+        for item in items:
+            spooled.append(item)
+        groups = partition(spooled)
+        assert reads.calls == 0
+        expected = partition(items)
+        assert set(groups) == set(expected)
+        (key, members), *_ = groups.items()
+        assert encode_bundle(members) == encode_bundle(expected[key])
+        assert reads.calls == len(members)  # that partition's lines only
+
+
+def test_the_spool_is_dropped_when_the_export_ends(
+    make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[SessionSpool] = []
+    real_init = SessionSpool.__init__
+
+    def recorded(self: SessionSpool) -> None:
+        real_init(self)
+        made.append(self)
+
+    monkeypatch.setattr(SessionSpool, "__init__", recorded)
+    assert InMemoryStorage([make_session()]).export_sessions(tmp_path / "out") == 1
+    assert len(made) == 1
+    assert made[0]._file.closed
+
+
+class InFlight:
+    """The peak number of bundles encoded whose write has not ended yet."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = self.peak = 0
+
+    def encoded(self, members: Any) -> Any:
+        bundle = encode_bundle(members)
+        with self.lock:
+            self.now += 1
+            self.peak = max(self.peak, self.now)
+        return bundle
+
+    def written(self) -> None:
+        with self.lock:
+            self.now -= 1
+
+
+def test_a_directory_export_holds_at_most_its_writers_bundles(
+    make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = [make_session(sut_name=f"sut-{n}") for n in range(30)]  # 30 partitions
+    watch = InFlight()
+    monkeypatch.setattr(file_sinks, "encode_bundle", watch.encoded)
+    real_put = file_sinks.DirectorySink._put
+
+    def put(self: file_sinks.DirectorySink, target: Path, data: bytes) -> None:
+        real_put(self, target, data)
+        watch.written()
+
+    monkeypatch.setattr(file_sinks.DirectorySink, "_put", put)
+    assert InMemoryStorage(sessions).export_sessions(tmp_path / "out") == 30
+    assert len(list((tmp_path / "out").rglob("*.jsonl.gz"))) == 30
+    assert 1 <= watch.peak <= file_sinks._WRITERS
+
+
+def test_an_upload_holds_at_most_concurrency_bundles(
+    mock_s3: S3Target, make_session: MakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions = [make_session(sut_name=f"sut-{n}") for n in range(20)]
+    watch = InFlight()
+    monkeypatch.setattr(s3_pipeline, "encode_bundle", watch.encoded)
+    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=3)
+    real_put = S3Backend.put_bundle
+
+    async def put(self: S3Backend, *args: Any, **kwargs: Any) -> bool:
+        stored = await real_put(self, *args, **kwargs)
+        watch.written()
+        return stored
+
+    monkeypatch.setattr(S3Backend, "put_bundle", put)
+    storage = InMemoryStorage(sessions)
+    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: backend)
+    assert storage.export_sessions(f"s3://{mock_s3.bucket}/team") == 20
+    assert len(mock_s3.keys("team/")) == 20
+    assert 1 <= watch.peak <= 3
