@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from pytest_insight.core import file_sinks, locations
 from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session, partition
 from pytest_insight.core.spool import SessionSpool
 from pytest_insight.core.storage import InMemoryStorage
+from pytest_insight.errors import StorageError
 from pytest_insight.storage import s3_pipeline
 from pytest_insight.storage.s3 import S3Backend
 from tests.conftest import BASE_TIME, MakeSession
@@ -152,3 +154,15 @@ def test_an_upload_holds_at_most_concurrency_bundles(
     assert storage.export_sessions(f"s3://{mock_s3.bucket}/team") == 20
     assert len(mock_s3.keys("team/")) == 20
     assert 1 <= watch.peak <= 3
+
+
+def test_an_unwritable_temporary_directory_is_a_one_line_storage_error(
+    make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "no-such-dir"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    with pytest.raises(
+        StorageError, match=f"^{missing}: cannot create the export's temporary file: .*TMPDIR"
+    ):
+        InMemoryStorage([make_session()]).export_sessions(tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import overload
 
 from pytest_insight.core.bundle import EncodedSession
+from pytest_insight.errors import StorageError
 
 __all__ = ["SessionSpool"]
 
@@ -33,7 +34,10 @@ class SessionSpool(Sequence[EncodedSession]):
     """
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile(prefix="pytest-insight-export-")  # noqa: SIM115  closed by close()
+        try:
+            self._file = tempfile.TemporaryFile(prefix="pytest-insight-export-")  # noqa: SIM115  see close()
+        except OSError as exc:
+            raise _failed("cannot create the export's temporary file", exc) from exc
         self._keys: list[tuple[str, datetime, str]] = []
         self._spans: list[tuple[int, int]] = []
         self._size = 0
@@ -50,8 +54,15 @@ class SessionSpool(Sequence[EncodedSession]):
         self._file.close()
 
     def append(self, item: EncodedSession) -> None:
-        """Write ``item``'s line to the file and keep its keys."""
-        self._file.write(item.line)
+        """Write ``item``'s line to the file and keep its keys.
+
+        Raises:
+            StorageError: the temporary file cannot be written (a full disk).
+        """
+        try:
+            self._file.write(item.line)
+        except OSError as exc:
+            raise _failed("cannot write the export's temporary file", exc) from exc
         self._keys.append((item.sut_name, item.start_time, item.session_id))
         self._spans.append((self._size, len(item.line)))
         self._size += len(item.line)
@@ -77,13 +88,16 @@ class SessionSpool(Sequence[EncodedSession]):
             yield self[index]
 
     def _line(self, index: int) -> bytes:
-        if not self._flushed:
-            self._file.flush()
-            self._flushed = True
         offset, length = self._spans[index]
-        line = os.pread(self._file.fileno(), length, offset)
+        try:
+            if not self._flushed:
+                self._file.flush()
+                self._flushed = True
+            line = os.pread(self._file.fileno(), length, offset)
+        except OSError as exc:
+            raise _failed("cannot read the export's temporary file", exc) from exc
         if len(line) != length:  # the file is ours alone: only a failing disk gets here
-            raise OSError(f"export spool: read {len(line)} of {length} bytes at {offset}")
+            raise StorageError(f"{tempfile.gettempdir()}: the export's temporary file came back short")
         return line
 
     def partition(self) -> dict[tuple[str, date], Sequence[EncodedSession]]:
@@ -92,6 +106,10 @@ class SessionSpool(Sequence[EncodedSession]):
         for index, (sut_name, start_time, _) in enumerate(self._keys):
             groups.setdefault((sut_name, start_time.date()), []).append(index)
         return {key: _Members(self, indexes) for key, indexes in groups.items()}
+
+
+def _failed(what: str, exc: OSError) -> StorageError:
+    return StorageError(f"{tempfile.gettempdir()}: {what}: {exc.strerror or exc} (set TMPDIR elsewhere)")
 
 
 class _Members(Sequence[EncodedSession]):
