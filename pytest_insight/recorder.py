@@ -23,18 +23,15 @@ plugin machinery, so it is cheap to import.
 from __future__ import annotations
 
 import platform
-import re
 import socket
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_insight import __version__
-from pytest_insight.core.models import MAX_NAME_LENGTH, RerunTestGroup, TestOutcome, TestResult, TestSession
+from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
+from pytest_insight.core.session_ids import new_session_id
 
 __all__ = ["SessionRecorder", "outcome_of", "testing_system"]
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def outcome_of(report: Any) -> TestOutcome | None:
@@ -99,7 +96,7 @@ class SessionRecorder:
         self.tags = dict(tags or {})
         self.system = dict(system or {})
         self.start_time = start_time or datetime.now(UTC)
-        self.session_id = _session_id(sut_name, self.start_time)
+        self.session_id = new_session_id(sut_name, self.start_time)
         self.results: list[TestResult] = []
         self._warned: set[str] = set()
 
@@ -166,10 +163,3 @@ def _timestamp(value: object) -> datetime | None:
     if isinstance(value, int | float) and value > 0:
         return datetime.fromtimestamp(value, UTC)
     return None
-
-
-def _session_id(sut_name: str, start: datetime) -> str:
-    # readable (SUT and start time) and unique (random part); safe in file names and keys
-    readable = _UNSAFE.sub("_", sut_name).strip("_")[:64] or "session"
-    session_id = f"{readable}-{start:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:12]}"
-    return session_id[:MAX_NAME_LENGTH]

@@ -16,6 +16,7 @@ from pytest_insight.core.bundle import encode_bundle, encode_session
 from pytest_insight.core.decoding import Limits
 from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import TestSession
+from pytest_insight.core.session_ids import new_session_id
 from pytest_insight.core.storage import S3Storage, run_sync
 from pytest_insight.errors import (
     AccessDeniedError,
@@ -95,6 +96,47 @@ def test_date_scope_over_every_sut_lists_each_sut_from_its_first_day(
     }
     assert len(calls.seen["GetObject"]) == 3
     assert calls.seen["ListObjectsV2"][0].get("Delimiter") == "/"
+
+
+def test_a_scope_ending_at_midnight_does_not_list_that_day(s3: S3Target, make_session: MakeSession) -> None:
+    storage = storage_on(s3)
+    storage.save_sessions(spread(make_session, suts=("api",)))
+    calls = RequestLog(s3, "GetObject")
+    day = BASE_TIME.replace(hour=0, minute=0) + timedelta(days=1)
+    found = storage.load_sessions(Scope(sut_name="api", since=day, until=day + timedelta(days=1)))
+    assert [s.session_start_time.date() for s in found] == [day.date()]
+    assert [call["Key"].split("/")[3] for call in calls.seen["GetObject"]] == [f"date={day.date()}"]
+
+
+def test_a_plugin_id_is_looked_up_in_its_own_day_first(s3: S3Target, make_session: MakeSession) -> None:
+    storage = storage_on(s3)
+    sessions = [
+        make_session(
+            new_session_id(s.sut_name, s.session_start_time), sut_name=s.sut_name, start=s.session_start_time
+        )
+        for s in spread(make_session)
+    ]
+    storage.save_sessions(sessions)
+    wanted = sessions[4]  # day 1
+    calls = RequestLog(s3, "GetObject")
+    assert storage.get_session_by_id(wanted.session_id) == wanted
+    days = {call["Key"].split("/")[3] for call in calls.seen["GetObject"]}
+    assert days == {f"date={wanted.session_start_time.date()}"}  # that day's bundles only, not all 12
+
+
+def test_an_id_found_nowhere_in_its_day_is_still_found_elsewhere(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = storage_on(s3)
+    moved_start = BASE_TIME + timedelta(days=3)
+    named = new_session_id("api", BASE_TIME)  # names day 0, but the run is stored under day 3
+    others = [make_session(sut_name="api", start=BASE_TIME)]
+    moved = make_session(named, sut_name="api", start=moved_start)
+    storage.save_sessions([*others, moved])
+    calls = RequestLog(s3, "GetObject")
+    assert storage.get_session_by_id(named) == moved
+    assert len(calls.seen["GetObject"]) == 3  # day 0 first (1 bundle), then everything (2)
+    assert storage.get_session_by_id(new_session_id("api", BASE_TIME)) is None
 
 
 def test_a_prefix_inside_the_layout_reads_only_that_part(s3: S3Target, make_session: MakeSession) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 from pytest_insight.core.models import TestSession, to_utc
@@ -57,6 +57,12 @@ class Scope:
             object.__setattr__(self, "since", to_utc(self.since))
         if self.until is not None:
             object.__setattr__(self, "until", to_utc(self.until))
+
+    @classmethod
+    def of_day(cls, day: date, sut_name: str | None = None) -> Scope:
+        """The sessions that started on one UTC day (of one SUT, when given)."""
+        since = datetime.combine(day, time.min, UTC)
+        return cls(sut_name=sut_name, since=since, until=since + timedelta(days=1))
 
     @property
     def is_everything(self) -> bool:

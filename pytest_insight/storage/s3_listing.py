@@ -34,6 +34,8 @@ __all__ = [
     "start_after",
 ]
 
+_INSTANT = timedelta(microseconds=1)
+
 
 @dataclass(frozen=True, slots=True)
 class ListedObject:
@@ -134,7 +136,7 @@ async def list_objects(backend: S3Reader, scope: Scope = EVERYTHING) -> AsyncGen
         StorageError: the listing failed.
     """
     first = scope.since.date() if scope.since is not None else None
-    last = scope.until.date() if scope.until is not None else None
+    last = (scope.until - _INSTANT).date() if scope.until is not None else None  # until is exclusive
     wanted_sut = encode_sut(scope.sut_name) if scope.sut_name is not None else None
     for prefix in await _listing_prefixes(backend, scope):
         is_sut_prefix = prefix.rstrip("/").rsplit("/", 1)[-1].startswith("sut=")

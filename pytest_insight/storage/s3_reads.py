@@ -19,6 +19,7 @@ from pytest_insight.core.decoding import Limits, SessionLine, SourceItem
 from pytest_insight.core.layout import BundleKey, parse_bundle_key
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
+from pytest_insight.core.session_ids import id_start
 from pytest_insight.errors import CorruptStoreError, InvalidDataError, StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3_direct import DirectObjects
@@ -132,7 +133,15 @@ class S3Reader:
                     yield session
 
     async def get(self, session_id: str) -> TestSession | None:
-        async with aclosing(self.scan()) as sessions:
+        start = id_start(session_id)
+        if start is not None:  # the plugin's ids name their start second: that day's bundles first
+            found = await self._find(session_id, Scope.of_day(start.date()))
+            if found is not None:
+                return found
+        return await self._find(session_id, EVERYTHING)  # any other id, or a session moved since
+
+    async def _find(self, session_id: str, scope: Scope) -> TestSession | None:
+        async with aclosing(self.scan(scope)) as sessions:
             async for session in sessions:
                 if session.session_id == session_id:
                     return session

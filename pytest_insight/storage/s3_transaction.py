@@ -31,10 +31,9 @@ the partition read still catches a retried save of the same run.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
-from datetime import UTC, date, datetime, time
+from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -42,6 +41,7 @@ import anyio
 
 from pytest_insight.core.bundle import encode_bundle, encode_session
 from pytest_insight.core.models import TestSession
+from pytest_insight.core.session_ids import names_itself
 from pytest_insight.errors import CorruptStoreError, NotFoundError, SessionExistsError, StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3_errors import from_code
@@ -52,8 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["S3Transaction", "delete_in_batches", "open_transaction"]
 
 _REWRITE_ATTEMPTS = 5
-_PLUGIN_ID = re.compile(r"(?P<sut>.+)-(?P<start>\d{8}T\d{6}Z)-[0-9a-f]{12}")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")  # as the recorder makes the readable part of an id
 
 
 async def delete_in_batches(backend: S3Backend, keys: Sequence[str]) -> None:
@@ -101,23 +99,6 @@ async def open_transaction(backend: S3Backend) -> AsyncIterator[S3Transaction]:
     await transaction.commit()
 
 
-def _locates_itself(session: TestSession) -> bool:
-    """Whether the id is the plugin's ``<sut>-<start second>-<12 hex>`` for this very session."""
-    match = _PLUGIN_ID.fullmatch(session.session_id)
-    if match is None:
-        return False
-    readable = _UNSAFE.sub("_", session.sut_name).strip("_")[:64] or "session"
-    return match["sut"] == readable and match["start"] == f"{session.session_start_time:%Y%m%dT%H%M%SZ}"
-
-
-def _day_scope(sut_name: str, day: date) -> Scope:
-    return Scope(
-        sut_name=sut_name,
-        since=datetime.combine(day, time.min, UTC),
-        until=datetime.combine(day, time.max, UTC),
-    )
-
-
 class S3Transaction:
     """Staged changes to one S3 backend (see the module docstring for the commit order)."""
 
@@ -155,11 +136,11 @@ class S3Transaction:
     async def _load_partitions(self, sessions: Sequence[TestSession]) -> None:
         if self._everything:
             return
-        if not all(_locates_itself(session) for session in sessions):
+        if not all(names_itself(session) for session in sessions):
             await self._load_everything()
             return
         for key in sorted({(s.sut_name, s.session_start_time.date()) for s in sessions} - self._partitions):
-            await self._load(_day_scope(*key))
+            await self._load(Scope.of_day(key[1], key[0]))
             self._partitions.add(key)
 
     def _stored(self, session_id: str) -> TestSession | None:
