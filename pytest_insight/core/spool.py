@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import overload
 
@@ -24,7 +24,31 @@ from pytest_insight.errors import StorageError
 __all__ = ["SessionSpool"]
 
 
-class SessionSpool(Sequence[EncodedSession]):
+class _Selection(Sequence[EncodedSession]):
+    """Sessions of a spool, by index; each item's line is read when the item is asked for."""
+
+    _spool: SessionSpool
+
+    @property
+    def _indexes(self) -> Sequence[int]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        return len(self._indexes)
+
+    @overload
+    def __getitem__(self, index: int) -> EncodedSession: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[EncodedSession]: ...
+
+    def __getitem__(self, index: int | slice) -> EncodedSession | Sequence[EncodedSession]:
+        if isinstance(index, slice):
+            return _Members(self._spool, self._indexes[index])
+        return self._spool._item(self._indexes[index])
+
+
+class SessionSpool(_Selection):
     """Encoded sessions kept in a temporary file, their keys in memory.
 
     Append while reading the source, then read (from any thread: reads are
@@ -34,6 +58,7 @@ class SessionSpool(Sequence[EncodedSession]):
     """
 
     def __init__(self) -> None:
+        self._spool = self
         try:
             self._file = tempfile.TemporaryFile(prefix="pytest-insight-export-")  # noqa: SIM115  see close()
         except OSError as exc:
@@ -68,24 +93,13 @@ class SessionSpool(Sequence[EncodedSession]):
         self._size += len(item.line)
         self._flushed = False
 
-    def __len__(self) -> int:
-        return len(self._keys)
+    @property
+    def _indexes(self) -> Sequence[int]:
+        return range(len(self._keys))
 
-    @overload
-    def __getitem__(self, index: int) -> EncodedSession: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[EncodedSession]: ...
-
-    def __getitem__(self, index: int | slice) -> EncodedSession | Sequence[EncodedSession]:
-        if isinstance(index, slice):
-            return _Members(self, range(len(self))[index])
+    def _item(self, index: int) -> EncodedSession:
         sut_name, start_time, session_id = self._keys[index]
         return EncodedSession(sut_name, start_time, session_id, self._line(index))
-
-    def __iter__(self) -> Iterator[EncodedSession]:
-        for index in range(len(self)):
-            yield self[index]
 
     def _line(self, index: int) -> bytes:
         offset, length = self._spans[index]
@@ -108,27 +122,17 @@ class SessionSpool(Sequence[EncodedSession]):
         return {key: _Members(self, indexes) for key, indexes in groups.items()}
 
 
-def _failed(what: str, exc: OSError) -> StorageError:
-    return StorageError(f"{tempfile.gettempdir()}: {what}: {exc.strerror or exc} (set TMPDIR elsewhere)")
-
-
-class _Members(Sequence[EncodedSession]):
-    """Some of a spool's sessions, read only when asked for."""
+class _Members(_Selection):
+    """Some of a spool's sessions."""
 
     def __init__(self, spool: SessionSpool, indexes: Sequence[int]) -> None:
         self._spool = spool
-        self._indexes = indexes
+        self._chosen = indexes
 
-    def __len__(self) -> int:
-        return len(self._indexes)
+    @property
+    def _indexes(self) -> Sequence[int]:
+        return self._chosen
 
-    @overload
-    def __getitem__(self, index: int) -> EncodedSession: ...
 
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[EncodedSession]: ...
-
-    def __getitem__(self, index: int | slice) -> EncodedSession | Sequence[EncodedSession]:
-        if isinstance(index, slice):
-            return _Members(self._spool, self._indexes[index])
-        return self._spool[self._indexes[index]]
+def _failed(what: str, exc: OSError) -> StorageError:
+    return StorageError(f"{tempfile.gettempdir()}: {what}: {exc.strerror or exc} (set TMPDIR elsewhere)")
