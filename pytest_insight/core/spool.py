@@ -4,8 +4,8 @@ An export reads every selected session before it writes any bundle: a bundle
 holds one SUT and day, and stores yield sessions in no order. The spool
 appends each encoded line to an unnamed temporary file (in ``TMPDIR``) and
 keeps in memory only what sorting and grouping need: the SUT, start time and
-id of each session and where its line lies, about 200 bytes a session however
-large the session is. An item read back loads its line from the file, so a
+id of each session and where its line lies, a few hundred bytes a session
+however large the session is. An item read back loads its line from the file, so a
 sink that writes one bundle per SUT and day holds one partition's lines at a
 time.
 """
