@@ -97,7 +97,7 @@ def test_the_spool_is_dropped_when_the_export_ends(
     assert made[0]._file.closed
 
 
-class InFlight:
+class BundlesHeld:
     """The peak number of bundles encoded whose write has not ended yet."""
 
     def __init__(self) -> None:
@@ -120,7 +120,7 @@ def test_a_directory_export_holds_at_most_its_writers_bundles(
     make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sessions = [make_session(sut_name=f"sut-{n}") for n in range(30)]  # 30 partitions
-    watch = InFlight()
+    watch = BundlesHeld()
     monkeypatch.setattr(file_sinks, "encode_bundle", watch.encoded)
     real_put = file_sinks.DirectorySink._put
 
@@ -138,7 +138,7 @@ def test_an_upload_holds_at_most_concurrency_bundles(
     mock_s3: S3Target, make_session: MakeSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sessions = [make_session(sut_name=f"sut-{n}") for n in range(20)]
-    watch = InFlight()
+    watch = BundlesHeld()
     monkeypatch.setattr(s3_pipeline, "encode_bundle", watch.encoded)
     backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=3)
     real_put = S3Backend.put_bundle
