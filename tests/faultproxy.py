@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Literal
 from urllib.parse import unquote, urlsplit
 
 import pytest
@@ -354,14 +354,19 @@ def _error_reply(fault: Fault, path: str) -> bytes:
 
 
 def proxied_client(
-    proxy: FaultProxy, *, read_timeout: float = 2.0, max_attempts: int = 10, pool: int = 16
+    proxy: FaultProxy,
+    *,
+    read_timeout: float = 2.0,
+    max_attempts: int = 10,
+    pool: int = 16,
+    mode: Literal["standard", "adaptive"] = "standard",
 ) -> Any:
-    """A boto3 S3 client through ``proxy``: standard retries, ``max_attempts``, a short read timeout."""
+    """A boto3 S3 client through ``proxy``: ``mode`` retries, ``max_attempts``, a short read timeout."""
     import boto3
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        retries={"mode": mode, "total_max_attempts": max_attempts},
         read_timeout=read_timeout,
         connect_timeout=2,
         max_pool_connections=pool,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.retries import adaptive, bucket
 
 from pytest_insight.cli.main import main
 from pytest_insight.core import locations
@@ -139,7 +140,7 @@ def test_permanent_faults_are_reported_for_those_objects_only(
 ) -> None:
     sessions = spread_sessions(40, tag=f"{fault.name}-")
     keys = seed(seaweedfs_s3, "perm", sessions)
-    bad = set(keys[3::7])
+    bad = set(keys[3::14])  # 27 retries: inside botocore's retry quota, which would end them early
     retried = MAX_ATTEMPTS
     if fault in (Fault.STALL, Fault.SLOW_DOWN):  # stalls cost a read timeout, throttling a long backoff
         bad, retried = set(keys[5:7]), 3
@@ -209,3 +210,65 @@ def test_a_body_damaged_in_transit_is_downloaded_again_never_merged(
 
 def by_id(sessions: list[TestSession]) -> dict[str, TestSession]:
     return {session.session_id: session for session in sessions}
+
+
+def test_an_outage_drains_the_retry_quota_so_the_import_ends_without_backing_off_on_every_object(
+    seaweedfs_s3: S3Target, fault_proxy: FaultProxy, through_proxy: Callable[..., Any], tmp_path: Path
+) -> None:
+    sessions = spread_sessions(60, tag="outage-")
+    keys = seed(seaweedfs_s3, "outage", sessions)
+    fault_proxy.plan(rules=[keys_rule(set(keys), Fault.INTERNAL)])
+
+    stats = JSONStorage(tmp_path / "store").import_sessions(f"s3://{seaweedfs_s3.bucket}/outage")
+
+    assert (stats["errors"], stats["imported"]) == (len(keys), 0)
+    # botocore's quota holds 500 and a retry costs at least 5: once it is spent, no object is retried
+    assert len(keys) < fault_proxy.counts[Fault.INTERNAL] <= len(keys) + 500 // 5
+    assert fault_proxy.counts[Fault.INTERNAL] < len(keys) * MAX_ATTEMPTS // 2
+
+
+def test_adaptive_mode_slows_the_downloads_once_the_server_throttles_them(
+    seaweedfs_s3: S3Target,
+    fault_proxy: FaultProxy,
+    through_proxy: Callable[..., Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sessions = spread_sessions(6, tag="adaptive-")
+    keys = seed(seaweedfs_s3, "adaptive", sessions)
+    throttled: list[str] = []
+    heard: list[tuple[str, str]] = []
+    waits: list[int] = []
+
+    def first_download(request: ProxyRequest) -> Fault | None:
+        key = request.path.lstrip("/").partition("/")[2]
+        if request.method == "GET" and key == keys[0] and not throttled:
+            throttled.append(key)
+            return Fault.SLOW_DOWN
+        return None
+
+    real_hear, real_acquire = adaptive.ClientRateLimiter.on_receiving_response, bucket.TokenBucket.acquire
+
+    def hear(limiter: Any, **kwargs: Any) -> None:
+        response = kwargs["response"]
+        code = response[1].get("Error", {}).get("Code", "") if response else ""
+        heard.append((kwargs["operation"].name, code))
+        real_hear(limiter, **kwargs)
+
+    def acquire(token_bucket: Any, *args: Any, **kwargs: Any) -> Any:
+        waits.append(1)
+        return real_acquire(token_bucket, *args, **kwargs)
+
+    monkeypatch.setattr(adaptive.ClientRateLimiter, "on_receiving_response", hear)
+    monkeypatch.setattr(bucket.TokenBucket, "acquire", acquire)
+    shared = through_proxy(mode="adaptive")
+    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=shared))
+    fault_proxy.plan(rules=[first_download])
+
+    stats = JSONStorage(tmp_path / "store").import_sessions(f"s3://{seaweedfs_s3.bucket}/adaptive")
+
+    assert (stats["errors"], stats["added"]) == (0, len(sessions)), stats["error_messages"]
+    assert throttled == [keys[0]]
+    assert ("GetObject", "SlowDown") in heard  # the limiter learnt of the throttling
+    assert sum(1 for operation, _ in heard if operation == "GetObject") == len(keys) + 1
+    assert waits, "after the throttling, the retry waited for a token"

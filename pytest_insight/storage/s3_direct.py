@@ -13,9 +13,10 @@ import, are sent here instead, over the client's own parts:
 - its pooled HTTP session (proxies, TLS settings, timeouts, pool size);
 - its ``before-send`` event, so moto's ``mock_aws`` and other handlers that
   answer requests still do;
-- botocore's ``standard`` retry conditions and backoff, with the client's
-  attempt count. A body that breaks off, comes short or fails its CRC32 is
-  retried the same way.
+- its retry mode and attempt count, through botocore's own retry handlers
+  (:mod:`~pytest_insight.storage.s3_retries`: conditions, backoff, retry
+  quota, adaptive mode's rate limiter). A body that breaks off, comes short
+  or fails its CRC32 is retried as a broken connection.
 
 Errors come back as botocore's (``ClientError`` with the S3 error code,
 ``ConnectionClosedError``, ``FlexibleChecksumError``), so the callers
@@ -30,9 +31,9 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
@@ -49,22 +50,17 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.retries.standard import (
-    ExponentialBackoff,
-    RetryContext,
-    RetryPolicy,
-    StandardRetryConditions,
-)
 from urllib3.exceptions import HTTPError as URLLib3Error
 
+from pytest_insight.storage.s3_retries import DirectRetries
 from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, Signer
 
 __all__ = ["DirectObjects", "Fetched", "crc32_header"]
 
-_DEFAULT_ATTEMPTS = 3  # botocore's standard mode, when the client's config names none
 _ERROR_BODY_LIMIT = 64 << 10  # an error document is small; never read more of it
 _META = "x-amz-meta-"
 _REDIRECTS = frozenset({301, 307, 400})  # AWS's answers to a request sent to the bucket's wrong region
+T = TypeVar("T")
 
 
 def crc32_header(data: bytes) -> str:
@@ -152,14 +148,13 @@ class DirectObjects:
     def __init__(self, client: Any, bucket: str) -> None:
         self._client = client
         self._bucket = bucket
-        retries = client.meta.config.retries or {}
-        self._attempts: int = retries.get("total_max_attempts") or _DEFAULT_ATTEMPTS
+        self._retries = DirectRetries(client)
+        self._attempts = self._retries.attempts
         self._region: str = client.meta.region_name or "us-east-1"
         self._events = client.meta.events
         self._models = {
             name: client.meta.service_model.operation_model(name) for name in ("GetObject", "PutObject")
         }
-        self._policy = RetryPolicy(StandardRetryConditions(self._attempts), ExponentialBackoff())
         self._signer = Signer(self._region)
         self._unsigned = client.meta.config.signature_version is UNSIGNED
         self._base: tuple[str, str, str] | None = None
@@ -230,6 +225,7 @@ class DirectObjects:
         return hashlib.sha256(body).hexdigest()
 
     def _send(self, operation: str, request: AWSPreparedRequest) -> AWSResponse:
+        self._retries.sending(self._models[operation], request)
         for _, answer in self._events.emit(f"before-send.s3.{operation}", request=request):
             if answer is not None:  # moto's mock_aws, or another handler that answers requests
                 return answer  # type: ignore[no-any-return]
@@ -237,32 +233,33 @@ class DirectObjects:
 
     # -- attempts -------------------------------------------------------------
 
-    def _attempt(self, operation: str, once: Any) -> Any:
-        """Call ``once()`` until it succeeds or botocore's standard conditions stop retrying."""
+    def _attempt(self, operation: str, once: Callable[[], tuple[T, AWSResponse]]) -> T:
+        """Call ``once()`` until it answers or the client's retry handlers stop retrying."""
+        model = self._models[operation]
+        context: dict[str, Any] = {}  # the call's retry state, kept across its attempts
         attempt = 1
         while True:
+            response: tuple[AWSResponse, Any] | None = None
+            caught: Exception | None = None
+            failure: Exception
             try:
-                return once()
+                result, answered = once()
             except _Refused as exc:
                 if exc.region and attempt < self._attempts and self._retarget(exc.region):
                     attempt += 1
                     continue  # at once, to where the bucket is
-                context = RetryContext(
-                    attempt,
-                    operation_model=self._models[operation],
-                    parsed_response=exc.response,
-                    http_response=exc.http_response,
-                )
-                failure: Exception = exc
+                response, failure = (exc.http_response, exc.response), exc
             except _BodyError as exc:
-                context = RetryContext(attempt, caught_exception=ConnectionClosedError(endpoint_url=""))
-                failure = exc.error
+                caught, failure = ConnectionClosedError(endpoint_url=""), exc.error
             except (BotoConnectionError, HTTPClientError) as exc:
-                context = RetryContext(attempt, caught_exception=exc)
-                failure = exc
-            if not self._policy.should_retry(context):
+                caught = failure = exc
+            else:
+                self._retries.succeeded(model, attempt, context, answered)
+                return result
+            wait = self._retries.delay(model, attempt, context, response=response, caught=caught)
+            if wait is None:
                 raise failure
-            time.sleep(self._policy.compute_retry_delay(context))
+            time.sleep(wait)
             attempt += 1
 
     @staticmethod
@@ -299,7 +296,7 @@ class DirectObjects:
             botocore.exceptions.BotoCoreError: the connection or the body still failed on the last attempt.
         """
 
-        def once() -> Fetched:
+        def once() -> tuple[Fetched, AWSResponse]:
             request = self._sign("GET", key, {"x-amz-checksum-mode": "ENABLED"})
             response = self._send("GetObject", request)
             headers, raw = response.headers, response.raw
@@ -316,7 +313,7 @@ class DirectObjects:
                 body = b"" if length > max_bytes else self._read(raw, max_bytes + 1)
                 if length > max_bytes or len(body) > max_bytes:  # not read on: a bomb stays on the wire
                     raw.close()
-                    return Fetched(None, etag, max(length, len(body)), metadata)
+                    return Fetched(None, etag, max(length, len(body)), metadata), response
                 if 0 <= length != len(body):
                     raise _BodyError(ConnectionClosedError(endpoint_url=request.url))
                 expected = headers.get("x-amz-checksum-crc32")
@@ -326,12 +323,12 @@ class DirectObjects:
                             error_msg=f"expected CRC32 {expected}, computed {crc32_header(body)}"
                         )
                     )
-                return Fetched(body, etag, len(body), metadata)
+                return Fetched(body, etag, len(body), metadata), response
             except BaseException:
                 raw.close()  # a connection with part of a body left on it cannot be reused
                 raise
 
-        return self._attempt("GetObject", once)  # type: ignore[no-any-return]
+        return self._attempt("GetObject", once)
 
     @staticmethod
     def _read(raw: Any, most: int) -> bytes:
@@ -366,12 +363,10 @@ class DirectObjects:
             **{f"{_META}{name}": value for name, value in metadata.items()},
         }
 
-        def once() -> bool:
+        def once() -> tuple[bool, AWSResponse]:
             response = self._send("PutObject", self._sign("PUT", key, headers, data))
-            if response.status_code == 412:
-                return False
-            if response.status_code >= 300:
+            if response.status_code != 412 and response.status_code >= 300:
                 raise self._error("PutObject", response, response.content)
-            return True
+            return response.status_code != 412, response
 
-        return self._attempt("PutObject", once)  # type: ignore[no-any-return]
+        return self._attempt("PutObject", once)
