@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from pytest_insight.core import file_sinks, locations
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session, partition
+from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session, ordered, partition
 from pytest_insight.core.spool import SessionSpool
 from pytest_insight.core.storage import InMemoryStorage
 from pytest_insight.errors import StorageError
@@ -166,3 +169,69 @@ def test_an_unwritable_temporary_directory_is_a_one_line_storage_error(
     ):
         InMemoryStorage([make_session()]).export_sessions(tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def spool_of(items: list[EncodedSession]) -> SessionSpool:
+    spooled = SessionSpool()
+    for item in items:
+        spooled.append(item)
+    return spooled
+
+
+def test_a_single_file_export_writes_the_same_bytes_as_a_whole_bundle(
+    make_session: MakeSession, tmp_path: Path
+) -> None:
+    items = encoded(make_session, 30)
+    with spool_of(items) as spooled:
+        written = anyio.run(file_sinks.BundleFileSink(tmp_path / "all.jsonl.gz").write, spooled)
+        assert written == 30
+        assert (tmp_path / "all.jsonl.gz").read_bytes() == encode_bundle(items).data
+
+        anyio.run(file_sinks.DocumentSink(tmp_path / "all.json").write, spooled)
+    document = json.loads((tmp_path / "all.json").read_bytes())
+    assert [json.loads(item.line) for item in ordered(items)] == document["sessions"]
+
+
+@pytest.mark.parametrize("name", ["all.json", "all.jsonl.gz"])
+def test_a_single_file_export_holds_one_session_at_a_time(
+    make_session: MakeSession, tmp_path: Path, name: str
+) -> None:
+    noise = os.urandom(200_000).hex()  # 400 KB a session that gzip cannot shrink much: 24 MB in all
+    items = [
+        encode_session(make_session(start=BASE_TIME + timedelta(minutes=n), tags={"noise": noise}))
+        for n in range(60)
+    ]
+    sink = locations.open_sink(tmp_path / name)
+    with spool_of(items) as spooled:
+        del items
+        tracemalloc.start()
+        try:
+            assert anyio.run(sink.write, spooled) == 60
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 1e6:.1f} MB for a 24 MB export"
+    assert InMemoryStorage().import_sessions(tmp_path / name)["added"] == 60
+
+
+def test_a_single_file_export_that_fails_part_way_leaves_no_file(
+    make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = encoded(make_session, 20)
+    real = os.pread
+    reads = 0
+
+    def failing(fd: int, length: int, offset: int) -> bytes:
+        nonlocal reads
+        reads += 1
+        if reads == 10:
+            raise OSError(5, "Input/output error")
+        return real(fd, length, offset)
+
+    with spool_of(items) as spooled:
+        monkeypatch.setattr(os, "pread", failing)
+        for name in ("all.json", "all.jsonl.gz"):
+            reads = 0
+            with pytest.raises(StorageError, match="cannot read the export's temporary file"):
+                anyio.run(locations.open_sink(tmp_path / name).write, spooled)
+    assert list(tmp_path.iterdir()) == []

@@ -33,6 +33,7 @@ __all__ = [
     "content_digest",
     "encode_session",
     "encode_bundle",
+    "ordered",
     "partition",
 ]
 
@@ -116,3 +117,16 @@ def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], S
     for item in sessions:
         groups.setdefault((item.sut_name, item.day), []).append(item)
     return groups
+
+
+def ordered(sessions: Sequence[EncodedSession]) -> Sequence[EncodedSession]:
+    """The sessions in bundle order: start time, then id.
+
+    A :class:`~pytest_insight.core.spool.SessionSpool` is ordered without
+    reading its lines.
+    """
+    from pytest_insight.core.spool import SessionSpool  # the spool is built on this module
+
+    if isinstance(sessions, SessionSpool):
+        return sessions.ordered()
+    return sorted(sessions, key=lambda item: (item.start_time, item.session_id))

@@ -15,7 +15,14 @@ from __future__ import annotations
 import zlib
 from typing import Protocol, cast
 
-__all__ = ["ERRORS", "BACKEND", "Inflater", "gzip_compress", "inflater"]
+__all__ = ["ERRORS", "BACKEND", "GzipWriter", "Inflater", "gzip_compress", "inflater"]
+
+
+class _Deflater(Protocol):
+    """An incremental compressor, as ``zlib.compressobj`` returns."""
+
+    def compress(self, data: bytes, /) -> bytes: ...
+    def flush(self, mode: int = ..., /) -> bytes: ...
 
 
 class Inflater(Protocol):
@@ -41,6 +48,9 @@ except ImportError:  # pragma: no cover - isal has wheels wherever the tests run
     def _compress(raw: bytes) -> bytes:
         return zlib.compress(raw, 6, wbits=31)
 
+    def _deflater(sample: bytes) -> _Deflater:
+        return zlib.compressobj(6, zlib.DEFLATED, 31)
+
     def _inflater() -> Inflater:
         return zlib.decompressobj(wbits=31)
 
@@ -54,11 +64,18 @@ else:
             return zlib.compress(raw, 6, wbits=31)
         return fast
 
+    def _deflater(sample: bytes) -> _Deflater:
+        if len(igzip.compress(sample, compresslevel=1, mtime=0)) * _WORTH_ZLIB < len(sample):
+            return zlib.compressobj(6, zlib.DEFLATED, 31)
+        return cast("_Deflater", isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31))
+
     def _inflater() -> Inflater:
         return isal_zlib.decompressobj(wbits=31)
 
 
 _GZIP_OS_UNKNOWN = 255  # header byte 9: the libraries write the build platform; fixed, bytes match everywhere
+_OS_BYTE = 9
+_SAMPLE = 1 << 20  # what a GzipWriter looks at to choose its compressor
 
 
 def gzip_compress(raw: bytes) -> bytes:
@@ -71,3 +88,43 @@ def gzip_compress(raw: bytes) -> bytes:
 def inflater() -> Inflater:
     """A new incremental decompressor for one gzip member (``decompress(data, max_length)``)."""
     return _inflater()
+
+
+class GzipWriter:
+    """One gzip member made in pieces, so a large file is never whole in memory.
+
+    The compressor is chosen as :func:`gzip_compress` chooses it, on about
+    the first megabyte instead of the whole input (so a smaller input gets
+    the very same bytes). Call :meth:`compress` with
+    each piece and write what it returns, then write :meth:`flush`.
+    """
+
+    def __init__(self) -> None:
+        self._sample = bytearray()
+        self._deflater: _Deflater | None = None
+        self._written = 0
+
+    def compress(self, data: bytes) -> bytes:
+        """Take ``data``; return the compressed bytes ready so far (often none)."""
+        if self._deflater is not None:
+            return self._out(self._deflater.compress(data))
+        self._sample += data
+        return self._start()[1] if len(self._sample) >= _SAMPLE else b""
+
+    def flush(self) -> bytes:
+        """End the member: return the rest of it."""
+        deflater, head = (self._deflater, b"") if self._deflater is not None else self._start()
+        return head + self._out(deflater.flush())
+
+    def _start(self) -> tuple[_Deflater, bytes]:
+        sample, self._sample = bytes(self._sample), bytearray()
+        self._deflater = deflater = _deflater(sample)
+        return deflater, self._out(deflater.compress(sample))
+
+    def _out(self, data: bytes) -> bytes:
+        start, self._written = self._written, self._written + len(data)
+        if start <= _OS_BYTE < self._written:
+            fixed = bytearray(data)
+            fixed[_OS_BYTE - start] = _GZIP_OS_UNKNOWN
+            return bytes(fixed)
+        return data

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
+from pytest_insight.core.bundle import EncodedSession, encode_bundle, ordered, partition
+from pytest_insight.core.compression import GzipWriter
 from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import SCHEMA_VERSION
 from pytest_insight.core.progress import ProgressCallback
@@ -25,10 +26,6 @@ __all__ = ["BundleFileSink", "DirectorySink", "DocumentSink", "write_atomic"]
 
 
 _WRITERS = 8  # bundle files written at once: fsync waits overlap
-
-
-def _ordered(sessions: Sequence[EncodedSession]) -> list[EncodedSession]:
-    return sorted(sessions, key=lambda item: (item.start_time, item.session_id))
 
 
 class _FileSink:
@@ -43,32 +40,45 @@ class _FileSink:
 
 
 class DocumentSink(_FileSink):
-    """A ``.json`` export document: ``{"exported_at", "schema_version", "sessions": [...]}``."""
+    """A ``.json`` export document: ``{"exported_at", "schema_version", "sessions": [...]}``.
+
+    Written a session at a time: the document is never whole in memory.
+    """
 
     async def write(
         self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
     ) -> int:
         stamp = datetime.now(UTC).isoformat()
         head = f'{{"exported_at":"{stamp}","schema_version":{SCHEMA_VERSION},"sessions":['.encode()
-        body = b",\n".join(item.line for item in _ordered(sessions))
-        data = head + (b"\n" + body + b"\n" if body else b"") + b"]}\n"
-        await anyio.to_thread.run_sync(write_atomic, self.path, data)
+
+        def pieces() -> Iterator[bytes]:
+            yield head
+            for number, item in enumerate(ordered(sessions)):
+                yield (b",\n" if number else b"\n") + item.line
+            yield b"\n]}\n" if sessions else b"]}\n"
+
+        await anyio.to_thread.run_sync(write_atomic, self.path, pieces())
         if progress is not None:
             progress("write", len(sessions), len(sessions))
         return len(sessions)
 
 
 class BundleFileSink(_FileSink):
-    """One bundle file holding every exported session."""
+    """One bundle file holding every exported session, compressed a session at a time."""
 
     async def write(
         self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
     ) -> int:
-        bundle = encode_bundle(sessions)
-        await anyio.to_thread.run_sync(write_atomic, self.path, bundle.data)
+        def pieces() -> Iterator[bytes]:
+            gzip = GzipWriter()
+            for item in ordered(sessions):
+                yield gzip.compress(item.line + b"\n")
+            yield gzip.flush()
+
+        await anyio.to_thread.run_sync(write_atomic, self.path, pieces())
         if progress is not None:
-            progress("write", bundle.count, len(sessions))
-        return bundle.count
+            progress("write", len(sessions), len(sessions))
+        return len(sessions)
 
 
 class DirectorySink:
@@ -126,8 +136,8 @@ class DirectorySink:
         write_atomic(target, data)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file, fsync and ``os.replace``.
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (bytes, or pieces of it) to ``path`` through a temporary file, fsync and ``os.replace``.
 
     Raises:
         StorageError: the file cannot be written; no partial file is left.
@@ -138,7 +148,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with temporary.open("xb") as stream:
             created = True
-            stream.write(data)
+            for piece in [data] if isinstance(data, bytes) else data:
+                stream.write(piece)
             stream.flush()
             os.fsync(stream.fileno())
         temporary.replace(path)
@@ -150,6 +161,7 @@ def write_atomic(path: Path, data: bytes) -> None:
             finally:
                 os.close(handle)
     except OSError as exc:
-        if created:
-            temporary.unlink(missing_ok=True)
         raise StorageError(f"{path}: cannot write: {exc.strerror or exc}", uri=str(path)) from exc
+    finally:
+        if created:  # failed part way, in the writing or in making the pieces: no partial file stays
+            temporary.unlink(missing_ok=True)

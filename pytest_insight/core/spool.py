@@ -114,6 +114,11 @@ class SessionSpool(_Selection):
             raise StorageError(f"{tempfile.gettempdir()}: the export's temporary file came back short")
         return line
 
+    def ordered(self) -> Sequence[EncodedSession]:
+        """The sessions in bundle order (start time, then id), without reading a line."""
+        keys = self._keys
+        return _Members(self, sorted(range(len(keys)), key=lambda index: keys[index][1:]))
+
     def partition(self) -> dict[tuple[str, date], Sequence[EncodedSession]]:
         """Group the sessions by (SUT, UTC start day) without reading a line."""
         groups: dict[tuple[str, date], list[int]] = {}
