@@ -95,8 +95,8 @@ class GzipWriter:
 
     The compressor is chosen as :func:`gzip_compress` chooses it, on about
     the first megabyte instead of the whole input (so a smaller input gets
-    the very same bytes). Call :meth:`compress` with
-    each piece and write what it returns, then write :meth:`flush`.
+    the very same bytes). Call :meth:`compress` with each piece and write
+    what it returns, then write what :meth:`flush` returns.
     """
 
     def __init__(self) -> None:
