@@ -56,6 +56,7 @@ except ImportError as exc:  # pragma: no cover - boto3 is installed wherever the
 
 from pytest_insight.storage.s3_direct import DirectObjects
 from pytest_insight.storage.s3_errors import BOTO_ERRORS, translate
+from pytest_insight.storage.s3_index import IdIndex
 from pytest_insight.storage.s3_listing import split_layout
 from pytest_insight.storage.s3_objects import StoredBundle, bundle_metadata
 from pytest_insight.storage.s3_pipeline import upload_sessions
@@ -137,6 +138,7 @@ class S3Backend(S3Reader):
         self.limits = limits or Limits.from_env()
         self.client: Any = client if client is not None else self._make_client(region)
         self.direct = DirectObjects(self.client, bucket)
+        self.index = IdIndex()
         if client is not None:  # more threads than pooled connections would only churn connections
             pool = getattr(
                 getattr(getattr(client, "meta", None), "config", None), "max_pool_connections", None

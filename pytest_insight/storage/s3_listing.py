@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ListedObject",
+    "covers",
     "list_keys",
     "list_objects",
     "list_pages",
@@ -123,6 +124,23 @@ async def _listing_prefixes(backend: S3Reader, scope: Scope) -> list[str]:
     return sorted(narrowed)
 
 
+def _bounds(scope: Scope) -> tuple[date | None, date | None, str | None]:
+    """The first and last day and the encoded SUT a scope's bundles can have."""
+    first = scope.since.date() if scope.since is not None else None
+    last = (scope.until - _INSTANT).date() if scope.until is not None else None  # until is exclusive
+    return first, last, encode_sut(scope.sut_name) if scope.sut_name is not None else None
+
+
+def covers(scope: Scope, where: BundleKey) -> bool:
+    """Whether the bundle at ``where`` is one that listing ``scope`` yields."""
+    first, last, wanted_sut = _bounds(scope)
+    return (
+        (wanted_sut is None or where.sut_part == wanted_sut)
+        and (first is None or where.day >= first)
+        and (last is None or where.day <= last)
+    )
+
+
 async def list_objects(backend: S3Reader, scope: Scope = EVERYTHING) -> AsyncGenerator[ListedObject, None]:
     """Yield the objects that may hold sessions inside ``scope``, page by page.
 
@@ -135,9 +153,7 @@ async def list_objects(backend: S3Reader, scope: Scope = EVERYTHING) -> AsyncGen
         AccessDeniedError: listing is not allowed.
         StorageError: the listing failed.
     """
-    first = scope.since.date() if scope.since is not None else None
-    last = (scope.until - _INSTANT).date() if scope.until is not None else None  # until is exclusive
-    wanted_sut = encode_sut(scope.sut_name) if scope.sut_name is not None else None
+    first, last, wanted_sut = _bounds(scope)
     for prefix in await _listing_prefixes(backend, scope):
         is_sut_prefix = prefix.rstrip("/").rsplit("/", 1)[-1].startswith("sut=")
         after = start_after(prefix, first) if is_sut_prefix else ""

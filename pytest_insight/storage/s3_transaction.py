@@ -17,21 +17,23 @@ A failure part way leaves the earlier steps done. A bundle that cannot be
 decoded is never rewritten (:class:`CorruptStoreError`), only deleted by
 ``delete(None)``.
 
-Session ids are unique across the whole store, not per partition: ``lookup``,
-``delete`` and ``put`` read the ids of every bundle once per transaction
-(one listing plus one GET per bundle, ``concurrency`` at a time; compaction
-keeps that to one bundle per SUT and day). One exception keeps the plugin's
-save cheap: a new session whose id is in the plugin's form
-``<sut>-<YYYYmmddTHHMMSSZ>-<12 hex>``, naming its own SUT and start second, is
-checked against its own (SUT, day) partition only. Such an id can be stored
-elsewhere only if another session had the same SUT, the same start second
-and the same 48 random bits (or was edited by hand to another SUT or day);
-the partition read still catches a retried save of the same run.
+Session ids are unique across the whole store, not per partition: a
+transaction that looks ids up, deletes or replaces brings the backend's
+:class:`~pytest_insight.storage.s3_index.IdIndex` of the whole prefix up to
+date (a listing, plus a GET of each bundle that is new or changed since the
+backend last looked), then downloads whole only the bundles holding the ids it
+returns or removes. One exception keeps the plugin's save cheap: a new
+session whose id is in the plugin's form ``<sut>-<YYYYmmddTHHMMSSZ>-<12 hex>``,
+naming its own SUT and start second, is checked against its own (SUT, day)
+partition only. Such an id can be stored elsewhere only if another session had
+the same SUT, the same start second and the same 48 random bits (or was edited
+by hand to another SUT or day); the partition read still catches a retried
+save of the same run.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import date
 from functools import partial
@@ -104,54 +106,59 @@ class S3Transaction:
 
     def __init__(self, backend: S3Backend) -> None:
         self._backend = backend
-        self._bundles: dict[str, StoredBundle] = {}
-        self._where: dict[str, list[str]] = {}
-        self._broken: set[str] = set()
+        self._index = backend.index
+        self._bundles: dict[str, StoredBundle] = {}  # read whole: to return sessions or rewrite them
         self._partitions: set[tuple[str, date]] = set()
-        self._everything = False
+        self._everything: list[str] | None = None  # the bundles known once the whole prefix is indexed
         self._puts: dict[str, TestSession] = {}
         self._replaced: set[str] = set()
         self._deletes: set[str] = set()
         self._delete_all = False
 
-    async def _load(self, scope: Scope) -> None:
-        backend = self._backend
-        async with aclosing(backend.read_bundles(backend.list_keys(scope))) as bundles:
-            async for stored in bundles:
-                if stored.key in self._bundles or stored.key in self._broken:
-                    continue
-                if stored.failure is not None:
-                    raise stored.failure
-                if stored.errors:
-                    self._broken.add(stored.key)
-                self._bundles[stored.key] = stored
-                for session in stored.sessions:
-                    self._where.setdefault(session.session_id, []).append(stored.key)
+    async def _index_everything(self) -> list[str]:
+        if self._everything is None:
+            await self._index.refresh(self._backend, EVERYTHING)
+            self._everything = self._index.keys()
+        return self._everything
 
-    async def _load_everything(self) -> None:
-        if not self._everything:
-            await self._load(EVERYTHING)
-            self._everything = True
-
-    async def _load_partitions(self, sessions: Sequence[TestSession]) -> None:
-        if self._everything:
+    async def _index_partitions(self, sessions: Sequence[TestSession]) -> None:
+        if self._everything is not None:
             return
         if not all(names_itself(session) for session in sessions):
-            await self._load_everything()
+            await self._index_everything()
             return
         for key in sorted({(s.sut_name, s.session_start_time.date()) for s in sessions} - self._partitions):
-            await self._load(Scope.of_day(key[1], key[0]))
+            await self._index.refresh(self._backend, Scope.of_day(key[1], key[0]))
             self._partitions.add(key)
 
+    async def _read(self, keys: Collection[str]) -> None:
+        """Download the bundles at ``keys`` not read yet in this transaction."""
+        backend = self._backend
+        wanted = sorted(set(keys) - set(self._bundles))
+        if not wanted:
+            return
+
+        async def each() -> AsyncGenerator[str, None]:
+            for key in wanted:
+                yield key
+
+        async with aclosing(backend.read_bundles(each())) as bundles:
+            async for stored in bundles:
+                if stored.failure is not None:
+                    raise stored.failure
+                self._bundles[stored.key] = stored
+
     def _stored(self, session_id: str) -> TestSession | None:
-        for key in self._where.get(session_id, []):
-            for session in self._bundles[key].sessions:
+        for key in self._index.keys_of(session_id):
+            stored = self._bundles.get(key)  # None: indexed by another transaction since the read
+            for session in stored.sessions if stored is not None else ():
                 if session.session_id == session_id:
                     return session
         return None
 
     async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
-        await self._load_everything()
+        await self._index_everything()
+        await self._read({key for sid in session_ids for key in self._index.keys_of(sid)})
         found = {sid: self._stored(sid) for sid in session_ids}
         return {sid: session for sid, session in found.items() if session is not None}
 
@@ -170,12 +177,12 @@ class S3Transaction:
                     raise SessionExistsError(session.session_id)
                 seen.add(session.session_id)
         if replace:
-            await self._load_everything()  # the stored copy may sit in another SUT's or day's partition
+            await self._index_everything()  # the stored copy may sit in another SUT's or day's partition
         else:
-            await self._load_partitions(batch)
+            await self._index_partitions(batch)
         for session in batch:
             sid = session.session_id
-            stored = sid in self._where and not self._delete_all and sid not in self._deletes
+            stored = bool(self._index.keys_of(sid)) and not self._delete_all and sid not in self._deletes
             if stored and not replace:
                 raise SessionExistsError(sid)
             if stored:
@@ -183,13 +190,13 @@ class S3Transaction:
         self._puts.update((session.session_id, session) for session in batch)
 
     async def delete(self, session_ids: Collection[str] | None = None) -> int:
-        await self._load_everything()
+        await self._index_everything()
         if session_ids is None:
             self._delete_all = True
-            self._deletes = set(self._where)
-            return len(self._where)
-        present = {sid for sid in session_ids if sid in self._where} - self._deletes
-        broken = sorted(key for sid in present for key in self._where[sid] if key in self._broken)
+            self._deletes = set(self._index.ids())
+            return len(self._deletes)
+        present = {sid for sid in session_ids if self._index.keys_of(sid)} - self._deletes
+        broken = sorted(key for sid in present for key in self._index.keys_of(sid) if self._index.broken(key))
         if broken:
             raise CorruptStoreError(
                 self._backend.object_uri(broken[0]), None, "cannot rewrite a corrupt bundle"
@@ -206,13 +213,14 @@ class S3Transaction:
         from pytest_insight.storage.s3_pipeline import run_concurrently
 
         if self._delete_all:
-            await delete_in_batches(self._backend, sorted(self._bundles))
+            await delete_in_batches(self._backend, sorted(self._everything or ()))
         else:
             removing = self._deletes | self._replaced
             affected: dict[str, set[str]] = {}
             for sid in removing:
-                for key in self._where.get(sid, []):
+                for key in self._index.keys_of(sid):
                     affected.setdefault(key, set()).add(sid)
+            await self._read(affected)
             emptied: list[str] = []
             jobs = [partial(self._rewrite, key, ids, emptied) for key, ids in sorted(affected.items())]
             await run_concurrently(jobs)
