@@ -84,11 +84,16 @@ def content_digest(session: TestSession) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Bundle:
-    """An encoded bundle: its content-derived id, gzipped bytes and session count."""
+    """An encoded bundle: its content-derived id, gzipped bytes and the ids of its sessions, in order."""
 
     bundle_id: str
     data: bytes
-    count: int
+    session_ids: tuple[str, ...]
+
+    @property
+    def count(self) -> int:
+        """How many sessions it holds."""
+        return len(self.session_ids)
 
 
 def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
@@ -100,7 +105,8 @@ def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
     items = [item if isinstance(item, EncodedSession) else encode_session(item) for item in sessions]
     items.sort(key=lambda item: (item.start_time, item.session_id))
     raw = b"".join(item.line + b"\n" for item in items)
-    return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], gzip_compress(raw), len(items))
+    ids = tuple(item.session_id for item in items)
+    return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], gzip_compress(raw), ids)
 
 
 def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], Sequence[EncodedSession]]:

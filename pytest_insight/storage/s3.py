@@ -192,13 +192,16 @@ class S3Backend(S3Reader):
     ) -> bool:
         """Upload ``bundle`` at ``key``: only if absent, or only over the version with ETag ``if_match``.
 
+        The index learns what the key now holds, so this backend never reads
+        its own bundle back to know its ids.
+
         Returns:
             False when the condition did not hold (the key exists, or changed since read).
 
         Raises:
             StorageError: the upload failed.
         """
-        stored: bool = await self.call(
+        etag: str | None = await self.call(
             "s3:PutObject",
             key,
             lambda: self.direct.put(
@@ -210,7 +213,9 @@ class S3Backend(S3Reader):
             ),
             limiter,
         )
-        return stored
+        if etag:
+            self.index.learn(key, etag, bundle.session_ids)
+        return etag is not None
 
     def key_for(self, sut_name: str, day: date, bundle_id: str) -> str:
         """The key of a new bundle of this SUT and day.

@@ -345,11 +345,12 @@ class DirectObjects:
         content_type: str,
         metadata: Mapping[str, str],
         if_match: str | None = None,
-    ) -> bool:
+    ) -> str | None:
         """Upload ``data`` at ``key`` with its CRC32: only if absent, or only over the ETag ``if_match``.
 
         Returns:
-            False when the condition did not hold (412: the key exists, or changed).
+            The new object's ETag (empty when the server sent none), or None
+            when the condition did not hold (412: the key exists, or changed).
 
         Raises:
             botocore.exceptions.ClientError: the server refused (after retries for transient codes).
@@ -363,10 +364,12 @@ class DirectObjects:
             **{f"{_META}{name}": value for name, value in metadata.items()},
         }
 
-        def once() -> tuple[bool, AWSResponse]:
+        def once() -> tuple[str | None, AWSResponse]:
             response = self._send("PutObject", self._sign("PUT", key, headers, data))
-            if response.status_code != 412 and response.status_code >= 300:
+            if response.status_code == 412:
+                return None, response
+            if response.status_code >= 300:
                 raise self._error("PutObject", response, response.content)
-            return response.status_code != 412, response
+            return response.headers.get("etag", ""), response
 
         return self._attempt("PutObject", once)

@@ -7,8 +7,10 @@ quadratic in requests and held the whole prefix in memory. The index keeps,
 for each bundle key, the ETag it was listed with and the ids it holds.
 :meth:`IdIndex.refresh` lists a scope (one request per 1000 keys) and
 downloads only the bundles that are new or whose ETag changed since; keys
-gone from the listing are dropped. A transaction then downloads whole only
-the bundles it must return or rewrite.
+gone from the listing are dropped. What the backend uploads itself is
+learnt from the upload (:meth:`IdIndex.learn`, with the ETag the PUT
+answered), so its own bundles are never read back. A transaction then
+downloads whole only the bundles it must return or rewrite.
 
 One index belongs to one backend object and lives as long as it does; it
 costs about the ids themselves in memory.
@@ -72,6 +74,10 @@ class IdIndex:
                         raise stored.failure
                     ids = tuple(session.session_id for session in stored.sessions)
                     self._put(stored.key, _Entry(listed[stored.key], ids, bool(stored.errors)))
+
+    def learn(self, key: str, etag: str, session_ids: Sequence[str]) -> None:
+        """Record what this backend just wrote at ``key`` (the ETag its PUT answered with)."""
+        self._put(key, _Entry(etag, tuple(session_ids), False))
 
     @staticmethod
     def _inside(backend: S3Reader, key: str, scope: Scope) -> bool:
