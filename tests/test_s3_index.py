@@ -10,10 +10,13 @@ import anyio
 import pytest
 
 from pytest_insight.core import exchange
+from pytest_insight.core.bundle import encode_bundle
+from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, S3Storage
 from pytest_insight.errors import SessionExistsError
 from pytest_insight.storage.base import EVERYTHING
+from pytest_insight.storage.s3 import S3Backend
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import RequestLog, S3Target
 
@@ -92,3 +95,20 @@ def test_changes_by_another_writer_between_transactions_are_seen(
     assert theirs.clear_sessions() == 5  # every bundle deleted
     assert mine.clear_sessions() == 0
     assert s3.keys("team/") == []
+
+
+def test_a_bundle_holding_an_id_twice_is_indexed_once_and_dropped_cleanly(
+    mock_s3: S3Target, make_session: MakeSession
+) -> None:
+    twice = make_session()
+    bundle = encode_bundle([twice, twice])  # made by hand: the library never writes one
+    key = bundle_key(twice.sut_name, twice.session_start_time.date(), bundle.bundle_id, "team")
+    mock_s3.client.put_object(Bucket=mock_s3.bucket, Key=key, Body=bundle.data)
+    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client)
+
+    anyio.run(backend.index.refresh, backend, EVERYTHING)
+    assert list(backend.index.keys_of(twice.session_id)) == [key]
+
+    mock_s3.client.delete_object(Bucket=mock_s3.bucket, Key=key)
+    anyio.run(backend.index.refresh, backend, EVERYTHING)
+    assert (list(backend.index.keys_of(twice.session_id)), backend.index.keys()) == ([], [])

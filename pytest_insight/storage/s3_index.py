@@ -39,7 +39,7 @@ __all__ = ["IdIndex"]
 @dataclass(frozen=True, slots=True)
 class _Entry:
     etag: str
-    ids: tuple[str, ...]
+    ids: tuple[str, ...]  # each once
     broken: bool  # some of its lines, or all of it, could not be decoded
 
 
@@ -72,12 +72,12 @@ class IdIndex:
                 async for stored in bundles:
                     if stored.failure is not None:
                         raise stored.failure
-                    ids = tuple(session.session_id for session in stored.sessions)
-                    self._put(stored.key, _Entry(listed[stored.key], ids, bool(stored.errors)))
+                    ids = [session.session_id for session in stored.sessions]
+                    self._put(stored.key, listed[stored.key], ids, broken=bool(stored.errors))
 
     def learn(self, key: str, etag: str, session_ids: Sequence[str]) -> None:
         """Record what this backend just wrote at ``key`` (the ETag its PUT answered with)."""
-        self._put(key, _Entry(etag, tuple(session_ids), False))
+        self._put(key, etag, session_ids, broken=False)
 
     @staticmethod
     def _inside(backend: S3Reader, key: str, scope: Scope) -> bool:
@@ -95,11 +95,12 @@ class IdIndex:
             if not keys:
                 del self._keys_of[sid]
 
-    def _put(self, key: str, entry: _Entry) -> None:
+    def _put(self, key: str, etag: str, session_ids: Sequence[str], *, broken: bool) -> None:
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = entry
-        for sid in dict.fromkeys(entry.ids):
+        ids = tuple(dict.fromkeys(session_ids))  # a bundle may hold an id twice; it is indexed once
+        self._entries[key] = _Entry(etag, ids, broken)
+        for sid in ids:
             self._keys_of.setdefault(sid, []).append(key)
 
     def keys_of(self, session_id: str) -> Sequence[str]:
