@@ -6,6 +6,7 @@ import gzip
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -26,8 +27,9 @@ from pytest_insight.errors import (
     InvalidDataError,
     NotFoundError,
 )
+from pytest_insight.storage import s3 as s3_module
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.s3 import DEFAULT_CONCURRENCY, S3Backend
+from pytest_insight.storage.s3 import CONNECT_TIMEOUT, DEFAULT_CONCURRENCY, READ_TIMEOUT, S3Backend
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import RequestLog, S3Target
 
@@ -309,6 +311,40 @@ def test_an_unreachable_endpoint_is_an_endpoint_error(
     storage = S3Storage("bucket", "team", endpoint_url=endpoint)
     with pytest.raises(EndpointError, match=rf"cannot reach {endpoint}"):
         storage.load_sessions()
+
+
+@pytest.fixture
+def blackholed_port() -> Iterator[int]:
+    """A port on 127.0.0.1 whose listener never accepts: once its queue is full, connections hang."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port: int = listener.getsockname()[1]
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    try:
+        yield port
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+
+
+def test_an_endpoint_that_drops_connections_fails_after_the_connect_timeout(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, blackholed_port: int
+) -> None:
+    backend = S3Backend("bucket", endpoint_url="http://127.0.0.1:1")
+    assert (backend.client.meta.config.connect_timeout, CONNECT_TIMEOUT) == (5.0, 5.0)  # botocore: 60
+    assert (backend.client.meta.config.read_timeout, READ_TIMEOUT) == (30.0, 30.0)
+
+    monkeypatch.setattr(s3_module, "CONNECT_TIMEOUT", 0.5)  # the same path, without the wait
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    endpoint = f"http://127.0.0.1:{blackholed_port}"
+    with pytest.raises(EndpointError, match=r"cannot reach .*Connect timeout"):
+        S3Storage("bucket", "team", endpoint_url=endpoint).load_sessions()
 
 
 def test_missing_credentials_are_a_one_line_configuration_error(

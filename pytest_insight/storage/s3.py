@@ -63,9 +63,11 @@ from pytest_insight.storage.s3_pipeline import upload_sessions
 from pytest_insight.storage.s3_reads import S3Reader
 
 __all__ = [
+    "CONNECT_TIMEOUT",
     "DEFAULT_CONCURRENCY",
     "DEFAULT_MAX_ATTEMPTS",
     "MAX_CONCURRENCY",
+    "READ_TIMEOUT",
     "S3Backend",
     "StoredBundle",
     "exchange_location",
@@ -80,6 +82,13 @@ MAX_CONCURRENCY = 64
 DEFAULT_MAX_ATTEMPTS = 10
 """Attempts per request (``AWS_MAX_ATTEMPTS`` overrides): botocore's 3 lose about one object in a
 thousand when a tenth of requests fail, as a flaky proxy or an overloaded server makes them."""
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a connection (botocore's default is 60): an endpoint that drops the packets
+(a firewall, a wrong private address) fails within a minute over every attempt, not ten minutes."""
+
+READ_TIMEOUT = 30.0
+"""Seconds to wait for the next bytes of an answer (botocore's default is 60)."""
 
 DELETE_BATCH = 1000
 """Most keys in one ``DeleteObjects`` request (S3's limit; moto accepts more, real servers do not)."""
@@ -157,6 +166,8 @@ class S3Backend(S3Reader):
         config = Config(
             retries=cast("Any", retries),
             max_pool_connections=max(self.concurrency, 10),
+            connect_timeout=CONNECT_TIMEOUT,
+            read_timeout=READ_TIMEOUT,
         )
         session = boto3.session.Session()
         try:
