@@ -12,7 +12,7 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import ClientError, ConnectionClosedError, NoCredentialsError
 
 from pytest_insight.errors import ConfigurationError, NotFoundError
 from pytest_insight.storage.s3 import S3Backend
@@ -169,3 +169,29 @@ def test_a_bucket_in_another_region_is_followed_there(mock_s3: S3Target) -> None
         hosts == [f"{mock_s3.bucket}.s3.amazonaws.com"] + [f"{mock_s3.bucket}.s3.eu-west-1.amazonaws.com"] * 2
     )
     assert all("/eu-west-1/s3/aws4_request" in authorization for _, authorization in seen[1:])
+
+
+@pytest.mark.parametrize("mode", ["legacy", "standard", "adaptive"])
+def test_retries_follow_botocores_handlers_for_the_clients_mode(mode: str, aws_env: dict[str, str]) -> None:
+    from botocore.config import Config
+
+    from pytest_insight.storage.s3_retries import DirectRetries
+
+    config = Config(retries={"mode": mode, "total_max_attempts": 3})  # type: ignore[typeddict-item]
+    client = boto3.client("s3", endpoint_url="http://127.0.0.1:1", config=config)
+    retries = DirectRetries(client)
+    model = client.meta.service_model.operation_model("GetObject")
+
+    def answer(status: int, code: str) -> tuple[AWSResponse, dict[str, Any]]:
+        parsed = {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        return AWSResponse("http://127.0.0.1:1/b/k", status, HTTPHeaders(), None), parsed
+
+    context: dict[str, Any] = {}
+    wait = retries.delay(model, 1, context, response=answer(500, "InternalError"))
+    assert wait is not None and 0 <= wait <= 1  # a transient error, backed off
+    assert retries.delay(model, 3, context, response=answer(500, "InternalError")) is None  # attempts spent
+    assert retries.delay(model, 1, {}, response=answer(404, "NoSuchKey")) is None  # not worth another try
+    assert (
+        retries.delay(model, 1, {}, caught=ConnectionClosedError(endpoint_url="http://127.0.0.1:1"))
+        is not None
+    )
