@@ -188,10 +188,9 @@ def test_retries_follow_botocores_handlers_for_the_clients_mode(mode: str, aws_e
 
     context: dict[str, Any] = {}
     wait = retries.delay(model, 1, context, response=answer(500, "InternalError"))
-    assert wait is not None and 0 <= wait <= 1  # a transient error, backed off
+    assert wait is not None  # a transient error: tried again
+    assert 0 <= wait <= 1  # after a short backoff
     assert retries.delay(model, 3, context, response=answer(500, "InternalError")) is None  # attempts spent
     assert retries.delay(model, 1, {}, response=answer(404, "NoSuchKey")) is None  # not worth another try
-    assert (
-        retries.delay(model, 1, {}, caught=ConnectionClosedError(endpoint_url="http://127.0.0.1:1"))
-        is not None
-    )
+    broken = ConnectionClosedError(endpoint_url="http://127.0.0.1:1")
+    assert retries.delay(model, 1, {}, caught=broken) is not None  # a connection lost: tried again
