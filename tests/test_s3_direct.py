@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
@@ -172,12 +172,14 @@ def test_a_bucket_in_another_region_is_followed_there(mock_s3: S3Target) -> None
 
 
 @pytest.mark.parametrize("mode", ["legacy", "standard", "adaptive"])
-def test_retries_follow_botocores_handlers_for_the_clients_mode(mode: str, aws_env: dict[str, str]) -> None:
+def test_retries_follow_botocores_handlers_for_the_clients_mode(
+    mode: Literal["legacy", "standard", "adaptive"], aws_env: dict[str, str]
+) -> None:
     from botocore.config import Config
 
     from pytest_insight.storage.s3_retries import DirectRetries
 
-    config = Config(retries={"mode": mode, "total_max_attempts": 3})  # type: ignore[typeddict-item]
+    config = Config(retries={"mode": mode, "total_max_attempts": 3})
     client = boto3.client("s3", endpoint_url="http://127.0.0.1:1", config=config)
     retries = DirectRetries(client)
     model = client.meta.service_model.operation_model("GetObject")
