@@ -27,7 +27,6 @@ from pytest_insight.errors import (
     InvalidDataError,
     NotFoundError,
 )
-from pytest_insight.storage import s3 as s3_module
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import CONNECT_TIMEOUT, DEFAULT_CONCURRENCY, READ_TIMEOUT, S3Backend
 from tests.conftest import BASE_TIME, MakeSession
@@ -340,11 +339,22 @@ def test_an_endpoint_that_drops_connections_fails_after_the_connect_timeout(
     assert (backend.client.meta.config.connect_timeout, CONNECT_TIMEOUT) == (5.0, 5.0)  # botocore: 60
     assert (backend.client.meta.config.read_timeout, READ_TIMEOUT) == (30.0, 30.0)
 
-    monkeypatch.setattr(s3_module, "CONNECT_TIMEOUT", 0.5)  # the same path, without the wait
+    monkeypatch.setenv("PYTEST_INSIGHT_S3_CONNECT_TIMEOUT", "0.5")  # the same path, without the wait
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     endpoint = f"http://127.0.0.1:{blackholed_port}"
     with pytest.raises(EndpointError, match=r"cannot reach .*Connect timeout"):
         S3Storage("bucket", "team", endpoint_url=endpoint).load_sessions()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused_naming_the_variable(
+    aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("PYTEST_INSIGHT_S3_READ_TIMEOUT", value)
+    with pytest.raises(ConfigurationError, match=rf"^PYTEST_INSIGHT_S3_READ_TIMEOUT='{value}': expected a"):
+        S3Backend("bucket")
+    monkeypatch.setenv("PYTEST_INSIGHT_S3_READ_TIMEOUT", "2.5")
+    assert S3Backend("bucket").client.meta.config.read_timeout == 2.5
 
 
 def test_missing_credentials_are_a_one_line_configuration_error(

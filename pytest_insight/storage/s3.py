@@ -84,11 +84,13 @@ DEFAULT_MAX_ATTEMPTS = 10
 thousand when a tenth of requests fail, as a flaky proxy or an overloaded server makes them."""
 
 CONNECT_TIMEOUT = 5.0
-"""Seconds to wait for a connection (botocore's default is 60): an endpoint that drops the packets
-(a firewall, a wrong private address) fails within a minute over every attempt, not ten minutes."""
+"""Seconds to wait for a connection (botocore's default is 60; ``PYTEST_INSIGHT_S3_CONNECT_TIMEOUT``
+overrides): an endpoint that drops the packets (a firewall, a wrong private address) fails within a
+minute over every attempt, not ten minutes."""
 
 READ_TIMEOUT = 30.0
-"""Seconds to wait for the next bytes of an answer (botocore's default is 60)."""
+"""Seconds to wait for the next bytes of an answer (botocore's default is 60;
+``PYTEST_INSIGHT_S3_READ_TIMEOUT`` overrides)."""
 
 DELETE_BATCH = 1000
 """Most keys in one ``DeleteObjects`` request (S3's limit; moto accepts more, real servers do not)."""
@@ -101,6 +103,19 @@ def _concurrency(value: int | None) -> int:
         raise ConfigurationError(
             f"concurrency must be a whole number from 1 to {MAX_CONCURRENCY}, got {value!r}"
         )
+    return value
+
+
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ConfigurationError(f"{variable}={raw!r}: expected a positive number of seconds")
     return value
 
 
@@ -166,8 +181,8 @@ class S3Backend(S3Reader):
         config = Config(
             retries=cast("Any", retries),
             max_pool_connections=max(self.concurrency, 10),
-            connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=READ_TIMEOUT,
+            connect_timeout=_seconds("PYTEST_INSIGHT_S3_CONNECT_TIMEOUT", CONNECT_TIMEOUT),
+            read_timeout=_seconds("PYTEST_INSIGHT_S3_READ_TIMEOUT", READ_TIMEOUT),
         )
         session = boto3.session.Session()
         try:
