@@ -61,11 +61,12 @@ LocalBackend.__init__.__kwdefaults__["durable"] = False
 for line in sys.stdin:
     job = json.loads(line)
     started = time.perf_counter()
+    # opened before the fork: a child killed at once still leaves its (empty) output file
+    out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     pid = os.fork()
     if pid == 0:
         code = 70
         try:
-            out = os.open(job["out"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             os.dup2(out, 1)
             os.dup2(out, 2)
             code = main(job["argv"])
@@ -73,6 +74,7 @@ for line in sys.stdin:
             sys.stderr.flush()
         finally:
             os._exit(code)
+    os.close(out)
     if job["delay"] is not None:
         # wait for the child's exit, at most the delay, then kill it wherever it is
         child = os.pidfd_open(pid)
