@@ -21,7 +21,7 @@ moment between step 3 and the delete: a rewrite landing exactly then is lost.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import TYPE_CHECKING, TypedDict, cast
 
@@ -34,7 +34,7 @@ from pytest_insight.errors import StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3_clear import ClearStats, delete_collecting
 from pytest_insight.storage.s3_listing import ListedObject, list_objects, list_pages, partition_prefix
-from pytest_insight.storage.s3_pipeline import read_bundles
+from pytest_insight.storage.s3_pipeline import each_key, read_bundles
 
 if TYPE_CHECKING:
     from pytest_insight.storage.s3 import S3Backend
@@ -69,11 +69,6 @@ async def _partitions(backend: S3Backend, scope: Scope) -> AsyncGenerator[list[L
             current.append(item)
     if current:
         yield current
-
-
-async def _keys(keys: Sequence[str]) -> AsyncIterator[str]:
-    for key in keys:
-        yield key
 
 
 def _merge(sessions: dict[str, TestSession], digests: dict[str, str], found: TestSession) -> str | None:
@@ -133,7 +128,7 @@ class _Compactor:
         digests: dict[str, str] = {}
         etags: dict[str, str] = {}
         duplicates = 0
-        async with aclosing(read_bundles(backend, _keys([item.key for item in listed]))) as bundles:
+        async with aclosing(read_bundles(backend, each_key([item.key for item in listed]))) as bundles:
             async for stored in bundles:
                 if stored.failure is not None or stored.errors:
                     reason = stored.failure or stored.errors[0]

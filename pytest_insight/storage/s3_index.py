@@ -18,7 +18,7 @@ costs about the ids themselves in memory.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +29,7 @@ from pytest_insight.core.layout import parse_bundle_key
 from pytest_insight.errors import InvalidDataError
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3_listing import covers, list_objects
+from pytest_insight.storage.s3_pipeline import each_key
 
 if TYPE_CHECKING:
     from pytest_insight.storage.s3_reads import S3Reader
@@ -68,7 +69,7 @@ class IdIndex:
                 self._drop(key)
             known = self._entries
             changed = [key for key, etag in listed.items() if key not in known or known[key].etag != etag]
-            async with aclosing(backend.read_bundles(_each(changed))) as bundles:
+            async with aclosing(backend.read_bundles(each_key(changed))) as bundles:
                 async for stored in bundles:
                     if stored.failure is not None:
                         raise stored.failure
@@ -118,8 +119,3 @@ class IdIndex:
     def broken(self, key: str) -> bool:
         """Whether the bundle at ``key`` holds lines that could not be decoded."""
         return self._entries[key].broken
-
-
-async def _each(keys: list[str]) -> AsyncGenerator[str, None]:
-    for key in keys:
-        yield key

@@ -20,7 +20,7 @@ the consumer as itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from pytest_insight.storage.s3_objects import StoredBundle
     from pytest_insight.storage.s3_reads import S3Reader
 
-__all__ = ["KEY_BUFFER_FACTOR", "read_bundles", "run_concurrently", "upload_sessions"]
+__all__ = ["KEY_BUFFER_FACTOR", "each_key", "read_bundles", "run_concurrently", "upload_sessions"]
 
 KEY_BUFFER_FACTOR = 2
 """Keys listed ahead of the workers, per worker."""
@@ -49,6 +49,12 @@ KEY_BUFFER_FACTOR = 2
 @dataclass(slots=True)
 class _Stop:
     error: BaseException
+
+
+async def each_key(keys: Iterable[str]) -> AsyncGenerator[str, None]:
+    """Known keys as the async stream :func:`read_bundles` reads (a listing's stand-in)."""
+    for key in keys:
+        yield key
 
 
 async def read_bundles(

@@ -33,7 +33,7 @@ save of the same run.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import date
 from functools import partial
@@ -109,20 +109,19 @@ class S3Transaction:
         self._index = backend.index
         self._bundles: dict[str, StoredBundle] = {}  # read whole: to return sessions or rewrite them
         self._partitions: set[tuple[str, date]] = set()
-        self._everything: list[str] | None = None  # the bundles known once the whole prefix is indexed
+        self._everything = False  # whether the whole prefix was indexed in this transaction
         self._puts: dict[str, TestSession] = {}
         self._replaced: set[str] = set()
         self._deletes: set[str] = set()
-        self._delete_all = False
+        self._delete_all: list[str] | None = None  # delete(None): every bundle indexed then, and no other
 
-    async def _index_everything(self) -> list[str]:
-        if self._everything is None:
+    async def _index_everything(self) -> None:
+        if not self._everything:
             await self._index.refresh(self._backend, EVERYTHING)
-            self._everything = self._index.keys()
-        return self._everything
+            self._everything = True
 
     async def _index_partitions(self, sessions: Sequence[TestSession]) -> None:
-        if self._everything is not None:
+        if self._everything:
             return
         if not all(names_itself(session) for session in sessions):
             await self._index_everything()
@@ -133,16 +132,12 @@ class S3Transaction:
 
     async def _read(self, keys: Collection[str]) -> None:
         """Download the bundles at ``keys`` not read yet in this transaction."""
-        backend = self._backend
+        from pytest_insight.storage.s3_pipeline import each_key
+
         wanted = sorted(set(keys) - set(self._bundles))
         if not wanted:
             return
-
-        async def each() -> AsyncGenerator[str, None]:
-            for key in wanted:
-                yield key
-
-        async with aclosing(backend.read_bundles(each())) as bundles:
+        async with aclosing(self._backend.read_bundles(each_key(wanted))) as bundles:
             async for stored in bundles:
                 if stored.failure is not None:
                     raise stored.failure
@@ -182,7 +177,7 @@ class S3Transaction:
             await self._index_partitions(batch)
         for session in batch:
             sid = session.session_id
-            stored = bool(self._index.keys_of(sid)) and not self._delete_all and sid not in self._deletes
+            stored = bool(self._index.keys_of(sid)) and self._delete_all is None and sid not in self._deletes
             if stored and not replace:
                 raise SessionExistsError(sid)
             if stored:
@@ -192,7 +187,7 @@ class S3Transaction:
     async def delete(self, session_ids: Collection[str] | None = None) -> int:
         await self._index_everything()
         if session_ids is None:
-            self._delete_all = True
+            self._delete_all = self._index.keys()
             self._deletes = set(self._index.ids())
             return len(self._deletes)
         present = {sid for sid in session_ids if self._index.keys_of(sid)} - self._deletes
@@ -212,8 +207,8 @@ class S3Transaction:
         """
         from pytest_insight.storage.s3_pipeline import run_concurrently
 
-        if self._delete_all:
-            await delete_in_batches(self._backend, sorted(self._everything or ()))
+        if self._delete_all is not None:
+            await delete_in_batches(self._backend, sorted(self._delete_all))
         else:
             removing = self._deletes | self._replaced
             affected: dict[str, set[str]] = {}
