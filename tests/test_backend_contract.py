@@ -146,6 +146,19 @@ def test_lookup_sees_committed_sessions_only(storage: Storage, make_session: Mak
     assert run_sync(look) == {"stored": stored}
 
 
+def test_stored_ids_sees_committed_sessions_only(storage: Storage, make_session: MakeSession) -> None:
+    storage.save_sessions([make_session("stored"), make_session("deleted")])
+
+    async def look() -> set[str]:
+        async with storage.backend.transaction() as transaction:
+            await transaction.put([make_session("staged")])
+            await transaction.delete(["deleted"])
+            return await transaction.stored_ids(["stored", "deleted", "staged", "absent"])
+
+    assert run_sync(look) == {"stored", "deleted"}  # like lookup: the transaction's own changes are unseen
+    assert {s.session_id for s in storage.load_sessions()} == {"stored", "staged"}
+
+
 def test_load_sessions_by_scope(storage: Storage, make_session: MakeSession) -> None:
     day = timedelta(days=1)
     api_old = make_session("api-old", sut_name="api", start=BASE_TIME)

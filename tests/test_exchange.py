@@ -84,6 +84,27 @@ def test_skip_existing(conflict: tuple[Storage, Path]) -> None:
     assert tags_of(store) == {"s1": None, "s2": None, "s3": None}
 
 
+def test_skip_existing_never_reads_the_stored_sessions(
+    make_session: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = JSONStorage(tmp_path / "store")
+    stored = [make_session() for _ in range(20)]
+    store.save_sessions(stored)
+    source = export([*stored, make_session("new")], tmp_path / "in.jsonl.gz")
+    reads: list[Path] = []
+    read_files = LocalBackend._read_files
+
+    def counted(paths: Sequence[Path]) -> list[TestSession]:
+        reads.extend(paths)
+        return read_files(paths)
+
+    monkeypatch.setattr(LocalBackend, "_read_files", staticmethod(counted))
+    assert numbers(store.import_sessions(source)) == stats(total=21, imported=1, added=1, skipped=20)
+    assert reads == []  # whether an id is stored is all skip_existing asks
+    store.import_sessions(export([variant(stored[0], "b")], tmp_path / "b.jsonl.gz"), "replace_existing")
+    assert reads == [store.backend.path_for(stored[0].session_id)]  # the one compared
+
+
 def test_replace_existing(conflict: tuple[Storage, Path]) -> None:
     store, source = conflict
     result = store.import_sessions(source, "replace_existing")

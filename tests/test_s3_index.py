@@ -30,12 +30,16 @@ def one_per_partition(make_session: MakeSession, count: int) -> list[TestSession
     ]
 
 
-def import_in_batches(target: S3Storage, source: Path) -> exchange.ImportStats:
+def import_in_batches(
+    target: S3Storage,
+    source: Path,
+    strategy: exchange.MergeStrategy = exchange.MergeStrategy.SKIP_EXISTING,
+) -> exchange.ImportStats:
     run = partial(
         exchange.import_sessions,
         target.backend,
         source,
-        merge_strategy=exchange.MergeStrategy.SKIP_EXISTING,
+        merge_strategy=strategy,
         scope=EVERYTHING,
         batch_size=BATCH,
     )
@@ -62,7 +66,12 @@ def test_an_import_into_a_bucket_downloads_each_target_bundle_once_per_change(
 
     stats = import_in_batches(target, tmp_path / "source.jsonl.gz")
     assert (stats["added"], stats["skipped"]) == (0, 60)
-    # only each stored session's own bundle, to compare it
+    # skip_existing needs to know only that an id is stored: the index knows, nothing is read
+    assert target_reads(log, "team") == 0
+
+    stats = import_in_batches(target, tmp_path / "source.jsonl.gz", exchange.MergeStrategy.REPLACE_EXISTING)
+    assert (stats["updated"], stats["skipped"]) == (0, 60)
+    # replace_existing compares content: each stored session's own bundle, once
     assert target_reads(log, "team") == len(sessions)
     assert {s.session_id for s in target.load_sessions()} == {s.session_id for s in sessions}
 

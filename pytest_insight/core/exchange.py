@@ -6,7 +6,7 @@ the target (lookup, decide per strategy, put, commit).
 
 Merge semantics, per session id of the source, in source order:
 
-- ``skip_existing``: an id already stored is skipped.
+- ``skip_existing``: an id already stored is skipped (its stored copy is never read).
 - ``replace_existing``: an id stored with different content is replaced
   (``updated``); identical content is skipped.
 - ``keep_both``: an id stored with different content is stored again as
@@ -266,9 +266,12 @@ async def _closing(items: AsyncIterator[T]) -> AsyncIterator[AsyncIterator[T]]:
 class _Batch:
     """The target as one batch sees it: what was stored, overlaid by what the batch staged."""
 
-    def __init__(self, transaction: Transaction, stored: dict[str, TestSession]) -> None:
+    def __init__(
+        self, transaction: Transaction, stored: dict[str, TestSession], stored_ids: Iterable[str] = ()
+    ) -> None:
         self.transaction = transaction
         self.known: dict[str, TestSession | None] = dict(stored)
+        self.stored_ids = set(stored_ids)  # stored, content not read (skip_existing needs no more)
         self.digests: dict[str, str] = {}
         self.new: dict[str, TestSession] = {}
         self.replacements: dict[str, TestSession] = {}
@@ -288,6 +291,9 @@ class _Batch:
             for sid in wanted:
                 self.known.setdefault(sid, found.get(sid))
         return self.known[session_id]
+
+    def exists(self, session_id: str) -> bool:
+        return session_id in self.stored_ids or self.known.get(session_id) is not None
 
     def stage(self, session: TestSession, *, replace: bool) -> None:
         (self.replacements if replace else self.new)[session.session_id] = session
@@ -330,8 +336,11 @@ class _Merger:
             return {s.session_id: lines[id(s)] for s in staged if id(s) in lines}
 
         async with self.target.transaction() as transaction:
-            stored = await transaction.lookup({session.session_id for session in sessions})
-            batch = _Batch(transaction, stored)
+            ids = {session.session_id for session in sessions}
+            if self.strategy is MergeStrategy.SKIP_EXISTING:
+                batch = _Batch(transaction, {}, await transaction.stored_ids(ids))
+            else:
+                batch = _Batch(transaction, await transaction.lookup(ids))
             for session in sessions:
                 try:
                     outcome = await self._decide(session, batch)
@@ -364,12 +373,15 @@ class _Merger:
         sid = session.session_id
         first = sid not in self.seen
         self.seen.add(sid)
+        if self.strategy is MergeStrategy.SKIP_EXISTING:
+            if batch.exists(sid):
+                return "skipped"
+            batch.stage(session, replace=False)
+            return "added"
         current = await batch.current(sid)
         if current is None:
             batch.stage(session, replace=False)
             return "added"
-        if self.strategy is MergeStrategy.SKIP_EXISTING:
-            return "skipped"
         digest = content_digest(session)
         if digest == batch.digest(sid, current):
             return "skipped"

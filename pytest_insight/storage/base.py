@@ -93,6 +93,10 @@ class Transaction(Protocol):
         """Return the stored sessions among ``session_ids``, by id."""
         ...
 
+    async def stored_ids(self, session_ids: Collection[str]) -> set[str]:
+        """Return which of ``session_ids`` are stored, as :meth:`lookup` would, without reading them."""
+        ...
+
     async def put(
         self,
         sessions: Sequence[TestSession],

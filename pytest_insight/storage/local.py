@@ -300,6 +300,16 @@ class _LocalTransaction:
             self._absent.update(path.name for path in paths if path.name not in present)
         return found
 
+    async def stored_ids(self, session_ids: Collection[str]) -> set[str]:
+        backend = self._backend
+        found: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(session_ids))):
+            names = [session_file_name(sid) for sid in chunk]
+            present = set(await backend._run(self._present, names))
+            found.update(sid for sid, name in zip(chunk, names, strict=True) if name in present)
+            self._absent.update(name for name in names if name not in present)
+        return found
+
     def _check_absent(self, names: Sequence[str], ids: Sequence[str]) -> None:
         for name, sid in zip(names, ids, strict=True):
             if name in self._puts:

@@ -62,6 +62,9 @@ class _MemoryTransaction:
     async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
         return {sid: copy.deepcopy(self._sessions[sid]) for sid in session_ids if sid in self._sessions}
 
+    async def stored_ids(self, session_ids: Collection[str]) -> set[str]:
+        return {sid for sid in session_ids if sid in self._sessions}
+
     async def put(
         self,
         sessions: Sequence[TestSession],

@@ -157,6 +157,10 @@ class S3Transaction:
         found = {sid: self._stored(sid) for sid in session_ids}
         return {sid: session for sid, session in found.items() if session is not None}
 
+    async def stored_ids(self, session_ids: Collection[str]) -> set[str]:
+        await self._index_everything()
+        return {sid for sid in session_ids if self._index.keys_of(sid)}
+
     async def put(
         self,
         sessions: Sequence[TestSession],
