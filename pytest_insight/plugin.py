@@ -251,7 +251,7 @@ class InsightPlugin:
         recorded = self.recorder.build()
         try:
             storage = _open_storage(self.settings)
-            storage.save_session(recorded)
+            storage.save_recorded_session(recorded)
         except (InsightError, OSError) as exc:
             self._failed(session, recorded.session_id, exc)
         else:

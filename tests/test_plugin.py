@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from pytest_insight.core.models import TestOutcome, TestSession
-from pytest_insight.core.storage import JSONStorage
+from pytest_insight.core.session_ids import names_itself
+from pytest_insight.core.storage import JSONStorage, Storage
 from pytest_insight.plugin import InsightSettings, resolve_settings
 
 OUTCOMES_FILE = """
@@ -229,6 +230,21 @@ def test_session_metadata(pytester: pytest.Pytester, store: Path) -> None:
     result.stdout.fnmatch_lines(
         [f"pytest-insight: saved session {session.session_id} (1 test results) to file://{store}"]
     )
+
+
+def test_the_run_is_saved_as_recorded_under_an_id_made_for_it(
+    pytester: pytest.Pytester, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def checked_save(self: Storage, session: TestSession) -> None:
+        raise AssertionError("the plugin searched the store for its own new id")
+
+    monkeypatch.setattr(Storage, "save_session", checked_save)
+    pytester.makepyfile(test_one="def test_one(): pass")
+    pytester.runpytest("--insight", "--insight-storage", str(store)).stdout.fnmatch_lines(
+        ["pytest-insight: saved session *"]
+    )
+    # the id names the run's SUT and start second: a bucket stores it with one upload, unsearched
+    assert names_itself(only_session(store))
 
 
 def test_reruns_become_one_group_with_every_attempt_stored_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from pytest_insight.errors import (
     EndpointError,
     InvalidDataError,
     NotFoundError,
+    SessionExistsError,
 )
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import CONNECT_TIMEOUT, DEFAULT_CONCURRENCY, READ_TIMEOUT, S3Backend
@@ -123,6 +125,40 @@ def test_a_plugin_id_is_looked_up_in_its_own_day_first(s3: S3Target, make_sessio
     assert storage.get_session_by_id(wanted.session_id) == wanted
     days = {call["Key"].split("/")[3] for call in calls.seen["GetObject"]}
     assert days == {f"date={wanted.session_start_time.date()}"}  # that day's bundles only, not all 12
+
+
+def test_a_recorded_run_is_saved_with_one_upload_however_full_its_day(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    def recorded() -> TestSession:
+        return make_session(new_session_id("api", BASE_TIME), sut_name="api", start=BASE_TIME)
+
+    earlier = [recorded() for _ in range(5)]
+    for session in earlier:  # five CI agents' runs of that day, one bundle each
+        storage_on(s3).save_recorded_session(session)
+    calls = RequestLog(s3, "ListObjectsV2", "GetObject", "PutObject")
+    latest = recorded()
+    storage_on(s3).save_recorded_session(latest)  # the next agent, knowing nothing of the bucket
+    assert {name: len(seen) for name, seen in calls.seen.items()} == {
+        "ListObjectsV2": 0,
+        "GetObject": 0,
+        "PutObject": 1,
+    }
+    storage_on(s3).save_recorded_session(latest)  # a retried save: the same content-derived key, left alone
+    assert storage_on(s3).load_sessions() == sorted([*earlier, latest], key=lambda s: s.session_id)
+
+
+def test_a_recorded_session_under_another_id_is_checked_as_any_save(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage_on(s3).save_session(make_session("hand-made", sut_name="api"))
+    later = BASE_TIME + timedelta(days=1)
+    moved = make_session(new_session_id("api", BASE_TIME), sut_name="api", start=later)
+    storage_on(s3).save_session(moved)
+    with pytest.raises(SessionExistsError, match="hand-made"):
+        storage_on(s3).save_recorded_session(make_session("hand-made", sut_name="web"))
+    with pytest.raises(SessionExistsError):  # the id does not name this session's start: searched too
+        storage_on(s3).save_recorded_session(dataclasses.replace(moved, sut_name="web"))
 
 
 def test_an_id_found_nowhere_in_its_day_is_still_found_elsewhere(

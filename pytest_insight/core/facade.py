@@ -19,6 +19,7 @@ import anyio
 
 from pytest_insight.core import exchange
 from pytest_insight.core.models import TestSession
+from pytest_insight.core.session_ids import names_itself
 from pytest_insight.storage.base import Backend, Scope
 
 if TYPE_CHECKING:
@@ -73,6 +74,26 @@ class Storage:
             StorageError: the store cannot be written.
         """
         run_sync(self.save_session_async, session)
+
+    async def save_recorded_session_async(self, session: TestSession) -> None:
+        """Async twin of :meth:`save_recorded_session`."""
+        async with self.backend.transaction() as transaction:
+            await transaction.put([session], minted=names_itself(session))
+
+    def save_recorded_session(self, session: TestSession) -> None:
+        """Store a session this process just recorded, as the plugin does at the end of a run.
+
+        An id made by :func:`~pytest_insight.core.session_ids.new_session_id`
+        for this session's SUT and start (48 random bits) cannot be stored
+        yet, so the store is not searched for it: in a bucket the save is one
+        upload, however many runs that SUT's day already holds. Any other id
+        is checked as :meth:`save_session` checks it.
+
+        Raises:
+            SessionExistsError: the id is not of that form and is already stored.
+            StorageError: the store cannot be written.
+        """
+        run_sync(self.save_recorded_session_async, session)
 
     async def save_sessions_async(self, sessions: Iterable[TestSession]) -> None:
         """Async twin of :meth:`save_sessions`."""

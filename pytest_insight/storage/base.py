@@ -103,12 +103,18 @@ class Transaction(Protocol):
         *,
         replace: bool = False,
         lines: Mapping[str, bytes] | None = None,
+        minted: bool = False,
     ) -> None:
         """Stage ``sessions`` for writing.
 
         ``lines`` maps ids to the JSON line a session was read from (see
         :class:`~pytest_insight.core.decoding.SessionLine`); a backend may
         store that line instead of encoding the session again.
+
+        ``minted`` vouches that the ids were just made by this process with
+        :func:`~pytest_insight.core.session_ids.new_session_id` (48 random
+        bits), so none can be stored yet: a backend for which looking is
+        costly may skip the search for a stored copy.
 
         Raises:
             SessionExistsError: ``replace`` is False and an id is already

@@ -330,6 +330,7 @@ class _LocalTransaction:
         *,
         replace: bool = False,
         lines: Mapping[str, bytes] | None = None,
+        minted: bool = False,  # unused: looking is one stat per session
     ) -> None:
         batch: dict[str, bytes] = {}
         ids: dict[str, str] = {}

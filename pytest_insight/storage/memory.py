@@ -71,6 +71,7 @@ class _MemoryTransaction:
         *,
         replace: bool = False,
         lines: Mapping[str, bytes] | None = None,  # unused: sessions are kept as objects
+        minted: bool = False,  # unused: looking costs nothing here
     ) -> None:
         if not replace:
             for session in sessions:
