@@ -87,7 +87,8 @@ def test_skip_existing(conflict: tuple[Storage, Path]) -> None:
 def test_skip_existing_never_reads_the_stored_sessions(
     make_session: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = JSONStorage(tmp_path / "store")
+    backend = LocalBackend(tmp_path / "store")
+    store = Storage(backend)
     stored = [make_session() for _ in range(20)]
     store.save_sessions(stored)
     source = export([*stored, make_session("new")], tmp_path / "in.jsonl.gz")
@@ -102,7 +103,7 @@ def test_skip_existing_never_reads_the_stored_sessions(
     assert numbers(store.import_sessions(source)) == stats(total=21, imported=1, added=1, skipped=20)
     assert reads == []  # whether an id is stored is all skip_existing asks
     store.import_sessions(export([variant(stored[0], "b")], tmp_path / "b.jsonl.gz"), "replace_existing")
-    assert reads == [store.backend.path_for(stored[0].session_id)]  # the one compared
+    assert reads == [backend.path_for(stored[0].session_id)]  # the one compared
 
 
 def test_replace_existing(conflict: tuple[Storage, Path]) -> None:
