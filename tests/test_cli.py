@@ -157,6 +157,22 @@ def test_export_then_import_into_another_store(insight: Run, store: Path, tmp_pa
     assert again.stdout.strip() == "Imported 0 sessions (added 0, updated 0), skipped 2, errors 0"
 
 
+def test_an_export_to_a_directory_says_how_many_bundles_were_new(
+    insight: Run, store: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "bundles"
+    first = insight("export", target, "--storage", store, "--json")
+    assert first.returncode == 0, first.stderr
+    counts = json.loads(first.stdout)
+    written = sum(1 for _ in target.rglob("*.jsonl.gz"))
+    assert (counts["bundles"], counts["new_bundles"]) == (written, written)
+    again = insight("export", target, "--storage", store)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith(f"to {target} (0 of {written} bundles new)")
+    one_file = insight("export", tmp_path / "all.jsonl.gz", "--storage", store, "--json")
+    assert "bundles" not in json.loads(one_file.stdout)  # one file: no bundle layout to report on
+
+
 def damaged_sources(folder: Path, sessions: list[TestSession]) -> dict[str, Path]:
     """Sources with one bad part each, beside good sessions where the format allows."""
     good = "".join(json.dumps(session.to_dict()) + "\n" for session in sessions[:2]).encode()

@@ -36,6 +36,9 @@ def test_publish_import_clear_through_a_bucket(
     published_keys = moto_server_s3.keys("team/")
     assert published_keys
     assert all(key.startswith(("team/v1/sut=api/", "team/v1/sut=web/")) for key in published_keys)
+    again = insight("export", bucket, "--storage", store)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip().endswith(f"(0 of {len(published_keys)} bundles new)")  # a log can tell
 
     developer = tmp_path / "developer"
     imported = insight("import", f"{bucket}/v1/sut=api", "--storage", developer, "--json")

@@ -359,10 +359,17 @@ def test_directory_export_writes_one_bundle_per_sut_and_day(
 def test_directory_export_twice_is_a_no_op(spread: list[TestSession], tmp_path: Path) -> None:
     root = tmp_path / "bundles"
     storage = InMemoryStorage(spread)
-    storage.export_sessions(f"file://{root}")
+    reports: list[tuple[str, int, int | None]] = []
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        reports.append((phase, done, total))
+
+    storage.export_sessions(f"file://{root}", progress=progress)
     before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in bundles_under(root)}
-    storage.export_sessions(root)
+    assert reports[-1] == ("new bundles", len(before), len(before))
+    storage.export_sessions(root, progress=progress)
     assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in bundles_under(root)} == before
+    assert reports[-1] == ("new bundles", 0, len(before))
 
 
 def test_import_a_directory_of_several_suts_and_days(
@@ -461,7 +468,7 @@ def test_progress_is_reported(spread: list[TestSession], tmp_path: Path) -> None
     calls: list[tuple[str, int, int | None]] = []
     InMemoryStorage(spread).export_sessions(tmp_path / "p", progress=lambda *args: calls.append(args))
     assert ("write", 18, 18) in calls
-    assert calls[-1] == ("write", 18, 18)
+    assert calls[-2:] == [("write", 18, 18), ("new bundles", 9, 9)]
     seen: list[tuple[str, int, int | None]] = []
     InMemoryStorage().import_sessions(tmp_path / "p", progress=lambda *args: seen.append(args))
     assert ("read", 18, None) in seen

@@ -190,13 +190,20 @@ def test_export_uploads_concurrently_and_twice_uploads_nothing_new(
     )
     puts = RequestLog(s3, "PutObject").seen["PutObject"]
     monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=s3.client))
-    assert local.export_sessions(f"s3://{s3.bucket}/team") == 40
+    reports: list[tuple[str, int, int | None]] = []
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        reports.append((phase, done, total))
+
+    assert local.export_sessions(f"s3://{s3.bucket}/team", progress=progress) == 40
     first = len(puts)
     assert first == 20  # one bundle per SUT and day
     assert all(call["IfNoneMatch"] == "*" for call in puts)
+    assert reports[-1] == ("new bundles", 20, 20)
     keys = s3.keys("team/")
-    assert local.export_sessions(f"s3://{s3.bucket}/team") == 40
+    assert local.export_sessions(f"s3://{s3.bucket}/team", progress=progress) == 40
     assert s3.keys("team/") == keys  # same content, same keys: nothing new stored
+    assert reports[-1] == ("new bundles", 0, 20)  # and the export says so
     imported = InMemoryStorage()
     assert imported.import_sessions(f"s3://{s3.bucket}/team")["added"] == 40
 

@@ -73,13 +73,24 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
         StorageError: the store or destination cannot be read or written.
     """
     storage = open_selected_storage(args)
-    with console.progress() as progress:
+    bundles: dict[str, int] = {}  # from the "new bundles" report of a directory or bucket export
+
+    with console.progress() as bar:
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            if phase == "new bundles" and total is not None:
+                bundles.update(bundles=total, new_bundles=done)
+            if bar is not None:
+                bar(phase, done, total)
+
         exported = storage.export_sessions(
             args.destination, days=args.days, sut_name=args.sut, since=args.since, progress=progress
         )
+    text = f"Exported {plural(exported, 'session')} from {storage.uri} to {args.destination}"
+    if bundles:  # so that a log tells a re-export that changed nothing from a real upload
+        text += f" ({bundles['new_bundles']} of {plural(bundles['bundles'], 'bundle')} new)"
     console.result(
-        {"exported": exported, "destination": args.destination, "storage": storage.uri},
-        f"Exported {plural(exported, 'session')} from {storage.uri} to {args.destination}",
+        {"exported": exported, "destination": args.destination, "storage": storage.uri, **bundles}, text
     )
     return 0
 

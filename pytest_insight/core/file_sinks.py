@@ -98,26 +98,30 @@ class DirectorySink:
     async def write(
         self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
     ) -> int:
-        done = 0
+        done = created = 0
         await anyio.to_thread.run_sync(self._make_root)
         in_flight = anyio.Semaphore(_WRITERS)  # bundles between encoding and their file's fsync
 
         async def put(sut_name: str, day: date, members: Sequence[EncodedSession]) -> None:
-            nonlocal done
+            nonlocal done, created
             async with in_flight:
                 bundle = await anyio.to_thread.run_sync(encode_bundle, members)
                 target = self.root / bundle_key(sut_name, day, bundle.bundle_id)
-                await anyio.to_thread.run_sync(self._put, target, bundle.data)
+                new = await anyio.to_thread.run_sync(self._put, target, bundle.data)
+            created += new  # not ``created += await ...``: that reads ``created`` before the wait
             done += bundle.count
             if progress is not None:
                 progress("write", done, len(sessions))
 
+        groups = sorted(partition(sessions).items())
         try:
             async with anyio.create_task_group() as group:
-                for (sut_name, day), members in sorted(partition(sessions).items()):
+                for (sut_name, day), members in groups:
                     group.start_soon(put, sut_name, day, members)
         except BaseExceptionGroup as failure:
             raise failure.exceptions[0] from None  # the first failed write, not the group wrapper
+        if progress is not None:
+            progress("new bundles", created, len(groups))
         return done
 
     def _make_root(self) -> None:
@@ -128,12 +132,14 @@ class DirectorySink:
                 f"{self.root}: cannot create: {exc.strerror or exc}", uri=str(self.root)
             ) from exc
 
-    def _put(self, target: Path, data: bytes) -> None:
+    def _put(self, target: Path, data: bytes) -> bool:
+        """Write one bundle file; False when it was already there."""
         if not target.resolve().is_relative_to(self.root.resolve()):
             raise StorageError(f"{target}: bundle path escapes {self.root}", uri=str(target))
         if target.is_file() and target.stat().st_size == len(data):
-            return  # same content-derived name and size: this bundle is already there
+            return False  # same content-derived name and size: this bundle is already there
         write_atomic(target, data)
+        return True
 
 
 def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:

@@ -12,7 +12,9 @@ class ProgressCallback(Protocol):
 
     ``phase`` is "list" (objects found), "transfer" (objects read), "read"
     (sessions decoded), "merge" (sessions merged) or "write" (sessions
-    written); ``total`` is None while it is not known.
+    written); ``total`` is None while it is not known. An export to a
+    directory or a bucket ends with one "new bundles" report: the bundles it
+    wrote that were not there yet, of all its bundles.
     """
 
     def __call__(self, phase: str, done: int, total: int | None) -> None: ...

@@ -131,20 +131,23 @@ async def upload_sessions(
     """
     limiter = anyio.CapacityLimiter(backend.concurrency)
     in_flight = anyio.Semaphore(backend.concurrency)  # bundles between encoding and their PUT's end
-    done = 0
+    done = created = 0
 
     async def upload(sut_name: str, day: date, group: Sequence[EncodedSession]) -> None:
-        nonlocal done
+        nonlocal done, created
         async with in_flight:
             bundle = await anyio.to_thread.run_sync(encode_bundle, group, limiter=limiter)
             key = backend.key_for(sut_name, day, bundle.bundle_id)
-            await backend.put_bundle(key, bundle, limiter=limiter)
+            new = await backend.put_bundle(key, bundle, limiter=limiter)
+        created += new  # not ``created += await ...``: that reads ``created`` before the wait
         done += bundle.count
         if progress is not None:
             progress("write", done, len(sessions))
 
     groups = sorted(partition(sessions).items())
     await run_concurrently([partial(upload, sut_name, day, items) for (sut_name, day), items in groups])
+    if progress is not None:
+        progress("new bundles", created, len(groups))
     return done
 
 
