@@ -127,9 +127,10 @@ def test_a_directory_export_holds_at_most_its_writers_bundles(
     monkeypatch.setattr(file_sinks, "encode_bundle", watch.encoded)
     real_put = file_sinks.DirectorySink._put
 
-    def put(self: file_sinks.DirectorySink, target: Path, data: bytes) -> None:
-        real_put(self, target, data)
+    def put(self: file_sinks.DirectorySink, target: Path, data: bytes) -> bool:
+        written = real_put(self, target, data)
         watch.written()
+        return written
 
     monkeypatch.setattr(file_sinks.DirectorySink, "_put", put)
     assert InMemoryStorage(sessions).export_sessions(tmp_path / "out") == 30
