@@ -16,6 +16,7 @@ from pytest_insight.core.models import (
     TestOutcome,
     TestResult,
     TestSession,
+    _result_as_written,
 )
 from pytest_insight.errors import InvalidDataError
 
@@ -250,3 +251,69 @@ def test_round_trip_through_json_is_exact(session: TestSession) -> None:
 def test_to_dict_is_stable(session: TestSession) -> None:
     once = TestSession.from_dict(session.to_dict()).to_dict()
     assert once == session.to_dict()
+
+
+# -- property-based: the quick path for results as written agrees with the validating one ---
+
+_VALUES: list[object] = [
+    None,
+    True,
+    0,
+    -1,
+    10**400,
+    1.5,
+    float("nan"),
+    float("inf"),
+    "",
+    "PASSED",
+    " failed ",
+    "passed",
+    "2025-03-01T12:00:00+00:00",
+    "2025-03-01T12:00:00",
+    "2025-03-01T13:00:00+01:00",
+    "0001-01-01T00:00:00+00:30",
+    "1969-12-31T23:59:59+00:00",
+    "2200-01-01T00:00:00+00:00",
+    "not a time",
+    [],
+    {},
+]
+
+
+@st.composite
+def result_dicts(draw: st.DrawFn) -> object:
+    """Results as written, then with some fields replaced, dropped or added."""
+    data: dict[str, Any] = draw(results()).to_dict()
+    for name in draw(st.lists(st.sampled_from([*data, "extra"]), max_size=3)):
+        if draw(st.booleans()):
+            data.pop(name, None)
+        else:
+            data[name] = draw(st.sampled_from(_VALUES))
+    return draw(st.sampled_from([data, [data], "text"])) if draw(st.integers(0, 9)) == 0 else data
+
+
+def assert_quick_path_agrees(data: object) -> None:
+    quick = _result_as_written(data)
+    try:
+        validated: TestResult | None = TestResult._validated(data, "")
+    except InvalidDataError:
+        validated = None
+    assert quick is None or quick == validated, data
+
+
+@given(result_dicts())
+def test_the_quick_path_builds_what_validation_builds_and_nothing_it_refuses(data: object) -> None:
+    assert_quick_path_agrees(data)
+
+
+def test_the_quick_path_agrees_on_every_odd_value_of_every_field() -> None:
+    written = TestResult("t.py::a", TestOutcome.PASSED, T0, T0 + timedelta(seconds=1), 1.0).to_dict()
+    for name in written:
+        assert_quick_path_agrees({key: value for key, value in written.items() if key != name})
+        for value in _VALUES:
+            assert_quick_path_agrees({**written, name: value})
+
+
+@given(results())
+def test_the_quick_path_takes_every_result_as_written(result: TestResult) -> None:
+    assert _result_as_written(json.loads(json.dumps(result.to_dict()))) == result

@@ -12,7 +12,7 @@ order, so every attempt is stored once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -120,6 +120,12 @@ class TestResult:
             InvalidDataError: a field is missing or has the wrong type or value;
                 ``field`` names it, prefixed with ``path``.
         """
+        written = _result_as_written(data)
+        return written if written is not None else cls._validated(data, path)
+
+    @classmethod
+    def _validated(cls, data: object, path: str) -> TestResult:
+        """:meth:`from_dict` for any input: accepts what it can, names the field it cannot."""
         record = Record(data, path)
         start = record.time("start_time")
         duration = record.duration("duration")
@@ -136,6 +142,75 @@ class TestResult:
             longreprtext=record.text("longreprtext", default=""),
             has_warning=record.flag("has_warning", default=False),
         )
+
+
+_OUTCOMES = {outcome.value: outcome for outcome in TestOutcome}
+_NUMBERS = (int, float)
+
+
+def _time_as_written(value: object) -> datetime | None:
+    """An ISO 8601 timestamp in UTC (or naive) and in range, as written; None for anything else."""
+    if type(value) is not str:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    offset = parsed.utcoffset()
+    if offset is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    elif offset:
+        return None
+    return parsed if EARLIEST <= parsed <= LATEST else None
+
+
+def _result_as_written(data: object) -> TestResult | None:
+    """A result dict exactly as this release writes one, checked inline; None for anything else.
+
+    Sessions hold thousands of results, and checking each field through
+    :class:`Record` cost 4 µs a result, most of a download's decoding. This
+    accepts a subset of what :meth:`TestResult._validated` accepts and builds
+    the same result; for anything else (another letter case, a UTC offset, a
+    missing field, a wrong type) ``from_dict`` takes the validating path,
+    which converts what it can and names the field it cannot.
+    """
+    if type(data) is not dict:
+        return None
+    get = data.get
+    nodeid, outcome_text, warned = get("nodeid"), get("outcome"), get("has_warning")
+    duration: Any = get("duration")  # a number once its type is checked below
+    caplog, capstdout, capstderr = get("caplog"), get("capstdout"), get("capstderr")
+    longreprtext = get("longreprtext")
+    if (
+        type(nodeid) is not str
+        or type(outcome_text) is not str
+        or type(duration) not in _NUMBERS  # not bool, which JSON's true would be
+        or not 0 <= duration <= MAX_DURATION_SECONDS  # NaN fails too
+        or (warned is not None and type(warned) is not bool)
+        or (caplog is not None and type(caplog) is not str)
+        or (capstdout is not None and type(capstdout) is not str)
+        or (capstderr is not None and type(capstderr) is not str)
+        or (longreprtext is not None and type(longreprtext) is not str)
+    ):
+        return None
+    outcome = _OUTCOMES.get(outcome_text)
+    start = _time_as_written(get("start_time"))
+    stop_text = get("stop_time")
+    stop = start if stop_text is None else _time_as_written(stop_text)
+    if outcome is None or start is None or stop is None or (warned is None and "has_warning" in data):
+        return None
+    return TestResult(
+        nodeid,
+        outcome,
+        start,
+        stop,
+        float(duration),
+        caplog or "",
+        capstdout or "",
+        capstderr or "",
+        longreprtext or "",
+        warned or False,
+    )
 
 
 @dataclass(slots=True)
@@ -230,10 +305,12 @@ class TestSession:
                 "upgrade pytest-insight",
                 field="schema_version",
             )
-        results = [
-            TestResult.from_dict(item, path=f"test_results[{index}]")
-            for index, item in enumerate(record.sequence("test_results"))
-        ]
+        results = []
+        for index, item in enumerate(record.sequence("test_results")):
+            written = _result_as_written(item)  # the path is formatted only for the validating path
+            results.append(
+                written if written is not None else TestResult._validated(item, f"test_results[{index}]")
+            )
         start = record.time("session_start_time")
         stop = record.optional_time("session_stop_time") or start
         if record.get("session_duration") is None:
@@ -255,6 +332,9 @@ class TestSession:
 
 def _rerun_groups(record: Record, results: list[TestResult]) -> list[RerunTestGroup]:
     groups: list[RerunTestGroup] = []
+    by_nodeid: dict[str, list[TestResult]] = {}
+    for result in results:
+        by_nodeid.setdefault(result.nodeid, []).append(result)
     for index, item in enumerate(record.sequence("rerun_test_groups")):
         group = Record(item, f"rerun_test_groups[{index}]")
         nodeid = group.text("nodeid", limit=None)
@@ -264,7 +344,7 @@ def _rerun_groups(record: Record, results: list[TestResult]) -> list[RerunTestGr
                 for position, test in enumerate(group.sequence("tests"))
             ]
         else:
-            attempts = [result for result in results if result.nodeid == nodeid]
+            attempts = list(by_nodeid.get(nodeid, ()))
             final = None if group.get("final_outcome") is None else _outcome(group, "final_outcome")
             if final is not None and attempts and final != attempts[-1].outcome:
                 raise InvalidDataError(
