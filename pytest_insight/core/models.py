@@ -331,11 +331,14 @@ class TestSession:
 
 
 def _rerun_groups(record: Record, results: list[TestResult]) -> list[RerunTestGroup]:
+    items = record.sequence("rerun_test_groups")
+    if not items:
+        return []
     groups: list[RerunTestGroup] = []
     by_nodeid: dict[str, list[TestResult]] = {}
     for result in results:
         by_nodeid.setdefault(result.nodeid, []).append(result)
-    for index, item in enumerate(record.sequence("rerun_test_groups")):
+    for index, item in enumerate(items):
         group = Record(item, f"rerun_test_groups[{index}]")
         nodeid = group.text("nodeid", limit=None)
         if "tests" in group.data:  # 0.9 kept the attempts inline
