@@ -22,16 +22,18 @@ transaction that looks ids up, deletes or replaces brings the backend's
 :class:`~pytest_insight.storage.s3_index.IdIndex` of the whole prefix up to
 date (a listing, plus a GET of each bundle that is new or changed since the
 backend last looked), then downloads whole only the bundles holding the ids it
-returns or removes. One exception keeps the plugin's save cheap: a new
-session whose id is in the plugin's form ``<sut>-<YYYYmmddTHHMMSSZ>-<12 hex>``,
-naming its own SUT and start second, is checked against its own (SUT, day)
-partition only. Such an id can be stored elsewhere only if another session had
-the same SUT, the same start second and the same 48 random bits (or was edited
-by hand to another SUT or day); the partition read still catches a retried
-save of the same run. The plugin's own save of the run it just recorded
-(``put(..., minted=True)``) skips even that: the id was made by this process
-a moment ago, so a CI run's save is one upload however many runs its day
-holds, and a repeated upload of it lands on the same content-derived key.
+returns or removes. Two exceptions keep saving recorded runs cheap:
+
+- a new session whose id is in the plugin's form
+  ``<sut>-<YYYYmmddTHHMMSSZ>-<12 hex>``, naming its own SUT and start second
+  (an import of recorded runs, a library save), is checked against its own
+  (SUT, day) partition only. Such an id can be stored elsewhere only if
+  another session had the same SUT, the same start second and the same 48
+  random bits (or was edited by hand to another SUT or day);
+- the plugin's save of the run it just recorded (``put(..., minted=True)``)
+  is not checked at all: the id was made by this process a moment ago, so a
+  CI run's save is one upload however many runs its day holds, and a
+  repeated upload of it lands on the same content-derived key.
 """
 
 from __future__ import annotations
