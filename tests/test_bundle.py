@@ -21,6 +21,7 @@ from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits, dec
 from pytest_insight.core.layout import bundle_key, decode_sut, encode_sut, parse_bundle_key
 from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
+from pytest_insight.storage.s3_codec import decode_verified
 
 DATA = Path(__file__).parent / "data"
 Make = Callable[..., TestSession]
@@ -169,6 +170,17 @@ def test_garbage_and_empty_input_are_errors_of_the_source() -> None:
     assert str(garbage).startswith("g.jsonl.gz: corrupt gzip data")
     (empty,) = list(iter_bundle([], "e.jsonl.gz"))
     assert str(empty) == "e.jsonl.gz: empty file"
+
+
+@pytest.mark.parametrize("data", [b"garbage\n", b'{"session_id": "a"}\n', b"PK\x03\x04"])
+@pytest.mark.parametrize("size", [1, 1 << 16])
+def test_data_that_is_not_gzip_is_named_so_however_short(data: bytes, size: int) -> None:
+    (error,) = list(iter_bundle(chunked(data, size), "plain.jsonl.gz"))
+    assert isinstance(error, InvalidDataError)
+    assert str(error).startswith("plain.jsonl.gz: not gzip data (it starts with ")
+    assert str(error).endswith("a bundle is gzipped JSON Lines")
+    _, _, (verified,) = decode_verified(data, "s3://b/k", "0" * 32, Limits())
+    assert str(verified).startswith("s3://b/k: not gzip data")
 
 
 def test_uncompressed_lines_decode_too(sessions: list[TestSession]) -> None:

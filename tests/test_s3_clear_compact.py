@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,6 +72,27 @@ def test_clear_of_thousands_of_bundles_sends_batches_of_at_most_1000(s3: S3Targe
     requests = RequestLog(s3, "DeleteObjects")
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2010
     assert sorted(len(call["Delete"]["Objects"]) for call in requests.seen["DeleteObjects"]) == [5, 1000]
+    assert s3.keys("team/") == []
+
+
+def test_objects_without_a_count_are_read_and_what_is_not_a_session_counts_none(
+    s3: S3Target, make_session: MakeSession
+) -> None:
+    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    day = BASE_TIME.date()
+    foreign = encode_bundle(runs(make_session, "api", 0, 2))  # another producer: no session-count
+    good_line = gzip.decompress(encode_bundle(runs(make_session, "api", 0, 1)).data)
+    one_bad_line = good_line + b"{not json\n"
+    objects = {
+        bundle_key("api", day, foreign.bundle_id, "team"): foreign.data,
+        bundle_key("api", day, hashlib.sha256(one_bad_line).hexdigest()[:32], "team"): gzip.compress(
+            one_bad_line
+        ),
+        bundle_key("api", day, "0" * 32, "team"): b"garbage\n",  # not a bundle: no session in it
+    }
+    for key, body in objects.items():
+        s3.client.put_object(Bucket=s3.bucket, Key=key, Body=body)
+    assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2 + 2
     assert s3.keys("team/") == []
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import zlib
 from typing import Protocol, cast
 
-__all__ = ["ERRORS", "BACKEND", "GzipWriter", "Inflater", "gzip_compress", "inflater"]
+__all__ = ["ERRORS", "BACKEND", "GzipWriter", "Inflater", "gzip_compress", "inflater", "not_gzip"]
 
 
 class _Deflater(Protocol):
@@ -83,6 +83,20 @@ def gzip_compress(raw: bytes) -> bytes:
     data = bytearray(_compress(raw))
     data[9] = _GZIP_OS_UNKNOWN
     return bytes(data)
+
+
+_MAGIC = b"\x1f\x8b"
+
+
+def not_gzip(head: bytes) -> str | None:
+    """Why data starting with ``head`` cannot be gzip, or None when it may be.
+
+    ISA-L waits for a whole 10-byte header before it complains, so a short
+    object of plain text would otherwise pass for a truncated gzip stream.
+    """
+    if not head or _MAGIC.startswith(head[:2]):
+        return None
+    return f"not gzip data (it starts with {head[:8]!r}); a bundle is gzipped JSON Lines"
 
 
 def inflater() -> Inflater:

@@ -132,10 +132,12 @@ class BundleDecoder:
 
         Raises:
             BundleTooLargeError: a size limit was passed.
-            InvalidDataError: the gzip data is corrupt.
+            InvalidDataError: the data is not gzip, or is corrupt.
         """
-        if chunk:
+        if chunk and not self._fed:
             self._fed = True
+            if self._inflate is not None and (reason := compression.not_gzip(chunk)) is not None:
+                raise InvalidDataError(reason, source=self.source)
         if self._inflate is None:
             yield from self._text(chunk)
             return

@@ -4,11 +4,12 @@ A (SUT, day) partition that lies entirely inside the scope (every session in
 it started inside the window) is deleted by listing its keys and sending
 ``DeleteObjects`` requests of at most 1000 keys; its sessions are counted
 from each object's ``session-count`` metadata (a ``HEAD``, no body), falling
-back to a download only for an object without it. Only a boundary day, the
-one the cutoff falls in, is downloaded: its bundles are rewritten without the
-sessions inside the scope, conditional on the ETag they were read with
-(``If-Match``), and read again and redone when another writer changed them
-meanwhile; an emptied bundle is deleted.
+back to a download only for an object without it (an object of the layout
+that is not a bundle goes with its partition and counts no session). Only a
+boundary day, the one the cutoff falls in, is downloaded: its bundles are
+rewritten without the sessions inside the scope, conditional on the ETag
+they were read with (``If-Match``), and read again and redone when another
+writer changed them meanwhile; an emptied bundle is deleted.
 
 Only objects listed are deleted, so a bundle a CI agent uploads while the
 clear runs is never lost. Every object that could not be counted, rewritten
@@ -115,7 +116,8 @@ async def _count(backend: S3Backend, key: str, limiter: anyio.CapacityLimiter) -
     stored = await backend.read_bundle(key, limiter)  # written by another producer: count by reading
     if stored.failure is not None:
         raise stored.failure
-    return len(stored.sessions) + len(stored.errors)
+    # A bad line was a session; an error of the whole object (not gzip, wrong hash) counts none.
+    return len(stored.sessions) + sum(1 for error in stored.errors if error.line is not None)
 
 
 async def _rewrite(

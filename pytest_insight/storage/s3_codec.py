@@ -49,6 +49,8 @@ def decode_verified(
     try:
         if not data:
             raise InvalidDataError("empty object", source=source)
+        if (reason := compression.not_gzip(data)) is not None:
+            raise InvalidDataError(reason, source=source)
         inflate = compression.inflater()
         pending = data
         while True:
