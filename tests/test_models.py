@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
+from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -73,6 +75,20 @@ def test_rerun_attempts_are_stored_once() -> None:
     assert restored == _session_with_rerun()
     assert restored.rerun_test_groups[0].final_outcome is TestOutcome.PASSED
     assert [t.outcome for t in restored.rerun_test_groups[0].tests] == [TestOutcome.RERUN, TestOutcome.PASSED]
+
+
+def test_rerun_groups_given_as_any_mapping_find_their_attempts() -> None:
+    data = _session_with_rerun().to_dict()
+    data["rerun_test_groups"] = [MappingProxyType(group) for group in data["rerun_test_groups"]]
+    assert TestSession.from_dict(data) == _session_with_rerun()
+
+
+def test_a_utc_zone_other_than_the_singleton_is_normalised() -> None:
+    start = datetime(2025, 1, 1, 8, tzinfo=ZoneInfo("UTC"))
+    result = TestResult("t.py::a", TestOutcome.PASSED, start, start, 0.0)
+    assert result.start_time.tzinfo is UTC
+    assert result.stop_time.tzinfo is UTC
+    assert result.start_time == start
 
 
 def test_final_outcome_must_match_last_attempt() -> None:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_insight.core import compression
+from pytest_insight.core import compression, fastjson
 from pytest_insight.core.fields import kind
 from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
@@ -245,13 +245,17 @@ class BundleDecoder:
 
 def _parse(line: bytes) -> Any:
     try:
-        return json.loads(line.decode("utf-8"))
+        return fastjson.loads(line, _parse_text)
     except UnicodeDecodeError:
         raise InvalidDataError("not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise InvalidDataError(f"not valid JSON: {exc.msg}") from None
     except RecursionError:
         raise InvalidDataError(_TOO_DEEP) from None
+
+
+def _parse_text(line: bytes) -> Any:
+    return json.loads(line.decode("utf-8"))
 
 
 def iter_bundle(

@@ -61,7 +61,10 @@ def name_problem(value: str) -> str | None:
 
 def to_utc(value: datetime) -> datetime:
     """Return ``value`` as an aware UTC datetime; naive values are taken as UTC."""
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is UTC:  # what parsing "+00:00" gives: every decoded result passes here twice
+        return value
+    if zone is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
 

@@ -11,6 +11,7 @@ order, so every attempt is stored once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -93,9 +94,13 @@ class TestResult:
     has_warning: bool = False
 
     def __post_init__(self) -> None:
-        self.outcome = TestOutcome.from_str(self.outcome)
-        self.start_time = to_utc(self.start_time)
-        self.stop_time = to_utc(self.stop_time)
+        # decoding builds thousands a session, already normalised: check before calling
+        if type(self.outcome) is not TestOutcome:
+            self.outcome = TestOutcome.from_str(self.outcome)
+        if self.start_time.tzinfo is not UTC:
+            self.start_time = to_utc(self.start_time)
+        if self.stop_time.tzinfo is not UTC:
+            self.stop_time = to_utc(self.stop_time)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-ready dict of this result."""
@@ -335,9 +340,13 @@ def _rerun_groups(record: Record, results: list[TestResult]) -> list[RerunTestGr
     if not items:
         return []
     groups: list[RerunTestGroup] = []
-    by_nodeid: dict[str, list[TestResult]] = {}
+    # the attempts of the few tests that were rerun, found in one pass over thousands of results
+    named = (item.get("nodeid") for item in items if isinstance(item, Mapping))
+    by_nodeid: dict[str, list[TestResult]] = {nodeid: [] for nodeid in named if isinstance(nodeid, str)}
     for result in results:
-        by_nodeid.setdefault(result.nodeid, []).append(result)
+        attempts = by_nodeid.get(result.nodeid)
+        if attempts is not None:
+            attempts.append(result)
     for index, item in enumerate(items):
         group = Record(item, f"rerun_test_groups[{index}]")
         nodeid = group.text("nodeid", limit=None)

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from pytest_insight.core import fastjson
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import (
     ConfigurationError,
@@ -84,7 +85,7 @@ def _encode(session: TestSession) -> bytes:
 
 def _decode(path: Path, data: bytes) -> TestSession:
     try:
-        raw = json.loads(data)
+        raw = fastjson.loads(data, json.loads)
     except json.JSONDecodeError as exc:
         raise CorruptStoreError(str(path), exc.lineno, f"{exc.msg} (column {exc.colno})") from exc
     except UnicodeDecodeError as exc:
