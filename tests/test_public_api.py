@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "pytest_insight.core.bundle",
     "pytest_insight.core.decoding",
     "pytest_insight.core.query",
+    "pytest_insight.core.summary",
     "pytest_insight.storage.base",
 ]
 

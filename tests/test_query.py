@@ -9,12 +9,24 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from pytest_insight.core import summary
 from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.core.profiles import create_profile
 from pytest_insight.core.query import Query, parse_time
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
-from pytest_insight.core.summary import QueryResult
+from pytest_insight.core.summary import (
+    QueryResult,
+    Summary,
+    TestStats,
+    failing_tests,
+    flaky_tests,
+    outcome_counts,
+    slowest_tests,
+    summarize,
+)
 from pytest_insight.errors import ConfigurationError, UnknownProfileError
 from pytest_insight.storage.base import Scope
 
@@ -457,3 +469,59 @@ def test_a_test_that_fails_every_rerun_is_failing_not_flaky() -> None:
     assert [entry.nodeid for entry in found.failing_tests()] == ["t::broken"]
     assert found.flaky_tests() == []
     assert found.test_stats()["t::broken"].reruns == 2
+
+
+_RUNS = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["t::a", "t::b", "t::c"]),
+            st.sampled_from(list(TestOutcome)),
+            st.floats(min_value=0, max_value=100),
+            st.text(max_size=3),
+        ),
+        max_size=6,
+    ),
+    max_size=6,
+)
+
+
+def generated(runs: list[list[tuple[str, TestOutcome, float, str]]]) -> list[TestSession]:
+    return [
+        session(
+            f"s{number}",
+            *(result(nodeid, outcome, duration=d, error=text) for nodeid, outcome, d, text in results),
+            start=T0 + timedelta(hours=number % 3),  # equal starts too: the later session's error wins
+        )
+        for number, results in enumerate(runs)
+    ]
+
+
+@given(_RUNS)
+def test_a_test_with_one_result_in_a_session_counts_as_the_general_path_counts_it(
+    runs: list[list[tuple[str, TestOutcome, float, str]]],
+) -> None:
+    sessions = generated(runs)
+    expected: dict[str, TestStats] = {}
+    for each in sessions:  # every node id's results as a list, even a list of one
+        grouped: dict[str, list[TestResult]] = {}
+        for item in each.test_results:
+            grouped.setdefault(item.nodeid, []).append(item)
+        for nodeid, results in grouped.items():
+            summary._add_run(expected.setdefault(nodeid, TestStats(nodeid)), each.session_start_time, results)
+    assert summary.test_stats(sessions) == expected
+
+
+@given(_RUNS, st.integers(min_value=0, max_value=4))
+def test_summarize_is_the_four_summaries_in_one_pass(
+    runs: list[list[tuple[str, TestOutcome, float, str]]], top: int
+) -> None:
+    sessions = generated(runs)
+    found = summarize(iter(sessions), top)  # any iterable, read once
+    assert found == Summary(
+        sessions=len(sessions),
+        outcomes=outcome_counts(sessions),
+        failing=failing_tests(sessions)[:top],
+        slowest=slowest_tests(sessions, top),
+        flaky=flaky_tests(sessions)[:top],
+    )
+    assert QueryResult(sessions).summarize(top) == found

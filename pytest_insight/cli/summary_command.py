@@ -12,7 +12,7 @@ from pytest_insight.cli.options import (
     positive_count,
 )
 from pytest_insight.cli.output import Console, format_duration, outcome_summary, plural, render_table
-from pytest_insight.core.summary import TestStats, failing_tests, flaky_tests, outcome_counts, slowest_tests
+from pytest_insight.core.summary import TestStats, summarize
 
 __all__ = ["add_parser", "run_summary"]
 
@@ -40,21 +40,22 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
         ConfigurationError: the storage is not valid.
         StorageError: the store cannot be read.
     """
-    sessions = open_selected_storage(args).load_sessions(filters_scope(args))
-    failing = failing_tests(sessions)[: args.top]
-    slowest = slowest_tests(sessions, args.top)
-    flaky = flaky_tests(sessions)[: args.top]
+    found = summarize(open_selected_storage(args).load_sessions(filters_scope(args)), args.top)
     data = {
-        "sessions": len(sessions),
-        "outcomes": {outcome.value: n for outcome, n in outcome_counts(sessions).items()},
-        "failing": [_stats(entry) for entry in failing],
-        "slowest": [_stats(entry) for entry in slowest],
-        "flaky": [_stats(entry) for entry in flaky],
+        "sessions": found.sessions,
+        "outcomes": {outcome.value: n for outcome, n in found.outcomes.items()},
+        "failing": [_stats(entry) for entry in found.failing],
+        "slowest": [_stats(entry) for entry in found.slowest],
+        "flaky": [_stats(entry) for entry in found.flaky],
     }
 
     def text() -> str:
-        lines = [f"{plural(len(sessions), 'session')}: {outcome_summary(outcome_counts(sessions))}"]
-        for title, entries in (("Failing", failing), ("Slowest", slowest), ("Flaky", flaky)):
+        lines = [f"{plural(found.sessions, 'session')}: {outcome_summary(found.outcomes)}"]
+        for title, entries in (
+            ("Failing", found.failing),
+            ("Slowest", found.slowest),
+            ("Flaky", found.flaky),
+        ):
             lines.append(f"\n{title} tests:")
             lines.append(_table(entries) if entries else "  none")
         return "\n".join(lines)

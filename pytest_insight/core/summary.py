@@ -25,11 +25,13 @@ from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 
 __all__ = [
     "QueryResult",
+    "Summary",
     "TestStats",
     "failing_tests",
     "flaky_tests",
     "outcome_counts",
     "slowest_tests",
+    "summarize",
     "test_stats",
 ]
 
@@ -80,16 +82,47 @@ def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
     """Return every node id's statistics, by node id."""
     stats: dict[str, TestStats] = {}
     for session in sessions:
-        by_nodeid: dict[str, list[TestResult]] = {}
+        start = session.session_start_time
+        # most node ids have one result a session: a list only for the others (reruns, teardown errors)
+        grouped: dict[str, TestResult | list[TestResult]] = {}
         for result in session.test_results:
-            by_nodeid.setdefault(result.nodeid, []).append(result)
-        for nodeid, results in by_nodeid.items():
-            entry = stats.get(nodeid) or stats.setdefault(nodeid, TestStats(nodeid))
-            _add_run(entry, session, results)
+            earlier = grouped.setdefault(result.nodeid, result)
+            if isinstance(earlier, list):
+                earlier.append(result)
+            elif earlier is not result:
+                grouped[result.nodeid] = [earlier, result]
+        for nodeid, results in grouped.items():
+            entry = stats.get(nodeid)
+            if entry is None:
+                entry = stats[nodeid] = TestStats(nodeid)
+            if isinstance(results, list):
+                _add_run(entry, start, results)
+            else:
+                _add_single_run(entry, start, results)
     return stats
 
 
-def _add_run(entry: TestStats, session: TestSession, results: list[TestResult]) -> None:
+def _add_single_run(entry: TestStats, start: datetime, result: TestResult) -> None:
+    """:func:`_add_run` for one result, without building lists: thousands of calls a session."""
+    outcome = result.outcome
+    duration = result.duration
+    entry.runs += 1
+    entry.outcomes[outcome] += 1
+    entry.total_duration += duration
+    if duration > entry.max_duration:
+        entry.max_duration = duration
+    if outcome is TestOutcome.RERUN:
+        entry.reruns += 1
+    elif outcome in _FAILING:
+        entry.failed_runs += 1
+        if entry.last_failure is None or start >= entry.last_failure:
+            entry.last_failure = start
+            entry.last_error = result.longreprtext
+    elif outcome is TestOutcome.PASSED:
+        entry.passed_runs += 1
+
+
+def _add_run(entry: TestStats, start: datetime, results: list[TestResult]) -> None:
     outcomes = [result.outcome for result in results]
     duration = sum(result.duration for result in results)
     entry.runs += 1
@@ -102,8 +135,8 @@ def _add_run(entry: TestStats, session: TestSession, results: list[TestResult]) 
     failures = [result for result in results if result.outcome in _FAILING]
     if failures:
         entry.failed_runs += 1
-        if entry.last_failure is None or session.session_start_time >= entry.last_failure:
-            entry.last_failure = session.session_start_time
+        if entry.last_failure is None or start >= entry.last_failure:
+            entry.last_failure = start
             entry.last_error = failures[-1].longreprtext
     elif TestOutcome.PASSED in outcomes:
         entry.passed_runs += 1
@@ -111,20 +144,59 @@ def _add_run(entry: TestStats, session: TestSession, results: list[TestResult]) 
 
 def slowest_tests(sessions: Iterable[TestSession], n: int = 10) -> list[TestStats]:
     """The ``n`` tests with the highest mean duration, slowest first."""
-    ranked = sorted(test_stats(sessions).values(), key=lambda s: (-s.mean_duration, s.nodeid))
-    return ranked[: max(n, 0)]
+    return _slowest(test_stats(sessions).values(), n)
 
 
 def failing_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
     """Tests that failed (or errored) in at least one session, most failures first."""
-    failing = [entry for entry in test_stats(sessions).values() if entry.failed_runs]
-    return sorted(failing, key=lambda s: (-s.failed_runs, s.nodeid))
+    return _failing(test_stats(sessions).values())
 
 
 def flaky_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
     """Tests that passed on a rerun, or both passed and failed across sessions; most unstable first."""
-    flaky = [entry for entry in test_stats(sessions).values() if entry.is_flaky]
-    return sorted(flaky, key=lambda s: (-(s.failed_runs + s.reruns), s.nodeid))
+    return _flaky(test_stats(sessions).values())
+
+
+def _slowest(stats: Iterable[TestStats], n: int) -> list[TestStats]:
+    return sorted(stats, key=lambda s: (-s.mean_duration, s.nodeid))[: max(n, 0)]
+
+
+def _failing(stats: Iterable[TestStats]) -> list[TestStats]:
+    return sorted((entry for entry in stats if entry.failed_runs), key=lambda s: (-s.failed_runs, s.nodeid))
+
+
+def _flaky(stats: Iterable[TestStats]) -> list[TestStats]:
+    unstable = (entry for entry in stats if entry.is_flaky)
+    return sorted(unstable, key=lambda s: (-(s.failed_runs + s.reruns), s.nodeid))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What :func:`summarize` found: the outcome counts and the three rankings, each cut to ``top``."""
+
+    sessions: int
+    outcomes: dict[TestOutcome, int]
+    failing: list[TestStats]
+    slowest: list[TestStats]
+    flaky: list[TestStats]
+
+
+def summarize(sessions: Iterable[TestSession], top: int = 10) -> Summary:
+    """Outcome counts and the ``top`` failing, slowest and flaky tests, from one pass over ``sessions``.
+
+    The same as calling :func:`outcome_counts`, :func:`failing_tests`,
+    :func:`slowest_tests` and :func:`flaky_tests`, which each go through every
+    result again.
+    """
+    selected = sessions if isinstance(sessions, Sequence) else list(sessions)
+    stats = test_stats(selected).values()
+    return Summary(
+        sessions=len(selected),
+        outcomes=outcome_counts(selected),
+        failing=_failing(stats)[: max(top, 0)],
+        slowest=_slowest(stats, top),
+        flaky=_flaky(stats)[: max(top, 0)],
+    )
 
 
 Check = Callable[[TestResult], bool]
@@ -211,3 +283,7 @@ class QueryResult(Sequence[TestSession]):
     def flaky_tests(self) -> list[TestStats]:
         """See :func:`flaky_tests`."""
         return flaky_tests(self._sessions)
+
+    def summarize(self, top: int = 10) -> Summary:
+        """See :func:`summarize`."""
+        return summarize(self._sessions, top)
