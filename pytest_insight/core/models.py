@@ -161,10 +161,10 @@ def _time_as_written(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    offset = parsed.utcoffset()
-    if offset is None:
+    zone = parsed.tzinfo
+    if zone is None:
         parsed = parsed.replace(tzinfo=UTC)
-    elif offset:
+    elif zone is not UTC and parsed.utcoffset():  # "+00:00" parses to the UTC singleton: no call
         return None
     return parsed if EARLIEST <= parsed <= LATEST else None
 
