@@ -379,4 +379,4 @@ def _outcome_value(outcome: TestOutcome | None) -> str | None:
 
 
 def _format_time(value: datetime) -> str:
-    return to_utc(value).isoformat()
+    return value.isoformat() if value.tzinfo is UTC else to_utc(value).isoformat()
