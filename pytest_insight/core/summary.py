@@ -182,11 +182,11 @@ class Summary:
 
 
 def summarize(sessions: Iterable[TestSession], top: int = 10) -> Summary:
-    """Outcome counts and the ``top`` failing, slowest and flaky tests, from one pass over ``sessions``.
+    """Outcome counts and the ``top`` failing, slowest and flaky tests of ``sessions``.
 
     The same as calling :func:`outcome_counts`, :func:`failing_tests`,
-    :func:`slowest_tests` and :func:`flaky_tests`, which each go through every
-    result again.
+    :func:`slowest_tests` and :func:`flaky_tests`, but the statistics behind
+    the three rankings are gathered once instead of three times.
     """
     selected = sessions if isinstance(sessions, Sequence) else list(sessions)
     stats = test_stats(selected).values()
