@@ -1,0 +1,95 @@
+"""Decoding and summarising sessions shaped like real ones, beside the ways they would otherwise go.
+
+Run with ``python -m tests.bench.decode [--sessions 200] [--results 1000] [--rounds 5]``.
+Prints the best time over the rounds, in ms per session, for:
+
+- ``decode``: a bundle line to a ``TestSession`` through :class:`BundleDecoder`
+  (orjson when installed, the inline checks of results as written), beside
+  the same lines through ``json.loads`` and ``TestSession.from_dict``, which
+  is what decoding costs without orjson;
+- ``encode``: a session to its canonical bundle line (``encode_session``);
+- ``summarize``: the counts and the three rankings of ``insight summary`` in
+  one call, beside ``outcome_counts``, ``failing_tests``, ``slowest_tests``
+  and ``flaky_tests`` called one after the other.
+
+Everything runs under ``insight``'s garbage-collection policy
+(:func:`~pytest_insight.cli.main.rare_full_collections`), and each step keeps
+what it decodes, as an import batch or a query does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from pytest_insight.cli.main import rare_full_collections
+from pytest_insight.core import fastjson
+from pytest_insight.core.bundle import encode_session
+from pytest_insight.core.decoding import BundleDecoder
+from pytest_insight.core.models import TestSession
+from pytest_insight.core.summary import failing_tests, flaky_tests, outcome_counts, slowest_tests, summarize
+from tests.conftest import BASE_TIME, build_session
+
+__all__ = ["main"]
+
+
+def _best(rounds: int, work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Time each step and print one line per step and peer."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--results", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    options = parser.parse_args(argv)
+    sessions = [
+        build_session(f"bench-{n:05d}", start=BASE_TIME + timedelta(minutes=n), tests=options.results)
+        for n in range(options.sessions)
+    ]
+    lines = [encode_session(session).line for session in sessions]
+    data = b"\n".join(lines) + b"\n"
+
+    def ours() -> None:
+        decoded = list(BundleDecoder("bench", compressed=False).feed(data))
+        assert len(decoded) == len(sessions)
+
+    def standard() -> None:  # keeps what it decodes, as ``ours`` does: the collector sees as many objects
+        decoded = [TestSession.from_dict(json.loads(line.decode())) for line in lines]
+        assert len(decoded) == len(sessions)
+
+    def separately() -> None:
+        outcome_counts(sessions)
+        failing_tests(sessions)
+        slowest_tests(sessions)
+        flaky_tests(sessions)
+
+    rows = [
+        (f"decode ({fastjson.BACKEND})", ours, "json.loads + from_dict", standard),
+        ("encode", lambda: [encode_session(s) for s in sessions], None, None),
+        ("summarize", lambda: summarize(sessions), "the four summaries", separately),
+    ]
+    per = 1e3 / len(sessions)
+    print(f"{len(sessions)} sessions of {options.results} results, best of {options.rounds} rounds")
+    print(f"{'step':<28}{'ms/session':>11}   {'peer':<26}{'ms/session':>11}{'speed-up':>10}")
+    with rare_full_collections():  # as ``insight`` runs
+        for name, work, peer_name, peer in rows:
+            ours_ms = _best(options.rounds, work) * per
+            if peer is None or peer_name is None:
+                print(f"{name:<28}{ours_ms:>11.2f}")
+                continue
+            peer_ms = _best(options.rounds, peer) * per
+            print(f"{name:<28}{ours_ms:>11.2f}   {peer_name:<26}{peer_ms:>11.2f}{peer_ms / ours_ms:>9.2f}x")
+
+
+if __name__ == "__main__":
+    main()
