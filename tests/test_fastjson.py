@@ -103,3 +103,10 @@ def test_an_integer_beyond_64_bits_is_left_to_json(number: int) -> None:
     with pytest.raises(AssertionError, match=r"json\.loads was called"):
         fastjson.loads(data, refuse)
     assert fastjson.loads(data, json.loads)["testing_system"]["memory"] == number
+
+
+def test_without_orjson_everything_goes_to_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fastjson, "_fast", None)
+    with pytest.raises(AssertionError, match=r"json\.loads was called"):
+        fastjson.loads(b"[1]", refuse)
+    assert fastjson.loads(b"[1]", json.loads) == [1]
