@@ -496,11 +496,14 @@ def generated(runs: list[list[tuple[str, TestOutcome, float, str]]]) -> list[Tes
     ]
 
 
-@given(_RUNS)
+@given(_RUNS, st.booleans())
 def test_a_test_with_one_result_in_a_session_counts_as_the_general_path_counts_it(
-    runs: list[list[tuple[str, TestOutcome, float, str]]],
+    runs: list[list[tuple[str, TestOutcome, float, str]]], repeated: bool
 ) -> None:
     sessions = generated(runs)
+    if repeated:  # the same result object twice in a session is two results, as a list would hold it
+        for each in sessions:
+            each.test_results.extend(each.test_results[:1])
     expected: dict[str, TestStats] = {}
     for each in sessions:  # every node id's results as a list, even a list of one
         grouped: dict[str, list[TestResult]] = {}

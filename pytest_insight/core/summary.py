@@ -86,10 +86,12 @@ def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
         # most node ids have one result a session: a list only for the others (reruns, teardown errors)
         grouped: dict[str, TestResult | list[TestResult]] = {}
         for result in session.test_results:
-            earlier = grouped.setdefault(result.nodeid, result)
-            if isinstance(earlier, list):
+            earlier = grouped.get(result.nodeid)
+            if earlier is None:
+                grouped[result.nodeid] = result
+            elif isinstance(earlier, list):
                 earlier.append(result)
-            elif earlier is not result:
+            else:
                 grouped[result.nodeid] = [earlier, result]
         for nodeid, results in grouped.items():
             entry = stats.get(nodeid)
