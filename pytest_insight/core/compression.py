@@ -15,7 +15,16 @@ from __future__ import annotations
 import zlib
 from typing import Protocol, cast
 
-__all__ = ["ERRORS", "BACKEND", "GzipWriter", "Inflater", "gzip_compress", "inflater", "not_gzip"]
+__all__ = [
+    "BACKEND",
+    "ERRORS",
+    "GZIP_MAGIC",
+    "GzipWriter",
+    "Inflater",
+    "gzip_compress",
+    "inflater",
+    "not_gzip",
+]
 
 
 class _Deflater(Protocol):
@@ -85,7 +94,8 @@ def gzip_compress(raw: bytes) -> bytes:
     return bytes(data)
 
 
-_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first two bytes of every gzip member."""
 
 
 def not_gzip(head: bytes) -> str | None:
@@ -94,7 +104,7 @@ def not_gzip(head: bytes) -> str | None:
     ISA-L waits for a whole 10-byte header before it complains, so a short
     object of plain text would otherwise pass for a truncated gzip stream.
     """
-    if not head or _MAGIC.startswith(head[:2]):
+    if not head or GZIP_MAGIC.startswith(head[:2]):
         return None
     return f"not gzip data (it starts with {head[:8]!r}); a bundle is gzipped JSON Lines"
 

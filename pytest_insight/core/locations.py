@@ -25,6 +25,7 @@ import anyio
 import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
+from pytest_insight.core.compression import GZIP_MAGIC
 from pytest_insight.core.decoding import (
     BundleDecoder,
     DecodedItem,
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
 _BUNDLE_SUFFIXES = (BUNDLE_SUFFIX, ".json.gz")
 
 
@@ -204,7 +204,7 @@ class FileSource:
         try:
             async with await anyio.open_file(self.path, "rb") as stream:
                 head = await stream.read(_CHUNK)
-                if not head.startswith(_GZIP_MAGIC) and not self.path.name.endswith((".jsonl", ".ndjson")):
+                if not head.startswith(GZIP_MAGIC) and not self.path.name.endswith((".jsonl", ".ndjson")):
                     data = head + await stream.read(max(limits.max_bytes + 1 - len(head), 0))
                     try:
                         for item in decode_document(data, source, limits):
@@ -212,7 +212,7 @@ class FileSource:
                     except InvalidDataError as exc:
                         yield exc
                     return
-                decoder = BundleDecoder(source, limits, compressed=head.startswith(_GZIP_MAGIC))
+                decoder = BundleDecoder(source, limits, compressed=head.startswith(GZIP_MAGIC))
                 chunk = head
                 try:
                     while chunk:
