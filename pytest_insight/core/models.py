@@ -379,4 +379,5 @@ def _outcome_value(outcome: TestOutcome | None) -> str | None:
 
 
 def _format_time(value: datetime) -> str:
+    # to_utc's first check, inlined: every result of every encoded session formats two times
     return value.isoformat() if value.tzinfo is UTC else to_utc(value).isoformat()

@@ -116,10 +116,7 @@ def _add_single_run(entry: TestStats, start: datetime, result: TestResult) -> No
     if outcome is TestOutcome.RERUN:
         entry.reruns += 1
     elif outcome in _FAILING:
-        entry.failed_runs += 1
-        if entry.last_failure is None or start >= entry.last_failure:
-            entry.last_failure = start
-            entry.last_error = result.longreprtext
+        _add_failure(entry, start, result)
     elif outcome is TestOutcome.PASSED:
         entry.passed_runs += 1
 
@@ -136,12 +133,17 @@ def _add_run(entry: TestStats, start: datetime, results: list[TestResult]) -> No
     entry.max_duration = max(entry.max_duration, duration)
     failures = [result for result in results if result.outcome in _FAILING]
     if failures:
-        entry.failed_runs += 1
-        if entry.last_failure is None or start >= entry.last_failure:
-            entry.last_failure = start
-            entry.last_error = failures[-1].longreprtext
+        _add_failure(entry, start, failures[-1])
     elif TestOutcome.PASSED in outcomes:
         entry.passed_runs += 1
+
+
+def _add_failure(entry: TestStats, start: datetime, last: TestResult) -> None:
+    """Count a failed run; the latest session's failure text is the one kept."""
+    entry.failed_runs += 1
+    if entry.last_failure is None or start >= entry.last_failure:
+        entry.last_failure = start
+        entry.last_error = last.longreprtext
 
 
 def slowest_tests(sessions: Iterable[TestSession], n: int = 10) -> list[TestStats]:
