@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError, ConnectionClosedError, NoCredential
 
 from pytest_insight.errors import ConfigurationError, NotFoundError
 from pytest_insight.storage.s3 import S3Backend
-from pytest_insight.storage.s3_direct import DirectObjects, crc32_header
+from pytest_insight.storage.s3_direct import HTTP_VARIABLE, DirectObjects, crc32_header
 from tests.s3servers import S3Target
 
 KEYS = [
@@ -140,6 +140,53 @@ def test_an_unsigned_client_sends_no_signature(moto_server_s3: S3Target) -> None
     )
     assert DirectObjects(client, moto_server_s3.bucket).get("public", 100).body == b"open"
     assert "authorization" not in {name.lower() for name in sent[0]}
+
+
+def _count_session_sends(client: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The methods of the requests that go out through the client's botocore HTTP session."""
+    session = client._endpoint.http_session
+    through: list[str] = []
+    real = session.send
+
+    def send(request: Any) -> Any:
+        through.append(request.method)
+        return real(request)
+
+    monkeypatch.setattr(session, "send", send)
+    return through
+
+
+@pytest.mark.parametrize("variable", [None, "botocore"])
+def test_a_plain_http_endpoint_gets_our_connections_unless_told_otherwise(
+    moto_server_s3: S3Target, monkeypatch: pytest.MonkeyPatch, variable: str | None
+) -> None:
+    if variable is not None:
+        monkeypatch.setenv(HTTP_VARIABLE, variable)
+    client = boto3.client("s3", endpoint_url=moto_server_s3.endpoint_url)
+    through = _count_session_sends(client, monkeypatch)
+    direct = DirectObjects(client, moto_server_s3.bucket)
+    assert direct.put("k", b"data", content_type="text/plain", metadata={})
+    assert direct.get("k", 100).body == b"data"
+    assert through == ([] if variable is None else ["PUT", "GET"])
+
+
+def test_a_proxied_endpoint_keeps_botocores_session(
+    moto_server_s3: S3Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from botocore.config import Config
+
+    proxy = Config(proxies={"http": "http://proxy.invalid:3128"})
+    client: Any = boto3.client("s3", endpoint_url=moto_server_s3.endpoint_url, config=proxy)
+    session = client._endpoint.http_session
+    sent: list[str] = []
+
+    def send(request: Any) -> AWSResponse:  # stands in for the proxy, which does not exist
+        sent.append(request.url)
+        return AWSResponse(request.url, 200, HTTPHeaders(), _Raw(b"via proxy"))
+
+    monkeypatch.setattr(session, "send", send)
+    assert DirectObjects(client, moto_server_s3.bucket).get("k", 100).body == b"via proxy"
+    assert sent == [f"{moto_server_s3.endpoint_url}/{moto_server_s3.bucket}/k"]
 
 
 class _Raw(io.BytesIO):

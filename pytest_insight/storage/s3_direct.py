@@ -10,7 +10,10 @@ import, are sent here instead, over the client's own parts:
   endpoint, with the bucket addressed as the client addresses it;
 - SigV4 as botocore signs S3 requests (:mod:`~pytest_insight.storage.s3_sigv4`,
   which keeps the day's signing key);
-- its pooled HTTP session (proxies, TLS settings, timeouts, pool size);
+- its HTTP session for TLS and proxies; a plain ``http://`` endpoint without
+  a proxy gets our own keep-alive connections instead
+  (:mod:`~pytest_insight.storage.s3_wire`), with the client's timeouts and
+  pool size, unless ``PYTEST_INSIGHT_S3_HTTP=botocore``;
 - its ``before-send`` event, so moto's ``mock_aws`` and other handlers that
   answer requests still do;
 - its retry mode and attempt count, through botocore's own retry handlers
@@ -27,13 +30,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
@@ -54,10 +58,13 @@ from urllib3.exceptions import HTTPError as URLLib3Error
 
 from pytest_insight.storage.s3_retries import DirectRetries
 from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, Signer
+from pytest_insight.storage.s3_wire import ERROR_BODY_LIMIT, WirePool, WireResponse
 
-__all__ = ["DirectObjects", "Fetched", "crc32_header"]
+__all__ = ["HTTP_VARIABLE", "DirectObjects", "Fetched", "crc32_header"]
 
-_ERROR_BODY_LIMIT = 64 << 10  # an error document is small; never read more of it
+HTTP_VARIABLE = "PYTEST_INSIGHT_S3_HTTP"
+"""Set to ``botocore`` to send every request through botocore's HTTP session."""
+
 _META = "x-amz-meta-"
 _REDIRECTS = frozenset({301, 307, 400})  # AWS's answers to a request sent to the bucket's wrong region
 T = TypeVar("T")
@@ -139,6 +146,32 @@ class _BodyError(Exception):
         self.error = error
 
 
+def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """The user metadata among response headers (names lower case), without their prefix."""
+    return {name[len(_META) :]: value for name, value in headers.items() if name.startswith(_META)}
+
+
+def _answer_of(response: AWSResponse, max_bytes: int) -> WireResponse:
+    """A botocore response, its body read (up to ``max_bytes``; an error's up to :data:`ERROR_BODY_LIMIT`).
+
+    Raises:
+        _BodyError: the body broke off.
+    """
+    raw = response.raw
+    headers = {name.lower(): value for name, value in response.headers.items()}
+    limit = max_bytes if response.status_code < 300 else ERROR_BODY_LIMIT
+    length = int(headers.get("content-length", -1))
+    try:
+        body = None if length > limit else bytes(raw.read(limit + 1))
+    except (OSError, URLLib3Error) as exc:
+        raw.close()  # a connection with part of a body left on it cannot be reused
+        raise _BodyError(ConnectionClosedError(endpoint_url=response.url, error=exc)) from exc
+    if body is None or len(body) > limit:
+        raw.close()
+        return WireResponse(response.status_code, headers, None, max(length, len(body or b"")))
+    return WireResponse(response.status_code, headers, body, length)
+
+
 class DirectObjects:
     """GET and conditional PUT of whole objects in one bucket, through a boto3 client's parts.
 
@@ -158,6 +191,7 @@ class DirectObjects:
         self._signer = Signer(self._region)
         self._unsigned = client.meta.config.signature_version is UNSIGNED
         self._base: tuple[str, str, str] | None = None
+        self._wire: WirePool | None = None
         self._lock = threading.Lock()
 
     # -- the client's parts ---------------------------------------------------
@@ -180,6 +214,7 @@ class DirectObjects:
             self._region = region
             self._signer = Signer(region)
             self._base = base
+            self._wire = self._wire_for(base[0])
         return True
 
     def _target(self) -> tuple[str, str, str]:
@@ -187,8 +222,27 @@ class DirectObjects:
         if self._base is None:
             with self._lock:
                 if self._base is None:
-                    self._base = _bucket_url(self._client, self._bucket)
+                    base = _bucket_url(self._client, self._bucket)
+                    self._wire = self._wire_for(base[0])
+                    self._base = base
         return self._base
+
+    def _wire_for(self, origin: str) -> WirePool | None:
+        """Our own connections to a plain ``http://`` origin without a proxy; None: botocore's session."""
+        session = self._client._endpoint.http_session
+        if (
+            not origin.startswith("http://")
+            or os.environ.get(HTTP_VARIABLE, "").strip().lower() == "botocore"
+            or session._proxy_config.proxy_url_for(origin)
+        ):
+            return None
+        config = self._client.meta.config
+        return WirePool(
+            origin,
+            size=config.max_pool_connections,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
 
     def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:
         origin, host, prefix = self._target()
@@ -224,16 +278,23 @@ class DirectObjects:
             return UNSIGNED_PAYLOAD
         return hashlib.sha256(body).hexdigest()
 
-    def _send(self, operation: str, request: AWSPreparedRequest) -> AWSResponse:
+    def _send(self, operation: str, request: AWSPreparedRequest, max_bytes: int) -> WireResponse:
+        """Send ``request``; read at most ``max_bytes`` of a successful answer's body."""
         self._retries.sending(self._models[operation], request)
         for _, answer in self._events.emit(f"before-send.s3.{operation}", request=request):
             if answer is not None:  # moto's mock_aws, or another handler that answers requests
-                return answer  # type: ignore[no-any-return]
-        return self._client._endpoint.http_session.send(request)  # type: ignore[no-any-return]
+                return _answer_of(answer, max_bytes)
+        wire = self._wire
+        if wire is not None and request.url.startswith(wire.origin):
+            target = request.url[len(wire.origin) :]
+            headers = cast("Mapping[str, str]", request.headers)  # the HeadersDict ``_sign`` made
+            body = request.body if isinstance(request.body, bytes) else b""
+            return wire.request(request.method, target, headers, body, max_bytes=max_bytes)
+        return _answer_of(self._client._endpoint.http_session.send(request), max_bytes)
 
     # -- attempts -------------------------------------------------------------
 
-    def _attempt(self, operation: str, once: Callable[[], tuple[T, AWSResponse]]) -> T:
+    def _attempt(self, operation: str, once: Callable[[], tuple[T, int]]) -> T:
         """Call ``once()`` until it answers or the client's retry handlers stop retrying."""
         model = self._models[operation]
         context: dict[str, Any] = {}  # the call's retry state, kept across its attempts
@@ -263,24 +324,26 @@ class DirectObjects:
             attempt += 1
 
     @staticmethod
-    def _error(operation: str, response: AWSResponse, body: bytes) -> _Refused:
+    def _error(operation: str, url: str, answer: WireResponse) -> _Refused:
         code = message = region = ""
         try:
             # the configured endpoint's error document, parsed as botocore parses it
-            document = ElementTree.fromstring(body[:_ERROR_BODY_LIMIT])  # noqa: S314
+            document = ElementTree.fromstring((answer.body or b"")[:ERROR_BODY_LIMIT])  # noqa: S314
         except ElementTree.ParseError:
             pass
         else:
             code, message = document.findtext("Code") or "", document.findtext("Message") or ""
             region = document.findtext("Region") or ""
         error_response: Any = {
-            "Error": {"Code": code or str(response.status_code), "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": response.status_code},
+            "Error": {"Code": code or str(answer.status), "Message": message},
+            "ResponseMetadata": {"HTTPStatusCode": answer.status},
         }
-        if response.status_code in _REDIRECTS:
-            region = response.headers.get("x-amz-bucket-region") or region
-        else:
-            region = ""
+        redirected = answer.status in _REDIRECTS
+        region = (answer.headers.get("x-amz-bucket-region") or region) if redirected else ""
+        headers = HTTPHeaders()
+        for name, value in answer.headers.items():
+            headers[name] = value
+        response = AWSResponse(url, answer.status, headers, None)
         return _Refused(error_response, operation, response, region)
 
     # -- the two calls ----------------------------------------------------------
@@ -296,46 +359,26 @@ class DirectObjects:
             botocore.exceptions.BotoCoreError: the connection or the body still failed on the last attempt.
         """
 
-        def once() -> tuple[Fetched, AWSResponse]:
+        def once() -> tuple[Fetched, int]:
             request = self._sign("GET", key, {"x-amz-checksum-mode": "ENABLED"})
-            response = self._send("GetObject", request)
-            headers, raw = response.headers, response.raw
-            try:
-                if response.status_code >= 300:
-                    raise self._error("GetObject", response, raw.read(_ERROR_BODY_LIMIT))
-                length = int(headers.get("content-length", -1))
-                etag = headers.get("etag", "")
-                metadata = {
-                    name.lower()[len(_META) :]: value
-                    for name, value in headers.items()
-                    if name.lower().startswith(_META)
-                }
-                body = b"" if length > max_bytes else self._read(raw, max_bytes + 1)
-                if length > max_bytes or len(body) > max_bytes:  # not read on: a bomb stays on the wire
-                    raw.close()
-                    return Fetched(None, etag, max(length, len(body)), metadata), response
-                if 0 <= length != len(body):
-                    raise _BodyError(ConnectionClosedError(endpoint_url=request.url))
-                expected = headers.get("x-amz-checksum-crc32")
-                if expected is not None and expected != crc32_header(body):
-                    raise _BodyError(
-                        FlexibleChecksumError(
-                            error_msg=f"expected CRC32 {expected}, computed {crc32_header(body)}"
-                        )
-                    )
-                return Fetched(body, etag, len(body), metadata), response
-            except BaseException:
-                raw.close()  # a connection with part of a body left on it cannot be reused
-                raise
+            answer = self._send("GetObject", request, max_bytes)
+            if answer.status >= 300:
+                raise self._error("GetObject", request.url, answer)
+            headers, body = answer.headers, answer.body
+            etag = headers.get("etag", "")
+            metadata = _metadata(headers)
+            if body is None:  # not read on: a bomb stays on the wire
+                return Fetched(None, etag, answer.length, metadata), answer.status
+            if 0 <= answer.length != len(body):
+                raise _BodyError(ConnectionClosedError(endpoint_url=request.url))
+            expected = headers.get("x-amz-checksum-crc32")
+            computed = crc32_header(body) if expected is not None else None
+            if expected != computed:
+                message = f"expected CRC32 {expected}, computed {computed}"
+                raise _BodyError(FlexibleChecksumError(error_msg=message))
+            return Fetched(body, etag, len(body), metadata), answer.status
 
         return self._attempt("GetObject", once)
-
-    @staticmethod
-    def _read(raw: Any, most: int) -> bytes:
-        try:
-            return bytes(raw.read(most))
-        except (OSError, URLLib3Error) as exc:
-            raise _BodyError(ConnectionClosedError(endpoint_url="", error=exc)) from exc
 
     def put(
         self,
@@ -364,12 +407,13 @@ class DirectObjects:
             **{f"{_META}{name}": value for name, value in metadata.items()},
         }
 
-        def once() -> tuple[str | None, AWSResponse]:
-            response = self._send("PutObject", self._sign("PUT", key, headers, data))
-            if response.status_code == 412:
-                return None, response
-            if response.status_code >= 300:
-                raise self._error("PutObject", response, response.content)
-            return response.headers.get("etag", ""), response
+        def once() -> tuple[str | None, int]:
+            request = self._sign("PUT", key, headers, data)
+            answer = self._send("PutObject", request, ERROR_BODY_LIMIT)
+            if answer.status == 412:
+                return None, answer.status
+            if answer.status >= 300:
+                raise self._error("PutObject", request.url, answer)
+            return answer.headers.get("etag", ""), answer.status
 
         return self._attempt("PutObject", once)

@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
+from botocore.compat import HTTPHeaders
 from botocore.hooks import HierarchicalEmitter, first_non_none_response
 from botocore.model import OperationModel
 from botocore.retries import adaptive, standard
@@ -86,11 +87,10 @@ class DirectRetries:
         wait = first_non_none_response(answers)
         return None if wait is None or wait is False else float(wait)
 
-    def succeeded(
-        self, model: OperationModel, attempt: int, context: dict[str, Any], response: AWSResponse
-    ) -> None:
-        """After the attempt that answered (a 412 included): the limiter and the quota hear of it."""
-        parsed = {"ResponseMetadata": {"HTTPStatusCode": response.status_code}}
+    def succeeded(self, model: OperationModel, attempt: int, context: dict[str, Any], status: int) -> None:
+        """After the attempt that answered ``status`` (412 too): the limiter and the quota hear of it."""
+        response = AWSResponse("", status, HTTPHeaders(), None)
+        parsed = {"ResponseMetadata": {"HTTPStatusCode": status}}
         self.delay(model, attempt, context, response=(response, parsed))
         self._events.emit(
             f"after-call.s3.{model.name}", http_response=response, parsed=parsed, model=model, context=context
