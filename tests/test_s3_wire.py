@@ -41,6 +41,7 @@ class ScriptedServer:
     connections: int = 0
     closed: threading.Event = field(default_factory=threading.Event)  # a client closed a connection
     hung_up: threading.Event = field(default_factory=threading.Event)  # the server closed one
+    read_bodies: bool = True  # False: answer after the head, leaving the body unread
     listener: socket.socket = field(default_factory=lambda: socket.create_server(("127.0.0.1", 0)))
 
     @property
@@ -60,7 +61,7 @@ class ScriptedServer:
         with connection, connection.makefile("rb") as reader:
             while True:
                 try:
-                    request = self._read_request(reader)
+                    request = self._read_request(reader, self.read_bodies)
                 except ConnectionError:  # reset: the client closed with our answer unread
                     request = None
                 if request is None:
@@ -72,7 +73,7 @@ class ScriptedServer:
                     return
 
     @staticmethod
-    def _read_request(reader: BinaryIO) -> bytes | None:
+    def _read_request(reader: BinaryIO, body: bool) -> bytes | None:
         head = b""
         while not head.endswith(b"\r\n\r\n"):
             byte = reader.read(1)
@@ -81,7 +82,7 @@ class ScriptedServer:
             head += byte
         lines = head.lower().split(b"\r\n")
         length = next((int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length")), 0)
-        return head + reader.read(length)
+        return head + reader.read(length) if body else head
 
 
 @pytest.fixture
@@ -289,6 +290,23 @@ def test_a_large_body_is_sent_whole(server: ScriptedServer) -> None:
     )
     assert response.status == 200
     assert server.requests[0].endswith(b"\r\n\r\n" + data)
+
+
+def test_an_answer_sent_before_the_body_was_read_is_read(server: ScriptedServer) -> None:
+    def refuse(connection: socket.socket, _: bytes) -> bool:
+        connection.sendall(
+            ok(b"<Error><Code>AccessDenied</Code></Error>").replace(b"200 OK", b"403 Forbidden")
+        )
+        return False  # closes with the body unread: the client's send breaks (reset)
+
+    server.replies.append(refuse)
+    server.read_bodies = False
+    data = b"x" * (16 << 20)  # more than the socket buffers take
+    response = pool(server).request(
+        "PUT", "/b/k", {"host": "x", "content-length": str(len(data))}, data, max_bytes=10
+    )
+    assert response.status == 403
+    assert response.body == b"<Error><Code>AccessDenied</Code></Error>"
 
 
 def test_a_header_with_a_line_break_is_refused_before_sending(server: ScriptedServer) -> None:

@@ -187,30 +187,47 @@ class WirePool:
         sock.settimeout(self._read_timeout)
         return _Connection(sock)
 
+    @staticmethod
+    def _send(connection: _Connection, head: bytes, body: bytes) -> tuple[bytes, bool]:
+        """Send a request; return the status line of its answer, and whether the request went whole.
+
+        A server may answer and close before it has read the whole body (a
+        refused upload): the answer is read all the same.
+
+        Raises:
+            _Broken: the connection failed, and no answer came.
+        """
+        failure: OSError | None = None
+        try:
+            if len(body) <= _READ_SIZE:
+                connection.sock.sendall(head + body)
+            else:  # no copy of a large body
+                connection.sock.sendall(head)
+                connection.sock.sendall(body)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            failure = exc
+        try:
+            status_line = connection.reader.readline(_LINE_LIMIT + 1)
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise _Broken() from failure or exc
+        if not status_line:
+            raise _Broken() from failure
+        return status_line, failure is None
+
     def _exchange(
         self, connection: _Connection, head: bytes, body: bytes, method: str, max_bytes: int
     ) -> tuple[WireResponse, bool]:
         """Send and read one exchange; return the response and whether the connection can be reused."""
         url = self.origin
         try:
-            try:
-                if len(body) <= _READ_SIZE:
-                    connection.sock.sendall(head + body)
-                else:  # no copy of a large body
-                    connection.sock.sendall(head)
-                    connection.sock.sendall(body)
-                status_line = connection.reader.readline(_LINE_LIMIT + 1)
-            except (ConnectionResetError, BrokenPipeError) as exc:
-                raise _Broken() from exc
-            if not status_line:
-                raise _Broken()
+            status_line, sent = self._send(connection, head, body)
             reader = connection.reader
             status, version = _status(status_line)
             headers = _headers(reader)
             while 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
                 status, version = _status(reader.readline(_LINE_LIMIT + 1))
                 headers = _headers(reader)
-            keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
+            keep = sent and version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
             limit = max_bytes if status < 300 else ERROR_BODY_LIMIT
             if method == "HEAD" or status in _NO_BODY:
                 return WireResponse(status, headers, b"", 0), keep
