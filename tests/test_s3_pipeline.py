@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import aclosing
@@ -21,7 +22,9 @@ from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage,
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local import LocalBackend
 from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3_listing import FIRST_PAGE_KEYS
 from pytest_insight.storage.s3_pipeline import KEY_BUFFER_FACTOR
+from pytest_insight.storage.s3_reads import INLINE_DECODE_BYTES
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import RequestLog, S3Target
 
@@ -100,6 +103,37 @@ def test_memory_is_bounded_by_the_buffers_not_the_prefix(
     assert run_sync(slow_consumer) == 60
     assert max(held) <= bound
     assert KEY_BUFFER_FACTOR >= 1
+
+
+def test_the_next_listing_page_is_asked_for_while_the_workers_have_keys(
+    mock_s3: S3Target, make_session: MakeSession
+) -> None:
+    publish(mock_s3, make_session, FIRST_PAGE_KEYS + 20)
+    counter = InFlight(mock_s3.client, hold=2)
+    downloads_before_each_page: list[int] = []
+    mock_s3.client.meta.events.register(
+        "before-send.s3.ListObjectsV2", lambda **_: downloads_before_each_page.append(counter.started)
+    )
+    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client, concurrency=2)
+    assert len(storage.load_sessions()) == FIRST_PAGE_KEYS + 20
+    first, second = downloads_before_each_page
+    assert first == 0
+    assert second < FIRST_PAGE_KEYS // 2  # not once the first page's keys have all been taken
+
+
+@pytest.mark.parametrize("noise", [0, INLINE_DECODE_BYTES])  # decoded on the event loop / in a thread
+def test_a_bundle_reads_back_whole_whatever_its_size(
+    mock_s3: S3Target, make_session: MakeSession, noise: int
+) -> None:
+    session = make_session(tags={"noise": os.urandom(noise).hex()})  # random text: gzip leaves it large
+    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client)
+    run_sync(backend.write, [encode_session(session)])
+    (key,) = mock_s3.keys("team")
+    size = mock_s3.client.head_object(Bucket=mock_s3.bucket, Key=key)["ContentLength"]
+    assert (size > INLINE_DECODE_BYTES) == (noise > 0)
+    stored = run_sync(backend.read_bundle, key)
+    assert (stored.failure, stored.errors) == (None, [])
+    assert stored.sessions == [session]
 
 
 def test_stopping_early_cancels_the_remaining_transfers(mock_s3: S3Target, make_session: MakeSession) -> None:

@@ -5,7 +5,8 @@ days before the first wanted one (``StartAfter``) and stopping after the
 last; a date range over every SUT lists the SUT prefixes (``Delimiter``)
 and then each one the same way. A store opened on a prefix inside the layout
 (``team/v1/sut=api`` or one day) lists only that part. Pages are yielded as
-they arrive, so a download pipeline starts on the first page.
+they arrive, so a download pipeline starts on the first page, which is
+short for that reason.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from pytest_insight.storage.s3_reads import S3Reader
 
 __all__ = [
+    "FIRST_PAGE_KEYS",
+    "PAGE_KEYS",
     "ListedObject",
     "covers",
     "list_keys",
@@ -36,6 +39,13 @@ __all__ = [
 ]
 
 _INSTANT = timedelta(microseconds=1)
+
+PAGE_KEYS = 1000
+"""Keys in a full ``ListObjectsV2`` page (the most S3 sends)."""
+
+FIRST_PAGE_KEYS = 100
+"""Keys asked for in a listing's first page: a server takes time in proportion to the keys it lists
+(SeaweedFS about 0.5 ms a key), and downloads start on the first page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +95,7 @@ async def list_pages(
     """
     token: str | None = None
     while True:
-        extra: dict[str, str] = {"ContinuationToken": token} if token else {}
+        extra: dict[str, Any] = {"ContinuationToken": token} if token else {"MaxKeys": FIRST_PAGE_KEYS}
         if after and not token:
             extra["StartAfter"] = after
         if delimiter:

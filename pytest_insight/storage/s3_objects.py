@@ -16,7 +16,7 @@ from pytest_insight.storage.s3_codec import decode_verified
 if TYPE_CHECKING:
     from pytest_insight.storage.s3_reads import S3Reader
 
-__all__ = ["StoredBundle", "bundle_metadata", "read_object"]
+__all__ = ["Downloaded", "StoredBundle", "bundle_metadata", "decode_object", "fetch_object"]
 
 
 @dataclass(slots=True)
@@ -31,6 +31,17 @@ class StoredBundle:
     failure: StorageError | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """One bundle object's bytes as downloaded, not decoded yet."""
+
+    key: str
+    uri: str
+    body: bytes
+    etag: str
+    bundle_id: str  # what the SHA-256 of its content must start with
+
+
 def bundle_metadata(bundle: Bundle) -> dict[str, str]:
     """The object metadata of a bundle: its id, schema version, session count and producer."""
     return {
@@ -41,12 +52,16 @@ def bundle_metadata(bundle: Bundle) -> dict[str, str]:
     }
 
 
-def read_object(backend: S3Reader, key: str, limits: Limits) -> StoredBundle:
-    """Download, verify and decode one bundle (in a worker thread); bad content is recorded, not raised.
+def fetch_object(backend: S3Reader, key: str, limits: Limits) -> Downloaded | StoredBundle:
+    """Download one bundle (in a worker thread): its bytes and the bundle id they must hash to.
 
     The download (:mod:`~pytest_insight.storage.s3_direct`) checks the length
     and the CRC32 sent on upload, retrying a body that breaks off or fails
-    them; here the SHA-256 of the content must match the bundle id.
+    them.
+
+    Returns:
+        The download, or, when it cannot be a bundle (too large, a key
+        outside the layout without a bundle id), the bundle with that error.
 
     Raises:
         botocore.exceptions.ClientError: the request failed (the caller translates it).
@@ -61,5 +76,10 @@ def read_object(backend: S3Reader, key: str, limits: Limits) -> StoredBundle:
         expected = fetched.metadata.get("bundle-id") or parse_bundle_key(key, backend.root).bundle_id
     except InvalidDataError as exc:
         return StoredBundle(key, errors=[exc.located(uri)])
-    sessions, lines, errors = decode_verified(fetched.body, uri, expected, limits)
-    return StoredBundle(key, fetched.etag, sessions, errors, lines)
+    return Downloaded(key, uri, fetched.body, fetched.etag, expected)
+
+
+def decode_object(downloaded: Downloaded, limits: Limits) -> StoredBundle:
+    """Decode a download and check it against its bundle id; bad content is recorded, not raised."""
+    sessions, lines, errors = decode_verified(downloaded.body, downloaded.uri, downloaded.bundle_id, limits)
+    return StoredBundle(downloaded.key, downloaded.etag, sessions, errors, lines)

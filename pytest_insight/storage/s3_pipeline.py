@@ -3,14 +3,17 @@
 Download pipeline::
 
     listing pages ──keys──▶ [key buffer] ──▶ N workers ──▶ [bundle buffer] ──▶ consumer
-                                        (GET + verify + decode in a worker thread)
+                              (GET in a worker thread, then verify + decode)
 
-N is the backend's ``concurrency``; each worker runs its boto3 call in a
-worker thread under one ``CapacityLimiter(N)``. The key buffer holds
-``2 * N`` keys and the bundle buffer ``N`` decoded bundles, so at most
-``2 * N + 1`` bundles are in memory (N being downloaded, N waiting, one with
-the consumer) however large the prefix is. Listing, downloading and the
-consumer's work (merging into a store) overlap.
+N is the backend's ``concurrency``; each worker runs its download in a
+worker thread under one ``CapacityLimiter(N)``. The key buffer holds a
+listing page of keys (at least ``2 * N``), so the next page is requested
+while the workers still have the last one's keys: a server takes as long to
+list a page as the workers take to download a few hundred bundles. The
+bundle buffer holds ``N`` decoded bundles, so at most ``2 * N + 1`` bundles
+are in memory (N being downloaded, N waiting, one with the consumer) however
+large the prefix is. Listing, downloading and the consumer's work (merging
+into a store) overlap.
 
 Failure policy: a bundle that cannot be read or decoded is handed on as a
 :class:`StoredBundle` carrying the failure (the consumer counts it); a
@@ -33,6 +36,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
 from pytest_insight.core.progress import ProgressCallback
+from pytest_insight.storage.s3_listing import PAGE_KEYS
 
 if TYPE_CHECKING:
     from pytest_insight.core.decoding import Limits
@@ -71,7 +75,9 @@ async def read_bundles(
     """
     workers = backend.concurrency
     limiter = anyio.CapacityLimiter(workers)
-    key_send, key_receive = anyio.create_memory_object_stream[str](workers * KEY_BUFFER_FACTOR)
+    key_send, key_receive = anyio.create_memory_object_stream[str](
+        max(workers * KEY_BUFFER_FACTOR, PAGE_KEYS)
+    )
     out_send, out_receive = anyio.create_memory_object_stream["StoredBundle | _Stop"](workers)
     failure: BaseException | None = None
 

@@ -25,10 +25,18 @@ from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3_direct import DirectObjects
 from pytest_insight.storage.s3_errors import BOTO_ERRORS, is_precondition_failed, translate
 from pytest_insight.storage.s3_listing import list_keys
-from pytest_insight.storage.s3_objects import StoredBundle, read_object
+from pytest_insight.storage.s3_objects import (
+    Downloaded,
+    StoredBundle,
+    decode_object,
+    fetch_object,
+)
 from pytest_insight.storage.s3_pipeline import read_bundles
 
-__all__ = ["S3Reader"]
+__all__ = ["INLINE_DECODE_BYTES", "S3Reader"]
+
+INLINE_DECODE_BYTES = 1 << 20
+"""The largest download decoded on the event loop (a few milliseconds of work); larger ones go to a thread."""
 
 
 class S3Reader:
@@ -98,19 +106,29 @@ class S3Reader:
     ) -> StoredBundle:
         """Download and decode one bundle; a failure is recorded in the result, never raised.
 
+        The download runs in a worker thread. A bundle of up to
+        :data:`INLINE_DECODE_BYTES` is decoded right here, on the event loop:
+        decoding holds the GIL, and handing it to threads of its own only has
+        them trade the GIL with the downloads (a third more CPU in all, on
+        2,000 bundles of 55 KB). A larger one is decoded in a worker thread,
+        so the loop is never held for long.
+
         Raises:
             ConfigurationError: there are no credentials (nothing will work).
         """
         bounds = limits or self.limits
+        work = partial(fetch_object, self, key, bounds)
         try:
-            stored: StoredBundle | None = await self.call(
-                "s3:GetObject", key, partial(read_object, self, key, bounds), limiter
-            )
+            fetched: StoredBundle | Downloaded | None = await self.call("s3:GetObject", key, work, limiter)
         except StorageError as exc:
             return StoredBundle(key, failure=exc)
-        if stored is None:  # pragma: no cover - a GET sends no condition
+        if fetched is None:  # pragma: no cover - a GET sends no condition
             raise StorageError(f"{self.object_uri(key)}: unexpected 412", uri=self.object_uri(key))
-        return stored
+        if isinstance(fetched, StoredBundle):
+            return fetched
+        if len(fetched.body) <= INLINE_DECODE_BYTES:
+            return decode_object(fetched, bounds)
+        return await anyio.to_thread.run_sync(decode_object, fetched, bounds)
 
     def read_bundles(
         self, keys: AsyncGenerator[str, None], limits: Limits | None = None
