@@ -24,6 +24,7 @@ from pytest_insight.core.layout import parse_bundle_key
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage
 from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3_direct import HTTP_VARIABLE
 from tests.conftest import BASE_TIME, build_session
 from tests.faultproxy import Fault, FaultProxy, ProxyRequest, proxied_client
 from tests.s3servers import S3Target
@@ -180,6 +181,7 @@ def partition_key(key: str) -> tuple[str, date]:
     return parsed.sut_name, parsed.day
 
 
+@pytest.mark.parametrize("transport", [None, "botocore"])  # our HTTP connections, or botocore's session
 @pytest.mark.parametrize("fault", [Fault.CORRUPT, Fault.TRUNCATE, Fault.RESET])
 def test_a_body_damaged_in_transit_is_downloaded_again_never_merged(
     seaweedfs_s3: S3Target,
@@ -187,7 +189,11 @@ def test_a_body_damaged_in_transit_is_downloaded_again_never_merged(
     through_proxy: Callable[..., Any],
     tmp_path: Path,
     fault: Fault,
+    transport: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if transport is not None:
+        monkeypatch.setenv(HTTP_VARIABLE, transport)
     sessions = spread_sessions(30, tag=f"{fault.name}-")
     keys = seed(seaweedfs_s3, "once", sessions)
     damaged: set[str] = set()

@@ -25,9 +25,28 @@ KEYS = [
 ]
 
 
-@pytest.fixture(params=["mock_s3", "moto_server_s3", "seaweedfs_s3"])
-def target(request: pytest.FixtureRequest) -> S3Target:
-    found: S3Target = request.getfixturevalue(request.param)
+@pytest.fixture(
+    params=[
+        ("mock_s3", None),
+        ("moto_server_s3", None),
+        ("moto_server_s3", "botocore"),
+        ("seaweedfs_s3", None),
+        ("seaweedfs_s3", "botocore"),
+    ],
+    ids=[
+        "mock_s3",
+        "moto_server_s3",
+        "moto_server_s3-botocore-http",
+        "seaweedfs_s3",
+        "seaweedfs_s3-botocore-http",
+    ],
+)
+def target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S3Target:
+    """A bucket, reached over our own HTTP connections or (``-botocore-http``) botocore's session."""
+    server, transport = request.param
+    if transport is not None:
+        monkeypatch.setenv(HTTP_VARIABLE, transport)
+    found: S3Target = request.getfixturevalue(server)
     return found
 
 

@@ -151,7 +151,7 @@ def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
     return {name[len(_META) :]: value for name, value in headers.items() if name.startswith(_META)}
 
 
-def _answer_of(response: AWSResponse, max_bytes: int) -> WireResponse:
+def _answer_of(response: AWSResponse, max_bytes: int, *, streamed: bool) -> WireResponse:
     """A botocore response, its body read (up to ``max_bytes``; an error's up to :data:`ERROR_BODY_LIMIT`).
 
     Raises:
@@ -161,6 +161,9 @@ def _answer_of(response: AWSResponse, max_bytes: int) -> WireResponse:
     headers = {name.lower(): value for name, value in response.headers.items()}
     limit = max_bytes if response.status_code < 300 else ERROR_BODY_LIMIT
     length = int(headers.get("content-length", -1))
+    if not streamed:  # botocore read the whole body already (an upload's answer: small)
+        content = response.content
+        return WireResponse(response.status_code, headers, content if len(content) <= limit else None, length)
     try:
         body = None if length > limit else bytes(raw.read(limit + 1))
     except (OSError, URLLib3Error) as exc:
@@ -283,14 +286,15 @@ class DirectObjects:
         self._retries.sending(self._models[operation], request)
         for _, answer in self._events.emit(f"before-send.s3.{operation}", request=request):
             if answer is not None:  # moto's mock_aws, or another handler that answers requests
-                return _answer_of(answer, max_bytes)
+                return _answer_of(answer, max_bytes, streamed=request.stream_output)
         wire = self._wire
         if wire is not None and request.url.startswith(wire.origin):
             target = request.url[len(wire.origin) :]
             headers = cast("Mapping[str, str]", request.headers)  # the HeadersDict ``_sign`` made
             body = request.body if isinstance(request.body, bytes) else b""
             return wire.request(request.method, target, headers, body, max_bytes=max_bytes)
-        return _answer_of(self._client._endpoint.http_session.send(request), max_bytes)
+        response = self._client._endpoint.http_session.send(request)
+        return _answer_of(response, max_bytes, streamed=request.stream_output)
 
     # -- attempts -------------------------------------------------------------
 
