@@ -75,6 +75,10 @@ class _Connection:
     def idle_and_open(self) -> bool:
         """Whether an idle connection can take a request: the server neither closed it nor sent anything."""
         try:
+            if hasattr(select, "poll"):  # select() cannot watch a descriptor above 1023
+                poller = select.poll()
+                poller.register(self.sock, select.POLLIN)
+                return not poller.poll(0)
             readable, _, _ = select.select([self.sock], [], [], 0)
         except (OSError, ValueError):
             return False
@@ -115,8 +119,9 @@ class WirePool:
     ) -> WireResponse:
         """Send one request and read its response.
 
-        A reused connection that fails before the response starts (the server
-        closed it while it was idle) is replaced by a new one, once.
+        When a reused connection fails before the response starts (the server
+        closed it while it was idle), the request goes again on another one;
+        a new connection that fails is an error.
 
         Args:
             method: ``GET``, ``PUT``, ...
