@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "pytest_insight.core.facade",
     "pytest_insight.core.profiles",
     "pytest_insight.core.exchange",
+    "pytest_insight.core.merging",
     "pytest_insight.core.progress",
     "pytest_insight.core.bundle",
     "pytest_insight.core.decoding",
