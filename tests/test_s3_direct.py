@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -12,12 +13,13 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.compat import HTTPHeaders
-from botocore.exceptions import ClientError, ConnectionClosedError, NoCredentialsError
+from botocore.exceptions import ClientError, ConnectionClosedError, NoCredentialsError, SSLError
 
 from pytest_insight.errors import ConfigurationError, NotFoundError
 from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3_direct import HTTP_VARIABLE, DirectObjects, crc32_header
 from tests.s3servers import S3Target
+from tests.tls import TLSFiles, make_tls_files, terminate_tls
 
 KEYS = [
     "team/v1/sut=my%20service/date=2026-11-25/abc.jsonl.gz",  # the layout's percent-encoded SUT
@@ -187,6 +189,52 @@ def test_a_plain_http_endpoint_gets_our_connections_unless_told_otherwise(
     assert direct.put("k", b"data", content_type="text/plain", metadata={})
     assert direct.get("k", 100).body == b"data"
     assert through == ([] if variable is None else ["PUT", "GET"])
+
+
+@pytest.fixture
+def seaweedfs_over_tls(seaweedfs_s3: S3Target, tmp_path: Path) -> Iterator[tuple[str, TLSFiles]]:
+    """SeaweedFS behind a TLS terminator on 127.0.0.1: its ``https://localhost:<port>`` URL, certificates."""
+    files = make_tls_files(tmp_path)
+    url = urlsplit(str(seaweedfs_s3.endpoint_url))
+    port, stop = terminate_tls(files, (url.hostname or "127.0.0.1", url.port or 80))
+    yield f"https://localhost:{port}", files
+    stop.set()
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.xdist_group("seaweedfs")
+@pytest.mark.parametrize("verify", ["ca-file", "off"])
+def test_an_https_endpoint_gets_our_connections_with_the_clients_tls_settings(
+    seaweedfs_s3: S3Target,
+    seaweedfs_over_tls: tuple[str, TLSFiles],
+    monkeypatch: pytest.MonkeyPatch,
+    verify: str,
+) -> None:
+    endpoint, files = seaweedfs_over_tls
+    client: Any = boto3.client(
+        "s3", endpoint_url=endpoint, verify=str(files.ca) if verify == "ca-file" else False
+    )
+    through = _count_session_sends(client, monkeypatch)
+    direct = DirectObjects(client, seaweedfs_s3.bucket)
+    assert direct.put("tls/k", b"over tls", content_type="text/plain", metadata={"a": "1"})
+    fetched = direct.get("tls/k", 100)
+    assert (fetched.body, fetched.metadata) == (b"over tls", {"a": "1"})
+    assert seaweedfs_s3.keys("tls/") == ["tls/k"]
+    assert through == []
+
+
+@pytest.mark.seaweedfs
+@pytest.mark.xdist_group("seaweedfs")
+def test_an_https_endpoint_with_a_certificate_not_trusted_is_refused(
+    seaweedfs_s3: S3Target, seaweedfs_over_tls: tuple[str, TLSFiles]
+) -> None:
+    from botocore.config import Config
+
+    endpoint, _ = seaweedfs_over_tls
+    client = boto3.client("s3", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(SSLError, match="certificate verify failed"):
+        DirectObjects(client, seaweedfs_s3.bucket).put("k", b"x", content_type="text/plain", metadata={})
+    assert seaweedfs_s3.keys() == []
 
 
 def test_a_proxied_endpoint_keeps_botocores_session(

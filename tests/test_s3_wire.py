@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from botocore.exceptions import (
     ConnectionClosedError,
     EndpointConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_insight.storage.s3_wire import ERROR_BODY_LIMIT, WirePool
+from tests.tls import TLSFiles, make_tls_files
 
 Reply = Callable[[socket.socket, bytes], bool]
 """Answers one request (its head and body as read) on a connection; returns whether to keep serving it."""
@@ -42,6 +45,7 @@ class ScriptedServer:
     closed: threading.Event = field(default_factory=threading.Event)  # a client closed a connection
     hung_up: threading.Event = field(default_factory=threading.Event)  # the server closed one
     read_bodies: bool = True  # False: answer after the head, leaving the body unread
+    tls: ssl.SSLContext | None = None  # serve HTTPS with these settings
     listener: socket.socket = field(default_factory=lambda: socket.create_server(("127.0.0.1", 0)))
 
     @property
@@ -58,6 +62,12 @@ class ScriptedServer:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                connection = self.tls.wrap_socket(connection, server_side=True)
+            except (OSError, ssl.SSLError):
+                connection.close()  # the client refused our certificate
+                return
         with connection, connection.makefile("rb") as reader:
             while True:
                 try:
@@ -324,6 +334,36 @@ def test_a_pool_dropped_unclosed_closes_its_connections(server: ScriptedServer) 
     assert server.closed.wait(10)
 
 
-def test_only_plain_http_origins_are_taken() -> None:
-    with pytest.raises(ValueError, match="plain http"):
+def test_an_origin_must_match_its_tls_settings() -> None:
+    with pytest.raises(ValueError, match="not an http origin"):
         WirePool("https://example.com", size=1, connect_timeout=1, read_timeout=1)
+    with pytest.raises(ValueError, match="not an https origin"):
+        WirePool(
+            "http://example.com", size=1, connect_timeout=1, read_timeout=1, tls=ssl.create_default_context()
+        )
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+def test_https_is_spoken_over_the_same_kept_connection(server: ScriptedServer, tls_files: TLSFiles) -> None:
+    server.tls = tls_files.server_context()
+    server.replies += [send(ok(b"secret one")), send(ok(b"secret two"))]
+    origin = server.origin.replace("http:", "https:").replace("127.0.0.1", "localhost")
+    trusting = ssl.create_default_context(cafile=tls_files.ca)
+    wire = WirePool(origin, size=2, connect_timeout=10, read_timeout=10, tls=trusting)
+    assert get(wire)[2] == b"secret one"
+    assert get(wire)[2] == b"secret two"
+    assert server.connections == 1
+    wire.close()
+
+
+def test_a_certificate_not_trusted_is_an_ssl_error(server: ScriptedServer, tls_files: TLSFiles) -> None:
+    server.tls = tls_files.server_context()
+    origin = server.origin.replace("http:", "https:")
+    wire = WirePool(origin, size=1, connect_timeout=10, read_timeout=10, tls=ssl.create_default_context())
+    with pytest.raises(SSLError, match="certificate verify failed"):
+        get(wire)
+    assert server.requests == []

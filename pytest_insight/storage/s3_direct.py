@@ -10,10 +10,10 @@ import, are sent here instead, over the client's own parts:
   endpoint, with the bucket addressed as the client addresses it;
 - SigV4 as botocore signs S3 requests (:mod:`~pytest_insight.storage.s3_sigv4`,
   which keeps the day's signing key);
-- its HTTP session for TLS and proxies; a plain ``http://`` endpoint without
-  a proxy gets our own keep-alive connections instead
-  (:mod:`~pytest_insight.storage.s3_wire`), with the client's timeouts and
-  pool size, unless ``PYTEST_INSIGHT_S3_HTTP=botocore``;
+- its timeouts, pool size and TLS settings, over keep-alive connections of
+  our own (:mod:`~pytest_insight.storage.s3_wire`); through a proxy, with
+  a client certificate or with ``PYTEST_INSIGHT_S3_HTTP=botocore``, over its
+  HTTP session;
 - its ``before-send`` event, so moto's ``mock_aws`` and other handlers that
   answer requests still do;
 - its retry mode and attempt count, through botocore's own retry handlers
@@ -31,12 +31,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import ssl
 import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
@@ -54,6 +56,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.httpsession import get_cert_path
 from urllib3.exceptions import HTTPError as URLLib3Error
 
 from pytest_insight.storage.s3_retries import DirectRetries
@@ -146,6 +149,20 @@ class _BodyError(Exception):
         self.error = error
 
 
+def _tls_context(verify: bool | str) -> ssl.SSLContext:
+    """TLS settings as botocore's session applies them: its CA bundle (``AWS_CA_BUNDLE``, ``ca_bundle``,
+    else its default), or no verification at all for ``verify=False``."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    path = verify if isinstance(verify, str) else str(get_cert_path(True))
+    if Path(path).is_dir():
+        return ssl.create_default_context(capath=path)
+    return ssl.create_default_context(cafile=path)
+
+
 def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
     """The user metadata among response headers (names lower case), without their prefix."""
     return {name[len(_META) :]: value for name, value in headers.items() if name.startswith(_META)}
@@ -231,12 +248,12 @@ class DirectObjects:
         return self._base
 
     def _wire_for(self, origin: str) -> WirePool | None:
-        """Our own connections to a plain ``http://`` origin without a proxy; None: botocore's session."""
+        """Our own connections to ``origin``; None: botocore's session (a proxy, a client certificate)."""
         session = self._client._endpoint.http_session
         if (
-            not origin.startswith("http://")
-            or os.environ.get(HTTP_VARIABLE, "").strip().lower() == "botocore"
+            os.environ.get(HTTP_VARIABLE, "").strip().lower() == "botocore"
             or session._proxy_config.proxy_url_for(origin)
+            or session._cert_file
         ):
             return None
         config = self._client.meta.config
@@ -245,6 +262,7 @@ class DirectObjects:
             size=config.max_pool_connections,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
+            tls=_tls_context(session._verify) if origin.startswith("https:") else None,
         )
 
     def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:

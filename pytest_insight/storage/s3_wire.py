@@ -1,13 +1,14 @@
-"""Keep-alive HTTP/1.1 connections for the direct object calls to a plain ``http://`` endpoint.
+"""Keep-alive HTTP/1.1 connections for the direct object calls, without urllib3 and ``http.client``.
 
 Sent through botocore's HTTP session, a GET of a 55 KB bundle costs about
 600 µs of CPU, against 130 µs for the request itself: urllib3's pool and
 its checks, ``http.client`` parsing headers through the ``email`` package,
-botocore's header dictionaries (``python -m tests.bench.s3``). On an S3
-server in the same network or on the same machine, CPU is what caps a
-transfer of many bundles, so :class:`~pytest_insight.storage.s3_direct.DirectObjects`
-sends its GETs and PUTs to a plain ``http://`` endpoint with no proxy
-through a :class:`WirePool` instead. TLS and proxies stay with botocore.
+botocore's header dictionaries (``python -m tests.bench.s3``). With many
+bundles to move, CPU is what caps a transfer, so
+:class:`~pytest_insight.storage.s3_direct.DirectObjects` sends its GETs and
+PUTs through a :class:`WirePool` when the endpoint is reached without a proxy
+(over TLS with the client's certificate settings). Proxies and client
+certificates stay with botocore.
 
 It speaks what an S3 server answers: a status line, headers, then a body
 of ``Content-Length`` bytes, in chunks, or up to the close. Failures come as
@@ -20,6 +21,7 @@ from __future__ import annotations
 import io
 import select
 import socket
+import ssl
 import threading
 import weakref
 from collections.abc import Mapping
@@ -31,6 +33,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 
 __all__ = ["ERROR_BODY_LIMIT", "WirePool", "WireResponse"]
@@ -90,23 +93,33 @@ class _Connection:
 
 
 class WirePool:
-    """Connections to one ``http://host[:port]`` origin, reused across requests. Thread-safe.
+    """Connections to one ``http://`` or ``https://`` origin, reused across requests. Thread-safe.
 
     Args:
-        origin: ``http://host[:port]``.
+        origin: ``http://host[:port]``, or ``https://host[:port]`` with ``tls``.
         size: idle connections kept for reuse (more may be open at once).
         connect_timeout: seconds to wait for a connection (None: no limit).
         read_timeout: seconds to wait for each read from the server (None: no limit).
+        tls: the TLS settings of an ``https://`` origin (certificates to trust,
+            hostname checking).
     """
 
     def __init__(
-        self, origin: str, *, size: int, connect_timeout: float | None, read_timeout: float | None
+        self,
+        origin: str,
+        *,
+        size: int,
+        connect_timeout: float | None,
+        read_timeout: float | None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         url = urlsplit(origin)
-        if url.scheme != "http" or not url.hostname:
-            raise ValueError(f"not a plain http origin: {origin!r}")
+        if url.scheme != ("https" if tls is not None else "http") or not url.hostname:
+            raise ValueError(f"not an {'https' if tls else 'http'} origin: {origin!r}")
         self.origin = origin
-        self._address = (url.hostname, url.port or 80)
+        self._host = url.hostname
+        self._address = (url.hostname, url.port or (443 if tls is not None else 80))
+        self._tls = tls
         self._size = size
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
@@ -189,6 +202,18 @@ class WirePool:
         except OSError as exc:
             raise EndpointConnectionError(endpoint_url=self.origin, error=exc) from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:  # the handshake, still under the connect timeout
+                sock = self._tls.wrap_socket(sock, server_hostname=self._host)
+            except ssl.SSLError as exc:
+                sock.close()
+                raise SSLError(endpoint_url=self.origin, error=exc) from exc
+            except TimeoutError as exc:
+                sock.close()
+                raise ConnectTimeoutError(endpoint_url=self.origin, error=exc) from exc
+            except OSError as exc:
+                sock.close()
+                raise EndpointConnectionError(endpoint_url=self.origin, error=exc) from exc
         sock.settimeout(self._read_timeout)
         return _Connection(sock)
 
