@@ -244,12 +244,21 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(server: ScriptedS
     assert server.connections == 2
 
 
-def test_a_reused_connection_dropped_on_the_next_request_is_retried_once(server: ScriptedServer) -> None:
+@pytest.mark.parametrize("secure", [False, True])
+def test_a_reused_connection_dropped_on_the_next_request_is_retried_once(
+    server: ScriptedServer, tls_files: TLSFiles, secure: bool
+) -> None:
     def hang_up(connection: socket.socket, _: bytes) -> bool:
         return False  # read the request, close without a word
 
     server.replies += [send(ok(b"one")), hang_up, send(ok(b"two"))]
-    wire = pool(server)
+    if secure:  # the same over TLS, whose layer sits between the socket and the reader
+        server.tls = tls_files.server_context()
+        origin = server.origin.replace("http:", "https:").replace("127.0.0.1", "localhost")
+        trusting = ssl.create_default_context(cafile=tls_files.ca)
+        wire = WirePool(origin, size=2, connect_timeout=10, read_timeout=10, tls=trusting)
+    else:
+        wire = pool(server)
     assert get(wire)[2] == b"one"
     assert get(wire)[2] == b"two"
     assert len(server.requests) == 3  # the dropped request was sent again, on a new connection
