@@ -61,7 +61,7 @@ from urllib3.exceptions import HTTPError as URLLib3Error
 
 from pytest_insight.storage.s3_retries import DirectRetries
 from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, Signer
-from pytest_insight.storage.s3_wire import ERROR_BODY_LIMIT, WirePool, WireResponse
+from pytest_insight.storage.s3_wire import ERROR_BODY_LIMIT, WirePool, WireResponse, body_limit
 
 __all__ = ["HTTP_VARIABLE", "DirectObjects", "Fetched", "crc32_header"]
 
@@ -176,7 +176,7 @@ def _answer_of(response: AWSResponse, max_bytes: int, *, streamed: bool) -> Wire
     """
     raw = response.raw
     headers = {name.lower(): value for name, value in response.headers.items()}
-    limit = max_bytes if response.status_code < 300 else ERROR_BODY_LIMIT
+    limit = body_limit(response.status_code, max_bytes)
     length = int(headers.get("content-length", -1))
     if not streamed:  # botocore read the whole body already (an upload's answer: small)
         content = response.content
@@ -349,8 +349,8 @@ class DirectObjects:
     def _error(operation: str, url: str, answer: WireResponse) -> _Refused:
         code = message = region = ""
         try:
-            # the configured endpoint's error document, parsed as botocore parses it
-            document = ElementTree.fromstring((answer.body or b"")[:ERROR_BODY_LIMIT])  # noqa: S314
+            # the configured endpoint's error document (read up to ERROR_BODY_LIMIT), parsed as botocore does
+            document = ElementTree.fromstring(answer.body or b"")  # noqa: S314
         except ElementTree.ParseError:
             pass
         else:

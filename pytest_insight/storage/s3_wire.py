@@ -36,10 +36,16 @@ from botocore.exceptions import (
     SSLError,
 )
 
-__all__ = ["ERROR_BODY_LIMIT", "WirePool", "WireResponse"]
+__all__ = ["ERROR_BODY_LIMIT", "WirePool", "WireResponse", "body_limit"]
 
 ERROR_BODY_LIMIT = 64 << 10
 """The most read of an error response's body: an S3 error document is small."""
+
+
+def body_limit(status: int, max_bytes: int) -> int:
+    """The most of a response's body to read: ``max_bytes`` for a success, :data:`ERROR_BODY_LIMIT` else."""
+    return max_bytes if status < 300 else ERROR_BODY_LIMIT
+
 
 _LINE_LIMIT = 64 << 10  # a status or header line, or a chunk size line
 _HEADER_LIMIT = 200  # header lines in one response
@@ -258,7 +264,7 @@ class WirePool:
                 status, version = _status(reader.readline(_LINE_LIMIT + 1))
                 headers = _headers(reader)
             keep = sent and version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-            limit = max_bytes if status < 300 else ERROR_BODY_LIMIT
+            limit = body_limit(status, max_bytes)
             if method == "HEAD" or status in _NO_BODY:
                 return WireResponse(status, headers, b"", 0), keep
             if "chunked" in headers.get("transfer-encoding", "").lower():
