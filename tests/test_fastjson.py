@@ -105,6 +105,43 @@ def test_an_integer_beyond_64_bits_is_left_to_json(number: int) -> None:
     assert fastjson.loads(data, json.loads)["testing_system"]["memory"] == number
 
 
+@given(
+    st.lists(
+        st.integers(min_value=-(2**80), max_value=2**80)
+        | st.sampled_from(["1" * 25, "-1" * 12, "0.5", "1e5"])
+        | st.text(alphabet="0123456789abcdef -.:,[e", min_size=19, max_size=60),
+        max_size=6,
+    ),
+    st.sampled_from(["", " ", "\n\t ", "\r\n" * 40]),
+)
+def test_long_digit_runs_anywhere_read_back_exactly_as_json_reads_them(values: list[Any], space: str) -> None:
+    data = ("[" + space + ("," + space).join(json.dumps(value) for value in values) + space + "]").encode()
+    assert outcome(lambda d: fastjson.loads(d, json.loads), data) == outcome(json.loads, data)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a1234567890123456789012",  # a random id
+        "ts=1732612345678901234567 ns",
+        "f1234567890123456789e1234567890123456789",
+        '"quoted" 12345678901234567890/',
+    ],
+)
+def test_a_long_digit_run_inside_a_string_stays_with_orjson(text: str) -> None:
+    data = json.dumps({"captured": text, "tags": [text]}).encode()
+    assert fastjson.loads(data, refuse) == {"captured": text, "tags": [text]}
+
+
+@pytest.mark.parametrize(
+    "text", [": 12345678901234567890123", "x,12345678901234567890123", "[ -1234567890123456789012"]
+)
+def test_a_string_that_looks_like_a_number_before_its_run_is_left_to_json(text: str) -> None:
+    data = json.dumps([text]).encode()
+    with pytest.raises(AssertionError, match=r"json\.loads was called"):
+        fastjson.loads(data, refuse)
+
+
 def test_without_orjson_everything_goes_to_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastjson, "_fast", None)
     with pytest.raises(AssertionError, match=r"json\.loads was called"):

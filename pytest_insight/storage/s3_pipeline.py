@@ -2,18 +2,20 @@
 
 Download pipeline::
 
-    listing pages ──keys──▶ [key buffer] ──▶ N workers ──▶ [bundle buffer] ──▶ consumer
-                              (GET in a worker thread, then verify + decode)
+    listing pages ──keys──▶ [key buffer] ──▶ N threads ──▶ [results] ──▶ verify + decode ──▶ consumer
+                                              (GET)                    (on the event loop)
 
-N is the backend's ``concurrency``; each worker runs its download in a
-worker thread under one ``CapacityLimiter(N)``. The key buffer holds a
-listing page of keys (at least ``2 * N``), so the next page is requested
-while the workers still have the last one's keys: a server takes as long to
-list a page as the workers take to download a few hundred bundles. The
-bundle buffer holds ``N`` decoded bundles, so at most ``2 * N + 1`` bundles
-are in memory (N being downloaded, N waiting, one with the consumer) however
-large the prefix is. Listing, downloading and the consumer's work (merging
-into a store) overlap.
+N is the backend's ``concurrency``. The downloads run in N threads of
+their own (:class:`~pytest_insight.storage.worker_threads.WorkerThreads`),
+which hand the event loop their results in batches, not through a thread
+hop per object. The key buffer holds a listing page of keys (at least
+``2 * N``), so the next page is requested while the threads still have the
+last one's keys: a server takes as long to list a page as the threads take
+to download a few hundred bundles. At most ``2 * N`` keys are handed to the
+threads whose bundle the consumer has not finished with, so at most
+``2 * N`` bundles are in memory (being downloaded, waiting, or with the
+consumer) however large the prefix is. Listing, downloading and the
+consumer's work (merging into a store) overlap.
 
 Failure policy: a bundle that cannot be read or decoded is handed on as a
 :class:`StoredBundle` carrying the failure (the consumer counts it); a
@@ -25,18 +27,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.to_thread
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
 from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.storage.s3_listing import PAGE_KEYS
+from pytest_insight.storage.worker_threads import WorkerThreads
 
 if TYPE_CHECKING:
     from pytest_insight.core.decoding import Limits
@@ -47,12 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["KEY_BUFFER_FACTOR", "each_key", "read_bundles", "run_concurrently", "upload_sessions"]
 
 KEY_BUFFER_FACTOR = 2
-"""Keys listed ahead of the workers, per worker."""
-
-
-@dataclass(slots=True)
-class _Stop:
-    error: BaseException
+"""Keys handed to the download threads ahead of the consumer, per thread."""
 
 
 async def each_key(keys: Iterable[str]) -> AsyncGenerator[str, None]:
@@ -67,54 +63,60 @@ async def read_bundles(
     """Download and decode the bundles at ``keys``, ``concurrency`` at a time, yielding each as it arrives.
 
     Bundles come in completion order, not key order. Stopping early (closing
-    the generator) cancels the transfers still running.
+    the generator) stops the downloads: those under way end, no other starts.
 
     Raises:
         StorageError: the listing failed.
         ConfigurationError: there are no credentials.
     """
     workers = backend.concurrency
-    limiter = anyio.CapacityLimiter(workers)
-    key_send, key_receive = anyio.create_memory_object_stream[str](
-        max(workers * KEY_BUFFER_FACTOR, PAGE_KEYS)
-    )
-    out_send, out_receive = anyio.create_memory_object_stream["StoredBundle | _Stop"](workers)
+    bounds = limits or backend.limits
+    ahead = workers * KEY_BUFFER_FACTOR
+    room = anyio.Semaphore(ahead)  # keys handed to the threads whose bundle the consumer has not finished
+    key_send, key_receive = anyio.create_memory_object_stream[str](max(ahead, PAGE_KEYS))
+    handed = taken = 0
+    fed = False  # every key listed is handed to the threads
     failure: BaseException | None = None
 
-    async def produce(send: MemoryObjectSendStream[StoredBundle | _Stop]) -> None:
-        async with send, key_send, aclosing(keys) as listed:  # type: ignore[type-var]
+    async def produce() -> None:
+        nonlocal failure
+        async with key_send, aclosing(keys) as listed:  # type: ignore[type-var]
             try:
                 async for key in listed:
                     await key_send.send(key)
             except Exception as exc:  # handed to the consumer, raised there as itself
-                await send.send(_Stop(exc))
+                failure = exc
+                downloads.interrupt()
 
-    async def work(
-        send: MemoryObjectSendStream[StoredBundle | _Stop], receive: MemoryObjectReceiveStream[str]
-    ) -> None:
-        async with send, receive:
-            async for key in receive:
-                try:
-                    stored: StoredBundle | _Stop = await backend.read_bundle(key, limiter, limits)
-                except Exception as exc:  # handed to the consumer, raised there as itself
-                    stored = _Stop(exc)
-                await send.send(stored)
+    async def feed() -> None:
+        nonlocal handed, fed
+        async with key_receive:
+            async for key in key_receive:
+                await room.acquire()
+                downloads.submit(key)
+                handed += 1
+        fed = True
+        downloads.interrupt()
 
-    async with anyio.create_task_group() as group:
+    async with (
+        WorkerThreads(partial(backend.fetch, limits=bounds), workers, name="pytest-insight-get") as downloads,
+        anyio.create_task_group() as group,
+    ):
         try:
-            group.start_soon(produce, out_send.clone())
-            for _ in range(workers):
-                group.start_soon(work, out_send.clone(), key_receive.clone())
-            out_send.close()
-            key_receive.close()
-            async with out_receive:
-                async for item in out_receive:
-                    if isinstance(item, _Stop):
-                        failure = item.error
-                        break
-                    yield item
+            group.start_soon(produce)
+            group.start_soon(feed)
+            while failure is None and not (fed and taken == handed):
+                try:
+                    batch = await downloads.results()
+                except Exception as exc:  # from a download thread (no credentials, a bug): raised below
+                    failure = exc
+                    break
+                for fetched in batch:
+                    taken += 1
+                    yield await backend.decode(fetched, bounds)
+                    room.release()
         except GeneratorExit:
-            pass  # the consumer stopped early: cancel the transfers below, then end quietly
+            pass  # the consumer stopped early: stop the transfers below, then end quietly
         finally:
             group.cancel_scope.cancel()
     if failure is not None:

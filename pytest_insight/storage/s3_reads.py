@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -34,6 +34,8 @@ from pytest_insight.storage.s3_objects import (
 from pytest_insight.storage.s3_pipeline import read_bundles
 
 __all__ = ["INLINE_DECODE_BYTES", "S3Reader"]
+
+T = TypeVar("T")
 
 INLINE_DECODE_BYTES = 1 << 20
 """The largest download decoded on the event loop (a few milliseconds of work); larger ones go to a thread."""
@@ -74,18 +76,23 @@ class S3Reader:
             StorageError: the call failed (see :mod:`pytest_insight.storage.s3_errors`).
             ConfigurationError: there are no credentials.
         """
+        return await anyio.to_thread.run_sync(self.translated, action, key, function, limiter=limiter)
 
-        def run() -> Any:
-            try:
-                return function()
-            except BOTO_ERRORS as exc:
-                if is_precondition_failed(exc):
-                    return None
-                raise translate(
-                    exc, action=action, bucket=self.bucket, key=key, endpoint=self.endpoint_url
-                ) from exc
+    def translated(self, action: str, key: str, function: Callable[[], T]) -> T | None:
+        """Call ``function`` (a boto3 call) here; botocore errors come back as ours, a 412 as None.
 
-        return await anyio.to_thread.run_sync(run, limiter=limiter)
+        Raises:
+            StorageError: the call failed (see :mod:`pytest_insight.storage.s3_errors`).
+            ConfigurationError: there are no credentials.
+        """
+        try:
+            return function()
+        except BOTO_ERRORS as exc:
+            if is_precondition_failed(exc):
+                return None
+            raise translate(
+                exc, action=action, bucket=self.bucket, key=key, endpoint=self.endpoint_url
+            ) from exc
 
     # -- listing ------------------------------------------------------------
 
@@ -104,31 +111,43 @@ class S3Reader:
     async def read_bundle(
         self, key: str, limiter: anyio.CapacityLimiter | None = None, limits: Limits | None = None
     ) -> StoredBundle:
-        """Download and decode one bundle; a failure is recorded in the result, never raised.
-
-        The download runs in a worker thread. A bundle of up to
-        :data:`INLINE_DECODE_BYTES` is decoded right here, on the event loop:
-        decoding holds the GIL, and handing it to threads of its own only has
-        them trade the GIL with the downloads (a third more CPU in all, on
-        2,000 bundles of 55 KB). A larger one is decoded in a worker thread,
-        so the loop is never held for long.
+        """Download (in a worker thread) and decode one bundle; a failure is recorded, never raised.
 
         Raises:
             ConfigurationError: there are no credentials (nothing will work).
         """
         bounds = limits or self.limits
-        work = partial(fetch_object, self, key, bounds)
+        fetched = await anyio.to_thread.run_sync(self.fetch, key, bounds, limiter=limiter)
+        return await self.decode(fetched, bounds)
+
+    def fetch(self, key: str, limits: Limits) -> Downloaded | StoredBundle:
+        """Download one bundle, here (in a worker thread); a failure is recorded in the result, never raised.
+
+        Raises:
+            ConfigurationError: there are no credentials (nothing will work).
+        """
         try:
-            fetched: StoredBundle | Downloaded | None = await self.call("s3:GetObject", key, work, limiter)
+            fetched = self.translated("s3:GetObject", key, partial(fetch_object, self, key, limits))
         except StorageError as exc:
             return StoredBundle(key, failure=exc)
         if fetched is None:  # pragma: no cover - a GET sends no condition
             raise StorageError(f"{self.object_uri(key)}: unexpected 412", uri=self.object_uri(key))
+        return fetched
+
+    async def decode(self, fetched: Downloaded | StoredBundle, limits: Limits) -> StoredBundle:
+        """Decode a download from :meth:`fetch` (a failed one is returned as it is).
+
+        A bundle of up to :data:`INLINE_DECODE_BYTES` is decoded right here, on
+        the event loop: decoding holds the GIL, and handing it to threads of
+        its own only has them trade the GIL with the downloads (a third more
+        CPU in all, on 2,000 bundles of 55 KB). A larger one is decoded in a
+        worker thread, so the loop is never held for long.
+        """
         if isinstance(fetched, StoredBundle):
             return fetched
         if len(fetched.body) <= INLINE_DECODE_BYTES:
-            return decode_object(fetched, bounds)
-        return await anyio.to_thread.run_sync(decode_object, fetched, bounds)
+            return decode_object(fetched, limits)
+        return await anyio.to_thread.run_sync(decode_object, fetched, limits)
 
     def read_bundles(
         self, keys: AsyncGenerator[str, None], limits: Limits | None = None
