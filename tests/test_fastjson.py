@@ -63,7 +63,7 @@ def test_any_json_value_reads_back_exactly_as_json_reads_it(value: Any, ascii_on
     assert outcome(lambda d: fastjson.loads(d, json.loads), data) == outcome(json.loads, data)
 
 
-@given(st.from_regex(rb"\A-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?\Z"))
+@given(st.from_regex(rb"\A-?(0|[1-9][0-9]{0,24})(\.[0-9]{1,40})?([eE][+-]?([0-9]{1,3}|0{17}[0-9]{2,4}))?\Z"))
 @example(str(2**63 - 1).encode())
 @example(str(2**63).encode())
 @example(str(2**64 - 1).encode())
@@ -72,6 +72,11 @@ def test_any_json_value_reads_back_exactly_as_json_reads_it(value: Any, ascii_on
 @example(str(-(2**63) - 1).encode())
 @example(b"123456789012345678.5")
 @example(b"2.2250738585072011e-308")
+@example(b"0.0003149579999997917")
+@example(
+    b"2.47032822920623272088284396434110686182529901307162382212792841250337753635104375932649918180817996e-324"
+)
+@example(b"1e0000000000000000000000000000005")
 def test_numbers_read_as_json_reads_them(data: bytes) -> None:
     assert outcome(lambda d: fastjson.loads(d, json.loads), data) == outcome(json.loads, data)
 
@@ -97,12 +102,23 @@ def test_any_text_is_accepted_or_refused_as_json_does(text: bytes | str) -> None
     assert caught(lambda d: fastjson.loads(d, standard)) == caught(standard)
 
 
+@pytest.mark.parametrize("padding", [0, 10_000])  # the text is looked at / the parsed values are
 @pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**30])
-def test_an_integer_beyond_64_bits_is_left_to_json(number: int) -> None:
-    data = json.dumps({"testing_system": {"memory": number}}).encode()
+def test_an_integer_beyond_64_bits_is_left_to_json(number: int, padding: int) -> None:
+    data = json.dumps({"captured": "x" * padding, "testing_system": {"memory": number}}).encode()
     with pytest.raises(AssertionError, match=r"json\.loads was called"):
         fastjson.loads(data, refuse)
     assert fastjson.loads(data, json.loads)["testing_system"]["memory"] == number
+
+
+@pytest.mark.parametrize("padding", [0, 10_000])
+@pytest.mark.parametrize("number", [2**64 - 1, -(2**63), 1e300, -1.5e19])
+def test_the_largest_integers_orjson_reads_exactly_and_large_floats_stay_right(
+    number: float, padding: int
+) -> None:
+    data = json.dumps({"captured": "x" * padding, "memory": number}).encode()
+    value = fastjson.loads(data, json.loads)
+    assert exact(value["memory"]) == exact(number)
 
 
 @given(
@@ -113,9 +129,13 @@ def test_an_integer_beyond_64_bits_is_left_to_json(number: int) -> None:
         max_size=6,
     ),
     st.sampled_from(["", " ", "\n\t ", "\r\n" * 40]),
+    st.sampled_from(["", "x" * 10_000]),  # the text is looked at / the parsed values are
 )
-def test_long_digit_runs_anywhere_read_back_exactly_as_json_reads_them(values: list[Any], space: str) -> None:
-    data = ("[" + space + ("," + space).join(json.dumps(value) for value in values) + space + "]").encode()
+def test_long_digit_runs_anywhere_read_back_exactly_as_json_reads_them(
+    values: list[Any], space: str, padding: str
+) -> None:
+    items = [json.dumps(value) for value in [*values, padding]]
+    data = ("[" + space + ("," + space).join(items) + space + "]").encode()
     assert outcome(lambda d: fastjson.loads(d, json.loads), data) == outcome(json.loads, data)
 
 
@@ -131,6 +151,19 @@ def test_long_digit_runs_anywhere_read_back_exactly_as_json_reads_them(values: l
 def test_a_long_digit_run_inside_a_string_stays_with_orjson(text: str) -> None:
     data = json.dumps({"captured": text, "tags": [text]}).encode()
     assert fastjson.loads(data, refuse) == {"captured": text, "tags": [text]}
+
+
+def test_an_integer_after_a_digit_run_inside_a_string_is_still_found() -> None:
+    data = json.dumps(["a1234567890123456789012", 0.12345678901234567890, 2**70]).encode()
+    with pytest.raises(AssertionError, match=r"json\.loads was called"):
+        fastjson.loads(data, refuse)
+    assert fastjson.loads(data, json.loads)[2] == 2**70
+
+
+def test_durations_with_long_fractions_stay_with_orjson() -> None:
+    results = [{"nodeid": f"t{n}", "duration": 0.0003149579999997917 * n} for n in range(50)]
+    data = json.dumps({"test_results": results}).encode()
+    assert fastjson.loads(data, refuse) == {"test_results": results}
 
 
 @pytest.mark.parametrize(
