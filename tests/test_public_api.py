@@ -60,6 +60,28 @@ def test_every_error_derives_from_the_root() -> None:
 
 
 def test_importing_the_storage_facade_does_not_import_boto3() -> None:
-    code = "import sys, pytest_insight.core.storage, pytest_insight.core.query; print('boto3' in sys.modules)"
+    code = (
+        "import sys, pytest_insight.core.storage, pytest_insight.core.query\n"
+        "print(sorted({'boto3', 'botocore'} & set(sys.modules)))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "[]"
+
+
+def test_an_s3_storage_is_made_without_importing_boto3() -> None:
+    code = (
+        "import sys\n"
+        "from pytest_insight.core.storage import S3Storage\n"
+        "S3Storage('bucket', endpoint_url='http://127.0.0.1:9', region='us-east-1')\n"
+        "print('boto3' in sys.modules, 's3transfer' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False False"
+
+
+def test_the_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    import pytest_insight
+
+    assert pytest_insight.__version__ == version("pytest-insight")

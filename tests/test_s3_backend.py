@@ -420,7 +420,7 @@ def test_one_client_with_a_pool_as_large_as_the_concurrency(aws_env: dict[str, s
 
 def test_without_boto3_the_error_says_what_to_install() -> None:
     code = (
-        "import sys; sys.modules['boto3'] = None\n"
+        "import sys; sys.modules['boto3'] = sys.modules['botocore'] = None\n"
         "from pytest_insight.core.storage import S3Storage\n"
         "try:\n    S3Storage('bucket')\n"
         "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"

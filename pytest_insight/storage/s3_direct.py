@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-import boto3
+import botocore.session
 from botocore import UNSIGNED
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
 from botocore.compat import HTTPHeaders
@@ -228,7 +228,7 @@ class DirectObjects:
             return False
         # an unsigned twin of the client in the bucket's region tells its URL
         config = self._client.meta.config.merge(Config(signature_version=UNSIGNED, region_name=region))
-        twin = boto3.session.Session().client("s3", region_name=region, config=config)
+        twin = botocore.session.Session().create_client("s3", region_name=region, config=config)
         base = _bucket_url(twin, self._bucket)
         with self._lock:
             self._region = region
