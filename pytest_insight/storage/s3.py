@@ -29,6 +29,7 @@ import os
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import date
+from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -229,7 +230,22 @@ class S3Backend(S3Reader):
         Raises:
             StorageError: the upload failed.
         """
-        etag: str | None = await self.call(
+        etag = await anyio.to_thread.run_sync(
+            partial(self.store_bundle, key, bundle, if_match), limiter=limiter
+        )
+        self.learn(key, bundle, etag)
+        return etag is not None
+
+    def store_bundle(self, key: str, bundle: Bundle, if_match: str | None = None) -> str | None:
+        """:meth:`put_bundle`'s upload, here in a worker thread; pass what it returns to :meth:`learn`.
+
+        Returns:
+            The new object's ETag, or None when the condition did not hold.
+
+        Raises:
+            StorageError: the upload failed.
+        """
+        return self.translated(
             "s3:PutObject",
             key,
             lambda: self.direct.put(
@@ -239,11 +255,12 @@ class S3Backend(S3Reader):
                 metadata=bundle_metadata(bundle),
                 if_match=if_match,
             ),
-            limiter,
         )
+
+    def learn(self, key: str, bundle: Bundle, etag: str | None) -> None:
+        """Tell the index what an upload by :meth:`store_bundle` left at ``key`` (on the event loop)."""
         if etag:
             self.index.learn(key, etag, bundle.session_ids)
-        return etag is not None
 
     def key_for(self, sut_name: str, day: date, bundle_id: str) -> str:
         """The key of a new bundle of this SUT and day.

@@ -32,9 +32,8 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 import anyio
-import anyio.to_thread
 
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
+from pytest_insight.core.bundle import Bundle, EncodedSession, encode_bundle, partition
 from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.storage.s3_listing import PAGE_KEYS
 from pytest_insight.storage.worker_threads import WorkerThreads
@@ -128,32 +127,36 @@ async def upload_sessions(
 ) -> int:
     """Upload sessions as one bundle per SUT and day, ``concurrency`` at a time.
 
-    Each bundle is gzipped and uploaded in a worker thread; a bundle already
-    there (same content, same key) is left alone.
+    Each bundle is read from ``sessions``, gzipped and uploaded in one of
+    ``concurrency`` threads of their own; a bundle already there (same
+    content, same key) is left alone.
 
     Returns:
         The number of sessions exported.
 
     Raises:
-        StorageError: an upload failed (the others are cancelled).
+        StorageError: an upload failed (no other starts; those under way end).
     """
-    limiter = anyio.CapacityLimiter(backend.concurrency)
-    in_flight = anyio.Semaphore(backend.concurrency)  # bundles between encoding and their PUT's end
-    done = created = 0
+    done = created = uploaded = 0
 
-    async def upload(sut_name: str, day: date, group: Sequence[EncodedSession]) -> None:
-        nonlocal done, created
-        async with in_flight:
-            bundle = await anyio.to_thread.run_sync(encode_bundle, group, limiter=limiter)
-            key = backend.key_for(sut_name, day, bundle.bundle_id)
-            new = await backend.put_bundle(key, bundle, limiter=limiter)
-        created += new  # not ``created += await ...``: that reads ``created`` before the wait
-        done += bundle.count
-        if progress is not None:
-            progress("write", done, len(sessions))
+    def upload(job: tuple[tuple[str, date], Sequence[EncodedSession]]) -> tuple[str, Bundle, str | None]:
+        (sut_name, day), group = job
+        bundle = encode_bundle(group)
+        key = backend.key_for(sut_name, day, bundle.bundle_id)
+        return key, bundle, backend.store_bundle(key, bundle)
 
     groups = sorted(partition(sessions).items())
-    await run_concurrently([partial(upload, sut_name, day, items) for (sut_name, day), items in groups])
+    async with WorkerThreads(upload, backend.concurrency, name="pytest-insight-put") as threads:
+        for job in groups:
+            threads.submit(job)
+        while uploaded < len(groups):
+            for key, bundle, etag in await threads.results():
+                backend.learn(key, bundle, etag)
+                uploaded += 1
+                created += etag is not None
+                done += bundle.count
+                if progress is not None:
+                    progress("write", done, len(sessions))
     if progress is not None:
         progress("new bundles", created, len(groups))
     return done
