@@ -16,7 +16,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_insight.core.bundle import content_digest, encode_bundle, encode_session
+from pytest_insight.core.bundle import (
+    CANONICAL_START,
+    content_digest,
+    encode_bundle,
+    encode_or_reuse,
+    encode_session,
+)
 from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits, decode_document, iter_bundle
 from pytest_insight.core.layout import bundle_key, decode_sut, encode_sut, parse_bundle_key
 from pytest_insight.core.models import TestOutcome, TestSession
@@ -55,6 +61,14 @@ def test_same_sessions_give_same_bytes_and_id_in_any_order(sessions: list[TestSe
     assert first.bundle_id == hashlib.sha256(raw).hexdigest()[:32]
     assert re.fullmatch(r"[0-9a-f]{32}", first.bundle_id)
     assert first.count == len(sessions)
+
+
+def test_every_encoded_line_starts_as_a_reused_line_must(sessions: list[TestSession]) -> None:
+    start = sessions[0].session_start_time
+    for session in [*sessions, TestSession("sut", "bare", start, start)]:
+        line = encode_session(session).line
+        assert line.startswith(CANONICAL_START)  # else exports re-encode every stored session
+        assert encode_or_reuse(session, line).line is line
 
 
 def test_different_sessions_give_a_different_id(sessions: list[TestSession]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Sequence
@@ -45,6 +46,12 @@ def stage_by_hand(
 
 
 def encoded(session_dict: dict[str, object]) -> bytes:
+    """A store file as this release writes it: the session's canonical bundle line."""
+    return (json.dumps(session_dict, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def encoded_before(session_dict: dict[str, object]) -> bytes:
+    """A store file as releases before 1.0 wrote it: keys in the model's order."""
     return (json.dumps(session_dict, separators=(",", ":")) + "\n").encode()
 
 
@@ -174,6 +181,19 @@ def plant(store: JSONStorage, session_id: str, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+def test_an_export_sends_each_file_as_stored_or_encoded_again_when_an_earlier_release_wrote_it(
+    store: JSONStorage, make_session: MakeSession, tmp_path: Path
+) -> None:
+    now, before = make_session("now"), make_session("before")
+    store.save_session(now)
+    plant(store, "before", encoded_before(before.to_dict()))
+    reused = encoded(now.to_dict()).replace(b'"sut_name":', b'"sut_name" :')  # still canonical at its start
+    plant(store, "now", reused)
+    store.export_sessions(tmp_path / "out.jsonl.gz")
+    lines = gzip.decompress((tmp_path / "out.jsonl.gz").read_bytes()).splitlines(keepends=True)
+    assert sorted(lines) == sorted([reused, encoded(before.to_dict())])  # reused byte for byte / re-encoded
 
 
 def test_bad_json_names_file_and_line(store: JSONStorage, make_session: MakeSession) -> None:

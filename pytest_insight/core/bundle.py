@@ -30,7 +30,9 @@ __all__ = [
     "BUNDLE_ID_LENGTH",
     "Bundle",
     "EncodedSession",
+    "CANONICAL_START",
     "content_digest",
+    "encode_or_reuse",
     "encode_session",
     "encode_bundle",
     "ordered",
@@ -70,6 +72,27 @@ def encode_session(session: TestSession) -> EncodedSession:
     except ValueError as exc:
         raise InvalidDataError(str(exc), source=f"session {session.session_id!r}") from exc
     return EncodedSession(session.sut_name, session.session_start_time, session.session_id, line)
+
+
+CANONICAL_START = b'{"rerun_test_groups":'
+"""How every line :func:`encode_session` writes starts: the first of a session's keys in sorted order."""
+
+
+def encode_or_reuse(session: TestSession, line: bytes) -> EncodedSession:
+    """``session`` as a bundle line: ``line`` itself when :func:`encode_session` wrote it, else encoded again.
+
+    ``line`` is what ``session`` was decoded from. Encoding a session costs
+    as much as decoding it, so a line that starts as canonical lines do
+    (:data:`CANONICAL_START`) is taken for one and reused as it is: the local
+    store writes its files so, and every export its bundles. Any other line
+    (a store file of an earlier release) is encoded again, so that a bundle's
+    bytes, and so its id, do not depend on which release stored a session.
+    A line from another tool that starts so but is not canonical still
+    decodes to ``session``; only its bundle's id differs from a re-encoding's.
+    """
+    if line.startswith(CANONICAL_START):
+        return EncodedSession(session.sut_name, session.session_start_time, session.session_id, line)
+    return encode_session(session)
 
 
 def content_digest(session: TestSession) -> str:

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import anyio
 
-from pytest_insight.core.bundle import encode_session
+from pytest_insight.core.bundle import encode_or_reuse, encode_session
 from pytest_insight.core.decoding import Limits, SessionLine
 from pytest_insight.core.locations import open_sink, open_source
 from pytest_insight.core.merging import MAX_ERROR_MESSAGES, ImportStats, Merger, MergeStrategy, parse_strategy
@@ -93,14 +93,22 @@ async def export_sessions(
         StorageError: the store cannot be read or the target cannot be written.
     """
     sink = open_sink(export_path)
+    scan_lines = getattr(source, "scan_lines", None)  # a store that keeps canonical lines
     with SessionSpool() as encoded:
         if sessions is None:
-            async with _closing(source.scan(scope)) as stored:
-                async for session in stored:
-                    if scope.admits(session):
+            stored: AsyncIterator[TestSession | SessionLine]
+            stored = scan_lines(scope) if scan_lines is not None else source.scan(scope)
+            async with _closing(stored) as items:
+                async for item in items:
+                    session = item.session if isinstance(item, SessionLine) else item
+                    if not scope.admits(session):
+                        continue
+                    if isinstance(item, SessionLine):
+                        encoded.append(encode_or_reuse(session, item.line))
+                    else:
                         encoded.append(encode_session(session))
-                        if progress is not None:
-                            progress("read", len(encoded), None)
+                    if progress is not None:
+                        progress("read", len(encoded), None)
         else:
             for session in sessions:
                 if scope.admits(session):

@@ -48,6 +48,8 @@ import anyio
 import anyio.to_thread
 
 from pytest_insight.core import fastjson
+from pytest_insight.core.bundle import encode_session
+from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import (
     ConfigurationError,
@@ -80,7 +82,7 @@ def _is_session_file(name: str) -> bool:
 
 
 def _encode(session: TestSession) -> bytes:
-    return (json.dumps(session.to_dict(), separators=(",", ":")) + "\n").encode("ascii")
+    return encode_session(session).line + b"\n"  # canonical, as in a bundle: an export reuses it
 
 
 def _decode(path: Path, data: bytes) -> TestSession:
@@ -205,21 +207,30 @@ class LocalBackend:
 
     @staticmethod
     def _read_files(paths: Iterable[Path]) -> list[TestSession]:
-        sessions = []
+        return [line.session for line in LocalBackend._read_lines(paths)]
+
+    @staticmethod
+    def _read_lines(paths: Iterable[Path]) -> list[SessionLine]:
+        read = []
         for path in paths:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:  # deleted by a writer since it was listed
                 continue
-            sessions.append(_decode(path, data))
-        return sessions
+            read.append(SessionLine(_decode(path, data), data.removesuffix(b"\n")))
+        return read
 
     async def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
+        async for stored in self.scan_lines(scope):
+            yield stored.session
+
+    async def scan_lines(self, scope: Scope = EVERYTHING) -> AsyncIterator[SessionLine]:
+        """Like :meth:`scan`, each session with its file's line (an export reuses it)."""
         paths = await self._run(self._list_files)
         for chunk in _chunks(paths):
-            for session in await self._run(self._read_files, chunk):
-                if scope.admits(session):
-                    yield session
+            for stored in await self._run(self._read_lines, chunk):
+                if scope.admits(stored.session):
+                    yield stored
 
     async def get(self, session_id: str) -> TestSession | None:
         await self._run(self._finish_commits)
