@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import multiprocessing
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -319,3 +320,23 @@ def test_failed_put_leaves_no_staging(store: JSONStorage, make_session: MakeSess
         store.save_sessions([make_session("new"), make_session("dup")])
     assert list((backend_of(store).root / "staging").iterdir()) == []
     assert [s.session_id for s in store.load_sessions()] == ["dup"]
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # 3.12+: the point
+def test_a_forked_child_commits_too(store: JSONStorage, make_session: MakeSession) -> None:
+    store.save_sessions([make_session("parent-1"), make_session("parent-2")])  # the parent's fsync pool runs
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=_save_two, args=(backend_of(store).root,))
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()  # hung on the parent's pool, whose threads it lacks
+        child.join()
+    assert child.exitcode == 0
+    assert {s.session_id for s in store.load_sessions()} == {"parent-1", "parent-2", "child-1", "child-2"}
+
+
+def _save_two(root: Path) -> None:
+    from tests.conftest import build_session
+
+    JSONStorage(root).save_sessions([build_session("child-1"), build_session("child-2")])

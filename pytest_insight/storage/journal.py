@@ -13,6 +13,7 @@ anywhere leaves a batch stored entirely or not at all.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -46,9 +47,18 @@ def fsync_dirs(paths: Collection[Path], durable: bool = True) -> None:
     """fsync many directories at once: each fsync mostly waits for the disk, so they overlap."""
     if not durable or not paths:
         return
-    with ThreadPoolExecutor(min(len(paths), _SYNCERS)) as pool:
-        for _ in pool.map(fsync_dir, paths):
-            pass
+    for _ in _syncers().map(fsync_dir, paths):
+        pass
+
+
+def _syncers() -> ThreadPoolExecutor:
+    """One pool a process (an import commits a batch every few hundred sessions); a fork gets its own."""
+    return _pool_of(os.getpid())
+
+
+@functools.cache
+def _pool_of(pid: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_SYNCERS, thread_name_prefix="pytest-insight-fsync")
 
 
 def write_file(path: Path, data: bytes, durable: bool) -> None:
