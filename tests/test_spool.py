@@ -145,14 +145,14 @@ def test_an_upload_holds_at_most_concurrency_bundles(
     watch = BundlesHeld()
     monkeypatch.setattr(s3_pipeline, "encode_bundle", watch.encoded)
     backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=3)
-    real_put = S3Backend.put_bundle
+    real_store = S3Backend.store_bundle
 
-    async def put(self: S3Backend, *args: Any, **kwargs: Any) -> bool:
-        stored = await real_put(self, *args, **kwargs)
+    def store(self: S3Backend, *args: Any, **kwargs: Any) -> str | None:
+        etag = real_store(self, *args, **kwargs)
         watch.written()
-        return stored
+        return etag
 
-    monkeypatch.setattr(S3Backend, "put_bundle", put)
+    monkeypatch.setattr(S3Backend, "store_bundle", store)
     storage = InMemoryStorage(sessions)
     monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: backend)
     assert storage.export_sessions(f"s3://{mock_s3.bucket}/team") == 20
