@@ -3,7 +3,7 @@
 Layout under the store's root::
 
     <root>/.lock                                  flock'd by every writer; never deleted
-    <root>/sessions/<2 hex>/<64 hex>.json         one session: compact JSON + newline
+    <root>/sessions/<2 hex>/<64 hex>.json         one session: its canonical bundle line + newline
     <root>/staging/<uuid>/<64 hex>.json           a transaction's new session files
     <root>/staging/<uuid>/COMMIT                  its commit marker: {"put": [...], "delete": [...]}
 

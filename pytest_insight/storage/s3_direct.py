@@ -31,14 +31,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import ssl
 import threading
 import time
-import uuid
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
@@ -56,9 +53,9 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from botocore.httpsession import get_cert_path
 from urllib3.exceptions import HTTPError as URLLib3Error
 
+from pytest_insight.storage.s3_client_parts import bucket_url, tls_context
 from pytest_insight.storage.s3_retries import DirectRetries
 from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, Signer
 from pytest_insight.storage.s3_wire import ERROR_BODY_LIMIT, WirePool, WireResponse, body_limit
@@ -88,44 +85,6 @@ class Fetched:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-class _NoBody:
-    def read(self, *_: Any) -> bytes:
-        return b""
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield from ()
-
-
-def _bucket_url(client: Any, bucket: str) -> tuple[str, str, str]:
-    """Scheme and host, ``Host`` header and path prefix of ``bucket``'s keys, as ``client`` addresses them.
-
-    Read off a HeadObject of a probe key that the client prepares and signs
-    as any call (endpoint rules, addressing style, region) and that is
-    answered at ``before-send``, so nothing goes out. Presigned URLs would
-    not do: botocore presigns on the global endpoint in every region.
-
-    Raises:
-        botocore.exceptions.NoCredentialsError: the client has no credentials.
-    """
-    probe = f"pytest-insight-probe-{uuid.uuid4().hex}"
-    seen: list[str] = []
-
-    def answer(request: Any, **_: Any) -> AWSResponse | None:
-        if not urlsplit(request.url).path.endswith(probe):
-            return None  # another thread's request: it goes out as usual
-        seen.append(request.url)
-        return AWSResponse(request.url, 200, HTTPHeaders(), _NoBody())
-
-    event = "before-send.s3.HeadObject"
-    client.meta.events.register_first(event, answer)
-    try:
-        client.head_object(Bucket=bucket, Key=probe)
-    finally:
-        client.meta.events.unregister(event, answer)
-    url = urlsplit(seen[0])
-    return f"{url.scheme}://{url.netloc}", url.netloc, url.path.removesuffix(probe)
-
-
 class _Refused(ClientError):
     """An error response, with the HTTP response the retry conditions look at.
 
@@ -147,20 +106,6 @@ class _BodyError(Exception):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _tls_context(verify: bool | str) -> ssl.SSLContext:
-    """TLS settings as botocore's session applies them: its CA bundle (``AWS_CA_BUNDLE``, ``ca_bundle``,
-    else its default), or no verification at all for ``verify=False``."""
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    path = verify if isinstance(verify, str) else str(get_cert_path(True))
-    if Path(path).is_dir():
-        return ssl.create_default_context(capath=path)
-    return ssl.create_default_context(cafile=path)
 
 
 def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
@@ -229,7 +174,7 @@ class DirectObjects:
         # an unsigned twin of the client in the bucket's region tells its URL
         config = self._client.meta.config.merge(Config(signature_version=UNSIGNED, region_name=region))
         twin = botocore.session.Session().create_client("s3", region_name=region, config=config)
-        base = _bucket_url(twin, self._bucket)
+        base = bucket_url(twin, self._bucket)
         with self._lock:
             self._region = region
             self._signer = Signer(region)
@@ -242,7 +187,7 @@ class DirectObjects:
         if self._base is None:
             with self._lock:
                 if self._base is None:
-                    base = _bucket_url(self._client, self._bucket)
+                    base = bucket_url(self._client, self._bucket)
                     self._wire = self._wire_for(base[0])
                     self._base = base
         return self._base
@@ -262,7 +207,7 @@ class DirectObjects:
             size=config.max_pool_connections,
             connect_timeout=config.connect_timeout,
             read_timeout=config.read_timeout,
-            tls=_tls_context(session._verify) if origin.startswith("https:") else None,
+            tls=tls_context(session._verify) if origin.startswith("https:") else None,
         )
 
     def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:
