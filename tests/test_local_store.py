@@ -192,9 +192,12 @@ def test_an_export_sends_each_file_as_stored_or_encoded_again_when_an_earlier_re
     plant(store, "before", encoded_before(before.to_dict()))
     reused = encoded(now.to_dict()).replace(b'"sut_name":', b'"sut_name" :')  # still canonical at its start
     plant(store, "now", reused)
+    edited = make_session("edited")
+    plant(store, "edited", encoded(edited.to_dict()).replace(b'"sut_name":', b'"sut_name":\n'))
     store.export_sessions(tmp_path / "out.jsonl.gz")
     lines = gzip.decompress((tmp_path / "out.jsonl.gz").read_bytes()).splitlines(keepends=True)
-    assert sorted(lines) == sorted([reused, encoded(before.to_dict())])  # reused byte for byte / re-encoded
+    # reused byte for byte / re-encoded: an earlier release's file, and one that spans two lines
+    assert sorted(lines) == sorted([reused, encoded(before.to_dict()), encoded(edited.to_dict())])
 
 
 def test_bad_json_names_file_and_line(store: JSONStorage, make_session: MakeSession) -> None:

@@ -90,7 +90,7 @@ def encode_or_reuse(session: TestSession, line: bytes) -> EncodedSession:
     A line from another tool that starts so but is not canonical still
     decodes to ``session``; only its bundle's id differs from a re-encoding's.
     """
-    if line.startswith(CANONICAL_START):
+    if line.startswith(CANONICAL_START) and b"\n" not in line:  # a file edited by hand may span lines
         return EncodedSession(session.sut_name, session.session_start_time, session.session_id, line)
     return encode_session(session)
 
