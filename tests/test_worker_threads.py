@@ -23,12 +23,10 @@ async def within(run: Callable[[], Awaitable[T]]) -> T:
 
 
 def test_every_result_comes_back_once_from_as_many_threads_as_asked() -> None:
-    names: set[str] = set()
     idents: set[int] = set()
     everyone = threading.Barrier(4, timeout=PATIENCE)  # passes only once 4 threads work at the same time
 
     def work(item: int) -> int:
-        names.add(threading.current_thread().name)
         idents.add(threading.get_ident())
         if item < 4:
             everyone.wait()
@@ -36,7 +34,7 @@ def test_every_result_comes_back_once_from_as_many_threads_as_asked() -> None:
 
     async def run() -> list[int]:
         results: list[int] = []
-        async with WorkerThreads(work, 4, name="test-worker") as threads:
+        async with WorkerThreads(work, 4) as threads:
             for item in range(200):
                 threads.submit(item)
             while len(results) < 200:
@@ -45,7 +43,6 @@ def test_every_result_comes_back_once_from_as_many_threads_as_asked() -> None:
 
     assert sorted(anyio.run(within, run)) == [item * 10 for item in range(200)]
     assert len(idents) == 4
-    assert names == {"test-worker"}
 
 
 def test_a_result_waits_on_the_loop_without_holding_it() -> None:
@@ -116,15 +113,15 @@ async def _interrupt_soon(threads: WorkerThreads[object, object]) -> None:
 
 def test_leaving_waits_for_the_work_under_way_and_never_starts_the_rest() -> None:
     started: list[int] = []
-    workers: set[threading.Thread] = set()
+    finished: list[int] = []
     first_started = threading.Event()
     release = threading.Event()
 
     def work(item: int) -> int:
         started.append(item)
-        workers.add(threading.current_thread())
         first_started.set()
         release.wait(PATIENCE)
+        finished.append(item)
         return item
 
     async def run() -> None:
@@ -134,7 +131,7 @@ def test_leaving_waits_for_the_work_under_way_and_never_starts_the_rest() -> Non
                     threads.submit(item)
                 await anyio.to_thread.run_sync(first_started.wait, PATIENCE)
                 group.start_soon(_set, release)  # runs once leaving the block has begun
-            assert not any(worker.is_alive() for worker in workers)
+            assert finished == [0]  # the work under way ended before the block was left
 
     anyio.run(within, run)
     assert started == [0]
@@ -144,13 +141,11 @@ async def _set(event: threading.Event) -> None:
     event.set()
 
 
-def test_a_cancelled_wait_loses_no_result_and_leaves_the_threads_stopped() -> None:
-    workers: set[threading.Thread] = set()
+def test_a_cancelled_wait_loses_no_result() -> None:
     started = threading.Event()
     block = threading.Event()
 
     def work(item: int) -> int:
-        workers.add(threading.current_thread())
         started.set()
         block.wait(PATIENCE)
         return item
@@ -166,5 +161,21 @@ def test_a_cancelled_wait_loses_no_result_and_leaves_the_threads_stopped() -> No
             return await threads.results()
 
     assert anyio.run(within, run) == [7]
-    assert workers
-    assert not any(worker.is_alive() for worker in workers)
+
+
+def test_the_threads_are_anyio_worker_threads_under_one_capacity_limiter() -> None:
+    everyone = threading.Barrier(4, timeout=PATIENCE)  # the three threads and the test
+
+    def work(item: int) -> int:
+        everyone.wait()
+        return item
+
+    async def run() -> tuple[float, float]:
+        async with WorkerThreads(work, 3) as threads:
+            for item in range(3):
+                threads.submit(item)
+            await anyio.to_thread.run_sync(everyone.wait)  # all three threads are at work now
+            limiter = threads._limiter
+            return limiter.borrowed_tokens, limiter.total_tokens
+
+    assert anyio.run(within, run) == (3, 3)

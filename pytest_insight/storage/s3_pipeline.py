@@ -5,10 +5,11 @@ Download pipeline::
     listing pages ──keys──▶ [key buffer] ──▶ N threads ──▶ [results] ──▶ verify + decode ──▶ consumer
                                               (GET)                    (on the event loop)
 
-N is the backend's ``concurrency``. The downloads run in N threads of
-their own (:class:`~pytest_insight.storage.worker_threads.WorkerThreads`),
-which hand the event loop their results in batches, not through a thread
-hop per object. The key buffer holds a listing page of keys (at least
+N is the backend's ``concurrency``. The downloads run in N worker threads
+(:class:`~pytest_insight.storage.worker_threads.WorkerThreads`: one
+``to_thread`` call each under one ``CapacityLimiter(N)``, lasting the whole
+transfer), which hand the event loop their results in batches, not through
+a thread hop per object. The key buffer holds a listing page of keys (at least
 ``2 * N``), so the next page is requested while the threads still have the
 last one's keys: a server takes as long to list a page as the threads take
 to download a few hundred bundles. At most ``2 * N`` keys are handed to the
@@ -98,7 +99,7 @@ async def read_bundles(
         downloads.interrupt()
 
     async with (
-        WorkerThreads(partial(backend.fetch, limits=bounds), workers, name="pytest-insight-get") as downloads,
+        WorkerThreads(partial(backend.fetch, limits=bounds), workers) as downloads,
         anyio.create_task_group() as group,
     ):
         try:
@@ -128,8 +129,8 @@ async def upload_sessions(
     """Upload sessions as one bundle per SUT and day, ``concurrency`` at a time.
 
     Each bundle is read from ``sessions``, gzipped and uploaded in one of
-    ``concurrency`` threads of their own; a bundle already there (same
-    content, same key) is left alone.
+    ``concurrency`` worker threads (see ``WorkerThreads``); a bundle already
+    there (same content, same key) is left alone.
 
     Returns:
         The number of sessions exported.
@@ -146,7 +147,7 @@ async def upload_sessions(
         return key, bundle, backend.store_bundle(key, bundle)
 
     groups = sorted(partition(sessions).items())
-    async with WorkerThreads(upload, backend.concurrency, name="pytest-insight-put") as threads:
+    async with WorkerThreads(upload, backend.concurrency) as threads:
         for job in groups:
             threads.submit(job)
         while uploaded < len(groups):

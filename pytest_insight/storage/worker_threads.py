@@ -1,12 +1,13 @@
-"""Plain threads that work through items and hand their results to the event loop in batches.
+"""Worker threads that work through items and hand their results to the event loop in batches.
 
 ``anyio.to_thread.run_sync`` costs about 170 µs of CPU a call (a future, a
 cancel scope, the limiter, a wake-up through the event loop), which is half
 of what downloading a 55 KB bundle costs. :class:`WorkerThreads` pays that
-once for a whole transfer: its threads take items from a queue as they come
-and leave each result in a buffer; the event loop takes the results from
-that buffer and sleeps on a socket only when the buffer is empty, so one
-wake-up covers every result that arrived meanwhile.
+once a thread for a whole transfer: each of its ``to_thread`` calls takes
+items from a queue as they come and leaves each result in a buffer; the
+event loop takes the results from that buffer and sleeps on a socket only
+when the buffer is empty, so one wake-up covers every result that arrived
+meanwhile.
 
 Failure policy: an exception the work raises is the result of that item and
 is raised where the event loop takes it.
@@ -20,6 +21,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -35,15 +37,20 @@ _STOP = object()
 
 
 class WorkerThreads(Generic[T, R]):
-    """``threads`` threads calling ``work`` on each item submitted; results come back in completion order.
+    """``threads`` worker threads calling ``work`` on each item submitted; results come in completion order.
 
-    Use it as an async context manager: leaving it stops the threads and waits
-    for the items they are working on (their results are dropped); items not
-    started yet are never started.
+    Each thread is one ``anyio.to_thread.run_sync`` call under one
+    ``CapacityLimiter(threads)``, in a task group of its own, that lasts the
+    whole transfer. Use it as an async context manager: leaving it stops the
+    threads and waits for the items they are working on (their results are
+    dropped); items not started yet are never started.
     """
 
-    def __init__(self, work: Callable[[T], R], threads: int, *, name: str = "pytest-insight-worker") -> None:
+    def __init__(self, work: Callable[[T], R], threads: int) -> None:
         self._work = work
+        self._threads = threads
+        self._limiter = anyio.CapacityLimiter(threads)
+        self._group = anyio.create_task_group()
         self._todo: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._done: deque[tuple[R, None] | tuple[None, BaseException]] = deque()
         self._lock = threading.Lock()
@@ -53,28 +60,27 @@ class WorkerThreads(Generic[T, R]):
         self._wake_up, self._bell = socket.socketpair()
         self._wake_up.setblocking(False)
         self._bell.setblocking(False)
-        self._threads = [threading.Thread(target=self._run, name=name, daemon=True) for _ in range(threads)]
 
     async def __aenter__(self) -> WorkerThreads[T, R]:
-        for thread in self._threads:
-            thread.start()
+        await self._group.__aenter__()
+        for _ in range(self._threads):
+            self._group.start_soon(partial(anyio.to_thread.run_sync, self._run, limiter=self._limiter))
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
+    ) -> bool | None:
         self._stopping = True
-        for _ in self._threads:
+        for _ in range(self._threads):
             self._todo.put(_STOP)
-        with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(self._join)
-        self._wake_up.close()
-        self._bell.close()
-
-    def _join(self) -> None:
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join()
+        try:
+            # Not told of ``error``: it would come back inside an ExceptionGroup. The threads end on
+            # their own (they are told to stop), so there is nothing to cancel, only to wait for.
+            await self._group.__aexit__(None, None, None)
+        finally:
+            self._wake_up.close()
+            self._bell.close()
+        return None
 
     def submit(self, item: T) -> None:
         """Queue ``item`` for the next free thread."""
