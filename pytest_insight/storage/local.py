@@ -34,8 +34,6 @@ ignored.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -47,21 +45,18 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core import fastjson
-from pytest_insight.core.bundle import encode_session
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import (
     ConfigurationError,
-    CorruptStoreError,
     InsightError,
-    InvalidDataError,
     SessionExistsError,
     StorageError,
 )
 from pytest_insight.storage import journal
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
+from pytest_insight.storage.session_files import decode_file, encode_file, is_session_file, session_file_name
 
 __all__ = ["LocalBackend", "session_file_name"]
 
@@ -69,39 +64,6 @@ T = TypeVar("T")
 
 _CHUNK = 256  # files per worker-thread hop
 _WRITERS = 8  # worker threads writing (and fsyncing) staged files at once
-_HEX = frozenset("0123456789abcdef")
-
-
-def session_file_name(session_id: str) -> str:
-    """Return the file name a session id is stored under: ``<sha256 hex>.json``."""
-    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest() + ".json"
-
-
-def _is_session_file(name: str) -> bool:
-    return len(name) == 69 and name.endswith(".json") and _HEX.issuperset(name[:64])
-
-
-def _encode(session: TestSession) -> bytes:
-    return encode_session(session).line + b"\n"  # canonical, as in a bundle: an export reuses it
-
-
-def _decode(path: Path, data: bytes) -> TestSession:
-    try:
-        raw = fastjson.loads(data, json.loads)
-    except json.JSONDecodeError as exc:
-        raise CorruptStoreError(str(path), exc.lineno, f"{exc.msg} (column {exc.colno})") from exc
-    except UnicodeDecodeError as exc:
-        raise CorruptStoreError(str(path), None, f"not UTF-8 text: {exc.reason}") from exc
-    try:
-        session = TestSession.from_dict(raw)
-    except InvalidDataError as exc:
-        reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
-        raise CorruptStoreError(str(path), 1, reason) from exc
-    if session_file_name(session.session_id) != path.name:
-        raise CorruptStoreError(
-            str(path), 1, "session_id: does not match the file name (file moved by hand?)"
-        )
-    return session
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -202,27 +164,32 @@ class LocalBackend:
         files: list[Path] = []
         for shard in shards:
             with os.scandir(shard) as entries:
-                files.extend(Path(entry.path) for entry in entries if _is_session_file(entry.name))
+                files.extend(Path(entry.path) for entry in entries if is_session_file(entry.name))
         return files
 
     @staticmethod
-    def _read_files(paths: Iterable[Path]) -> list[TestSession]:
-        return [line.session for line in LocalBackend._read_lines(paths)]
-
-    @staticmethod
-    def _read_lines(paths: Iterable[Path]) -> list[SessionLine]:
-        read = []
+    def _read(paths: Iterable[Path]) -> Iterator[tuple[TestSession, bytes]]:
         for path in paths:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:  # deleted by a writer since it was listed
                 continue
-            read.append(SessionLine(_decode(path, data), data.removesuffix(b"\n")))
-        return read
+            yield decode_file(path, data), data
+
+    @staticmethod
+    def _read_files(paths: Iterable[Path]) -> list[TestSession]:
+        return [session for session, _ in LocalBackend._read(paths)]
+
+    @staticmethod
+    def _read_lines(paths: Iterable[Path]) -> list[SessionLine]:
+        return [SessionLine(session, data.removesuffix(b"\n")) for session, data in LocalBackend._read(paths)]
 
     async def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
-        async for stored in self.scan_lines(scope):
-            yield stored.session
+        paths = await self._run(self._list_files)
+        for chunk in _chunks(paths):
+            for session in await self._run(self._read_files, chunk):
+                if scope.admits(session):
+                    yield session
 
     async def scan_lines(self, scope: Scope = EVERYTHING) -> AsyncIterator[SessionLine]:
         """Like :meth:`scan`, each session with its file's line (an export reuses it)."""
@@ -278,7 +245,7 @@ class LocalBackend:
             self.staging_dir,
             sessions_dir=self.sessions_dir,
             stored=self._stored,
-            is_session_file=_is_session_file,
+            is_session_file=is_session_file,
             durable=self.durable,
         )
 
@@ -351,7 +318,7 @@ class _LocalTransaction:
             if not replace and name in batch:
                 raise SessionExistsError(session.session_id)
             line = lines.get(session.session_id) if lines else None
-            batch[name] = _encode(session) if line is None else line + b"\n"
+            batch[name] = encode_file(session) if line is None else line + b"\n"
             ids[name] = session.session_id
         names = list(batch)
         backend = self._backend

@@ -1,0 +1,55 @@
+"""The local store's session files: their names and their content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from pytest_insight.core import fastjson
+from pytest_insight.core.bundle import encode_session
+from pytest_insight.core.models import TestSession
+from pytest_insight.errors import CorruptStoreError, InvalidDataError
+
+__all__ = ["decode_file", "encode_file", "is_session_file", "session_file_name"]
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def session_file_name(session_id: str) -> str:
+    """Return the file name a session id is stored under: ``<sha256 hex>.json``."""
+    return hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest() + ".json"
+
+
+def is_session_file(name: str) -> bool:
+    """Whether ``name`` is named like a session file (anything else in ``sessions/`` is ignored)."""
+    return len(name) == 69 and name.endswith(".json") and _HEX.issuperset(name[:64])
+
+
+def encode_file(session: TestSession) -> bytes:
+    """A session file's content: the session's canonical bundle line and a newline."""
+    return encode_session(session).line + b"\n"  # canonical, as in a bundle: an export reuses it
+
+
+def decode_file(path: Path, data: bytes) -> TestSession:
+    """The session in a file's content.
+
+    Raises:
+        CorruptStoreError: the content is not a session, or not the one the file is named for.
+    """
+    try:
+        raw = fastjson.loads(data, json.loads)
+    except json.JSONDecodeError as exc:
+        raise CorruptStoreError(str(path), exc.lineno, f"{exc.msg} (column {exc.colno})") from exc
+    except UnicodeDecodeError as exc:
+        raise CorruptStoreError(str(path), None, f"not UTF-8 text: {exc.reason}") from exc
+    try:
+        session = TestSession.from_dict(raw)
+    except InvalidDataError as exc:
+        reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+        raise CorruptStoreError(str(path), 1, reason) from exc
+    if session_file_name(session.session_id) != path.name:
+        raise CorruptStoreError(
+            str(path), 1, "session_id: does not match the file name (file moved by hand?)"
+        )
+    return session
