@@ -78,10 +78,10 @@ CANONICAL_START = b'{"rerun_test_groups":'
 """How every line :func:`encode_session` writes starts: the first of a session's keys in sorted order."""
 
 
-def encode_or_reuse(session: TestSession, line: bytes) -> EncodedSession:
+def encode_or_reuse(session: TestSession, line: bytes | None) -> EncodedSession:
     """``session`` as a bundle line: ``line`` itself when :func:`encode_session` wrote it, else encoded again.
 
-    ``line`` is what ``session`` was decoded from. Encoding a session costs
+    ``line`` is what ``session`` was decoded from (None: unknown). Encoding a session costs
     as much as decoding it, so a line that starts as canonical lines do
     (:data:`CANONICAL_START`) is taken for one and reused as it is: the local
     store writes its files so, and every export its bundles. Any other line
@@ -90,7 +90,8 @@ def encode_or_reuse(session: TestSession, line: bytes) -> EncodedSession:
     A line from another tool that starts so but is not canonical still
     decodes to ``session``; only its bundle's id differs from a re-encoding's.
     """
-    if line.startswith(CANONICAL_START) and b"\n" not in line:  # a file edited by hand may span lines
+    # a file edited by hand may span lines: a bundle line must be one
+    if line is not None and line.startswith(CANONICAL_START) and b"\n" not in line:
         return EncodedSession(session.sut_name, session.session_start_time, session.session_id, line)
     return encode_session(session)
 

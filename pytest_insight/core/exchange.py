@@ -101,14 +101,11 @@ async def export_sessions(
             async with _closing(stored) as items:
                 async for item in items:
                     session = item.session if isinstance(item, SessionLine) else item
-                    if not scope.admits(session):
-                        continue
-                    if isinstance(item, SessionLine):
-                        encoded.append(encode_or_reuse(session, item.line))
-                    else:
-                        encoded.append(encode_session(session))
-                    if progress is not None:
-                        progress("read", len(encoded), None)
+                    line = item.line if isinstance(item, SessionLine) else None
+                    if scope.admits(session):
+                        encoded.append(encode_or_reuse(session, line))
+                        if progress is not None:
+                            progress("read", len(encoded), None)
         else:
             for session in sessions:
                 if scope.admits(session):

@@ -16,9 +16,13 @@ without an exception. Per-backend differences:
 - S3: sessions live in bundles; a transaction writes new bundles with
   ``If-None-Match: *`` and rewrites changed ones conditionally on their ETag.
 
-One optional capability: a backend that can remove a whole scope without
+Two optional capabilities: a backend that can remove a whole scope without
 reading it defines ``async clear_scope(scope) -> int`` (S3 deletes whole
-day partitions unread); ``exchange.clear_sessions`` uses it when present.
+day partitions unread), which ``exchange.clear_sessions`` uses; one that
+keeps each session as its canonical bundle line defines
+``scan_lines(scope)``, an async iterator of ``SessionLine`` (the local
+store), which ``exchange.export_sessions`` uses to send the lines as they
+are instead of encoding every session again.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class WorkerThreads(Generic[T, R]):
 
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> bool | None:
+    ) -> None:
         self._stopping = True
         for _ in range(self._threads):
             self._todo.put(_STOP)
@@ -80,7 +80,6 @@ class WorkerThreads(Generic[T, R]):
         finally:
             self._wake_up.close()
             self._bell.close()
-        return None
 
     def submit(self, item: T) -> None:
         """Queue ``item`` for the next free thread."""
