@@ -79,8 +79,8 @@ class ScriptedServer:
                     return
                 self.requests.append(request)
                 if not self.replies.pop(0)(connection, request):
-                    self.hung_up.set()
-                    return
+                    break
+        self.hung_up.set()  # once the connection is closed, not before
 
     @staticmethod
     def _read_request(reader: BinaryIO, body: bool) -> bytes | None:
@@ -231,6 +231,18 @@ def test_no_body_is_read_after_a_204(server: ScriptedServer) -> None:
 def test_an_interim_100_continue_is_skipped(server: ScriptedServer) -> None:
     server.replies.append(send(b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"final")))
     assert get(pool(server))[::2] == (200, b"final")
+
+
+def test_bytes_sent_after_an_answer_make_its_connection_unusable_even_when_already_read(
+    server: ScriptedServer,
+) -> None:
+    # sent with the answer, so the client's reader takes them in with it: the socket shows nothing
+    unasked = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n"
+    server.replies += [send(ok(b"one") + unasked), send(ok(b"two"))]
+    wire = pool(server)
+    assert get(wire)[2] == b"one"
+    assert get(wire)[::2] == (200, b"two")
+    assert server.connections == 2
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced(server: ScriptedServer) -> None:

@@ -87,11 +87,29 @@ class _Connection:
             if hasattr(select, "poll"):  # select() cannot watch a descriptor above 1023
                 poller = select.poll()
                 poller.register(self.sock, select.POLLIN)
-                return not poller.poll(0)
-            readable, _, _ = select.select([self.sock], [], [], 0)
+                readable = bool(poller.poll(0))
+            else:
+                readable = bool(select.select([self.sock], [], [], 0)[0])
         except (OSError, ValueError):
             return False
-        return not readable
+        return not readable and not self._buffered()
+
+    def _buffered(self) -> bool:
+        """Whether bytes the server sent after the last answer (in the same packet) wait in the reader.
+
+        The socket is empty here, so peeking reads nothing new: non-blocking, it
+        returns the reader's buffer, or nothing.
+        """
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0)
+        try:
+            return bool(self.reader.peek(1))
+        except ssl.SSLWantReadError:  # TLS's word for "nothing to read yet"
+            return False
+        except (OSError, ValueError):
+            return True  # broken: not to be reused
+        finally:
+            self.sock.settimeout(timeout)
 
     def close(self) -> None:
         self.reader.close()
