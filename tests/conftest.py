@@ -11,6 +11,7 @@ import pytest
 
 from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
+from pytest_insight.storage.local import LocalBackend
 
 pytest_plugins = ["tests.s3servers", "tests.faultproxy"]
 
@@ -136,3 +137,9 @@ def memory_storage() -> Storage:
 def local_storage(tmp_path: Path) -> Storage:
     """An empty local JSON store in a temporary directory."""
     return JSONStorage(tmp_path / "store")
+
+
+@pytest.fixture
+def packed_storage(tmp_path: Path) -> Storage:
+    """An empty local store that writes every commit of two sessions or more as a pack."""
+    return Storage(LocalBackend(tmp_path / "store", pack_from=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,8 +21,9 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 from pytest_insight.errors import ConfigurationError, NotFoundError, StorageError
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local import Found, LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
+from pytest_insight.storage.session_files import session_file_name
 
 DATA = Path(__file__).parent / "data"
 STRATEGIES = [strategy.value for strategy in MergeStrategy]
@@ -84,26 +85,36 @@ def test_skip_existing(conflict: tuple[Storage, Path]) -> None:
     assert tags_of(store) == {"s1": None, "s2": None, "s3": None}
 
 
+@pytest.mark.parametrize("pack_from", [1000, 2], ids=["files", "pack"])
 def test_skip_existing_never_reads_the_stored_sessions(
-    make_session: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    make_session: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pack_from: int
 ) -> None:
-    backend = LocalBackend(tmp_path / "store")
+    backend = LocalBackend(tmp_path / "store", pack_from=pack_from)
     store = Storage(backend)
     stored = [make_session() for _ in range(20)]
     store.save_sessions(stored)
     source = export([*stored, make_session("new")], tmp_path / "in.jsonl.gz")
-    reads: list[Path] = []
-    read_files = LocalBackend._read_files
+    reads: list[str] = []
+    read_files, read_packed = LocalBackend._read, LocalBackend.read_packed
 
-    def counted(paths: Sequence[Path]) -> list[TestSession]:
-        reads.extend(paths)
-        return read_files(paths)
+    def counted_files(paths: Iterable[Path]) -> list[Found]:
+        found = read_files(paths)
+        reads.extend(name for name, _, _ in found)
+        return found
 
-    monkeypatch.setattr(LocalBackend, "_read_files", staticmethod(counted))
+    def counted_packed(
+        self: LocalBackend, pack: str, names: Iterable[str] | None = None
+    ) -> list[Found] | None:
+        found = read_packed(self, pack, names)
+        reads.extend(name for name, _, _ in found or ())
+        return found
+
+    monkeypatch.setattr(LocalBackend, "_read", staticmethod(counted_files))
+    monkeypatch.setattr(LocalBackend, "read_packed", counted_packed)
     assert numbers(store.import_sessions(source)) == stats(total=21, imported=1, added=1, skipped=20)
     assert reads == []  # whether an id is stored is all skip_existing asks
     store.import_sessions(export([variant(stored[0], "b")], tmp_path / "b.jsonl.gz"), "replace_existing")
-    assert reads == [backend.path_for(stored[0].session_id)]  # the one compared
+    assert reads == [session_file_name(stored[0].session_id)]  # the one compared
 
 
 def test_replace_existing(conflict: tuple[Storage, Path]) -> None:

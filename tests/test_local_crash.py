@@ -1,8 +1,8 @@
 """A writer SIGKILLed at a random moment loses nothing it committed and leaves a usable store.
 
-Each trial starts a worker that saves sessions (single saves and batches)
-and prints each batch's ids once its save has returned; the test kills it
-after reading a random number of lines. Trials run in chains on one store,
+Each trial starts a worker that saves sessions (single saves and batches,
+as session files or packs) and prints each batch's ids once its save has
+returned; the test kills it after reading a random number of lines. Trials run in chains on one store,
 so a later worker may itself be killed while recovering what an earlier one
 left behind.
 """
@@ -36,10 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 WORKER = """
 import random, sys
 import anyio
-from pytest_insight.core.storage import JSONStorage
+from pytest_insight.core.storage import Storage
+from pytest_insight.storage.local import LocalBackend
 from tests.test_local_crash import session_for
 
-store, prefix, rng = JSONStorage(sys.argv[1]), sys.argv[2], random.Random(sys.argv[3])
+store = Storage(LocalBackend(sys.argv[1], pack_from=int(sys.argv[4])))
+prefix, rng = sys.argv[2], random.Random(sys.argv[3])
 
 def batch(number):
     size = 1 if rng.random() < 0.5 else rng.randint(2, 12)
@@ -74,9 +76,10 @@ def session_for(session_id: str) -> TestSession:
 
 
 def start_worker(root: Path, prefix: str, seed: int) -> subprocess.Popen[str]:
+    pack_from = (2, 6, 1000)[seed % 3]  # batches of 2-12: packs, some of each, session files only
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(root), prefix, str(seed)],
+        [sys.executable, "-c", WORKER, str(root), prefix, str(seed), str(pack_from)],
         stdout=subprocess.PIPE,
         text=True,
         env=env,

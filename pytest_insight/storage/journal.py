@@ -1,9 +1,10 @@
 """The local store's commit journal: staging directories and their commit markers.
 
-A transaction stages new session files in ``<root>/staging/<uuid>/``, then
-commits by writing ``COMMIT`` there atomically (temporary file, fsync,
-``os.replace``) and rolls forward: every staged file moves into place with
-``os.replace``, deleted files are unlinked, the staging directory goes. The
+A transaction stages new session files and packs in
+``<root>/staging/<uuid>/``, then commits by writing ``COMMIT`` there
+atomically (temporary file, fsync, ``os.replace``) and rolls forward: every
+staged file moves into place with ``os.replace``, deleted session files and
+dropped packs are unlinked, the staging directory goes. The
 marker is the commit point. :func:`recover`, run by the next writer under the
 store's lock, rolls forward every staging directory that has a marker and
 discards every one that has not; every step is idempotent, so a writer killed
@@ -17,18 +18,31 @@ import functools
 import json
 import os
 import shutil
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_insight.errors import CorruptStoreError
+from pytest_insight.storage.packs import is_pack_file
+from pytest_insight.storage.session_files import is_session_file
 
-__all__ = ["MARKER", "fsync_dir", "fsync_dirs", "recover", "roll_forward", "write_file", "write_marker"]
+__all__ = [
+    "MARKER",
+    "Places",
+    "Plan",
+    "fsync_dir",
+    "fsync_dirs",
+    "read_marker",
+    "recover",
+    "roll_forward",
+    "write_file",
+    "write_marker",
+]
 
 MARKER = "COMMIT"
 _SYNCERS = 8  # directories fsync'd at once
 
-IsSessionFile = Callable[[str], bool]
 StoredPath = Callable[[str], Path]
 
 
@@ -74,19 +88,60 @@ def write_file(path: Path, data: bytes, durable: bool) -> None:
         os.close(fd)
 
 
-def write_marker(staging: Path, puts: Sequence[str], deletes: Sequence[str], durable: bool) -> None:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a commit changes, by file name.
+
+    Attributes:
+        put: staged session files that move into their shard directories.
+        delete: session files to unlink.
+        packs: staged pack files that move into the packs directory.
+        drop: pack files to unlink.
+    """
+
+    put: Sequence[str] = ()
+    delete: Sequence[str] = ()
+    packs: Sequence[str] = ()
+    drop: Sequence[str] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.put or self.delete or self.packs or self.drop)
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """Where a store keeps its files.
+
+    Attributes:
+        sessions_dir: holds a shard directory of session files per two hex digits.
+        packs_dir: holds the pack files.
+        stored: where a session file of this name lives.
+    """
+
+    sessions_dir: Path
+    packs_dir: Path
+    stored: StoredPath
+
+
+def write_marker(staging: Path, plan: Plan, durable: bool) -> None:
     """Commit ``staging``: write its marker atomically. After this, recovery replays it."""
     staging.mkdir(parents=True, exist_ok=True)
     fsync_dir(staging.parent, durable)
     fsync_dir(staging, durable)
     pending = staging / (MARKER + ".tmp")
-    write_file(pending, json.dumps({"put": list(puts), "delete": list(deletes)}).encode("ascii"), durable)
+    marker = {
+        "put": list(plan.put),
+        "delete": list(plan.delete),
+        "packs": list(plan.packs),
+        "drop": list(plan.drop),
+    }
+    write_file(pending, json.dumps(marker).encode("ascii"), durable)
     pending.replace(staging / MARKER)
     fsync_dir(staging, durable)
 
 
-def read_marker(staging: Path, is_session_file: IsSessionFile) -> tuple[list[str], list[str]]:
-    """Return the file names a marker puts and deletes.
+def read_marker(staging: Path) -> Plan:
+    """Return the plan a marker commits (markers of earlier releases hold only put and delete).
 
     Raises:
         CorruptStoreError: the marker cannot be parsed.
@@ -99,57 +154,56 @@ def read_marker(staging: Path, is_session_file: IsSessionFile) -> tuple[list[str
         raise CorruptStoreError(
             str(marker), getattr(exc, "lineno", None), "unreadable commit marker"
         ) from exc
+    kinds = {"put": is_session_file, "delete": is_session_file, "packs": is_pack_file, "drop": is_pack_file}
     if not isinstance(plan, dict) or not all(
-        isinstance(plan.get(key), list) and all(isinstance(n, str) and is_session_file(n) for n in plan[key])
-        for key in ("put", "delete")
+        isinstance(plan.get(key, []), list)
+        and all(isinstance(n, str) and named(n) for n in plan.get(key, []))
+        for key, named in kinds.items()
     ):
-        raise CorruptStoreError(str(marker), 1, "commit marker is not {put: [...], delete: [...]}")
-    return plan["put"], plan["delete"]
+        raise CorruptStoreError(str(marker), 1, "commit marker is not {put: [...], delete: [...], ...}")
+    return Plan(**{key: plan.get(key, []) for key in kinds})
 
 
-def roll_forward(
-    staging: Path,
-    puts: Iterable[str],
-    deletes: Iterable[str],
-    *,
-    sessions_dir: Path,
-    stored: StoredPath,
-    durable: bool,
-) -> None:
-    """Move a staging directory's files into place and apply its deletions; idempotent."""
+def roll_forward(staging: Path, plan: Plan, places: Places, durable: bool) -> None:
+    """Move a staging directory's files into place, then apply its removals; idempotent.
+
+    New files go in before old ones go, so a reader racing the commit that
+    finds a pack gone finds its surviving sessions in a new one.
+    """
     touched: set[Path] = set()
-    for name in deletes:
-        target = stored(name)
+    new_dirs: set[Path] = set()
+
+    def ready(directory: Path) -> Path:
+        if directory not in touched:
+            if not directory.is_dir():
+                if not directory.parent.is_dir():  # a new sessions directory, made with its shard
+                    new_dirs.add(directory.parent)
+                directory.mkdir(parents=True, exist_ok=True)
+                new_dirs.add(directory)
+            touched.add(directory)
+        return directory
+
+    for name in plan.packs:
+        with contextlib.suppress(FileNotFoundError):  # moved by an earlier, interrupted roll-forward
+            (staging / name).replace(ready(places.packs_dir) / name)
+    for name in plan.put:
+        with contextlib.suppress(FileNotFoundError):
+            (staging / name).replace(ready(places.stored(name).parent) / name)
+    for name in plan.delete:
+        target = places.stored(name)
         target.unlink(missing_ok=True)
         touched.add(target.parent)
-    new_shards = False
-    ready: set[Path] = set()
-    for name in puts:
-        shard = stored(name).parent
-        if shard not in ready:
-            if not shard.is_dir():
-                shard.mkdir(parents=True, exist_ok=True)
-                new_shards = True
-            ready.add(shard)
-        with contextlib.suppress(FileNotFoundError):  # moved by an earlier, interrupted roll-forward
-            (staging / name).replace(shard / name)
-    touched |= ready
-    # The renames must be durable before the marker that replays them goes.
-    fsync_dirs([shard for shard in touched if shard.is_dir()], durable)
-    if new_shards:
-        fsync_dir(sessions_dir, durable)
+    for name in plan.drop:
+        (places.packs_dir / name).unlink(missing_ok=True)
+        touched.add(places.packs_dir)
+    # Every change must be durable before the marker that replays them goes.
+    fsync_dirs([directory for directory in touched if directory.is_dir()], durable)
+    fsync_dirs({directory.parent for directory in new_dirs}, durable)
     (staging / MARKER).unlink(missing_ok=True)
     shutil.rmtree(staging)
 
 
-def recover(
-    staging_dir: Path,
-    *,
-    sessions_dir: Path,
-    stored: StoredPath,
-    is_session_file: IsSessionFile,
-    durable: bool,
-) -> None:
+def recover(staging_dir: Path, places: Places, durable: bool) -> None:
     """Finish what killed writers left: roll committed staging directories forward, drop the rest.
 
     Call only while holding the store's lock.
@@ -163,8 +217,7 @@ def recover(
         return
     for leftover in map(Path, leftovers):
         if (leftover / MARKER).is_file():
-            puts, deletes = read_marker(leftover, is_session_file)
-            roll_forward(leftover, puts, deletes, sessions_dir=sessions_dir, stored=stored, durable=durable)
+            roll_forward(leftover, read_marker(leftover), places, durable)
         elif leftover.is_dir():
             shutil.rmtree(leftover)
         else:

@@ -1,43 +1,50 @@
-"""The local JSON store: one file per session in a directory.
+"""The local JSON store: a file per session, and a pack file per bulk commit.
 
 Layout under the store's root::
 
     <root>/.lock                                  flock'd by every writer; never deleted
     <root>/sessions/<2 hex>/<64 hex>.json         one session: its canonical bundle line + newline
-    <root>/staging/<uuid>/<64 hex>.json           a transaction's new session files
-    <root>/staging/<uuid>/COMMIT                  its commit marker: {"put": [...], "delete": [...]}
+    <root>/packs/<32 hex>.pack                    many sessions' lines and their index
+    <root>/staging/<uuid>/                        a transaction's new session files and packs
+    <root>/staging/<uuid>/COMMIT                  its commit marker: {"put": [...], "delete": [...], ...}
 
-A session's file name is the SHA-256 of its id, so no id can name a path
-outside the store (``../``, ``/``, NUL) and ids that differ only in letter
-case never collide on case-insensitive filesystems. Saving one session
-touches only its own file, whatever the store holds.
+A session file's name is the SHA-256 of its session's id, so no id can name
+a path outside the store (``../``, ``/``, NUL) and ids that differ only in
+letter case never collide on case-insensitive filesystems. A commit of fewer
+than ``pack_from`` sessions writes a file each, so saving one session
+touches only its own file whatever the store holds; a larger commit (an
+import's batch) writes one pack (:mod:`pytest_insight.storage.packs`),
+which costs a file where a file a session cost one each. Every session is
+stored in one place, a file or a pack: replacing or deleting a packed
+session writes the pack's other sessions into a new pack.
 
 Writes: a transaction holds ``.lock`` from its first lookup to its commit.
-It stages each new file in its own staging directory (fsync'd), then commits
+It stages its new files in its own staging directory (fsync'd), then commits
 by writing the ``COMMIT`` marker atomically (temporary file, fsync,
-``os.replace``), then rolls forward: moves every staged file into place with
-``os.replace``, unlinks the deleted files and removes its staging directory.
-The marker is the commit point: a writer killed before it leaves a staging
+``os.replace``), then rolls forward (:mod:`pytest_insight.storage.journal`):
+moves every staged file into place with ``os.replace``, then unlinks the
+deleted files and dropped packs and removes its staging directory. The
+marker is the commit point: a writer killed before it leaves a staging
 directory without a marker, which the next writer discards; a writer killed
 after it leaves one with a marker, which the next writer rolls forward (every
 step is idempotent). So a batch is stored entirely or not at all. A
-transaction that only writes one session skips the marker: its one rename is
-atomic by itself.
+transaction that only writes one session file skips the marker: its one
+rename is atomic by itself.
 
-Reads take no lock: every session file appears and changes by ``os.replace``,
-so a reader sees a whole file or none (a reader racing a live commit may see
-part of that batch). A reader that finds a commit marker a killed writer left
-takes the lock and rolls it forward first, so a crash never shows half a
-batch. Anything in ``sessions/`` that is not named like a session file is
-ignored.
+Reads take no lock: every file appears and changes by ``os.replace``, so a
+reader sees a whole file or none (a reader racing a live commit may see part
+of that batch). A reader that finds a pack gone looks again: the pack's other
+sessions are in the new one, moved in before the old one went. A reader that
+finds a commit marker a killed writer left takes the lock and rolls it
+forward first, so a crash never shows half a batch. Anything in
+``sessions/`` or ``packs/`` that is not named like a session file or a pack
+is ignored.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,23 +54,28 @@ import anyio.to_thread
 
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
-from pytest_insight.errors import (
-    ConfigurationError,
-    InsightError,
-    SessionExistsError,
-    StorageError,
-)
-from pytest_insight.storage import journal
+from pytest_insight.errors import ConfigurationError, InsightError, StorageError
+from pytest_insight.storage import journal, packs
 from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.local_writes import LocalTransaction
 from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
-from pytest_insight.storage.session_files import decode_file, encode_file, is_session_file, session_file_name
+from pytest_insight.storage.session_files import (
+    decode_file,
+    decode_stored,
+    is_session_file,
+    session_file_name,
+)
 
-__all__ = ["LocalBackend", "session_file_name"]
+__all__ = ["PACK_FROM", "Found", "LocalBackend", "session_file_name"]
 
 T = TypeVar("T")
 
-_CHUNK = 256  # files per worker-thread hop
-_WRITERS = 8  # worker threads writing (and fsyncing) staged files at once
+PACK_FROM = 32
+"""A commit of at least this many sessions writes them into one pack, not a file each."""
+
+_CHUNK = 256  # files (or a pack's sessions) per worker-thread hop
+
+Found = tuple[str, TestSession, bytes]  # session file name, session, stored line (with its newline, if any)
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -72,7 +84,7 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
 
 
 class LocalBackend:
-    """Sessions as JSON files under ``root`` (see the module docstring for the layout).
+    """Sessions as JSON files and packs under ``root`` (see the module docstring for the layout).
 
     Args:
         root: the store's directory; created on the first write.
@@ -81,6 +93,8 @@ class LocalBackend:
             loss too. Without it a commit still survives the writer's own
             crash (SIGKILL) intact; turn it off only for scratch stores and
             benchmarks that fill a store fast.
+        pack_from: a commit of at least this many sessions writes them into
+            one pack file instead of a file each.
 
     Raises:
         ConfigurationError: ``root`` is a file (for example a pytest-insight
@@ -88,14 +102,23 @@ class LocalBackend:
     """
 
     def __init__(
-        self, root: Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT, durable: bool = True
+        self,
+        root: Path,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        durable: bool = True,
+        pack_from: int = PACK_FROM,
     ) -> None:
         self.root = Path(root).absolute()
         self.lock_timeout = lock_timeout
         self.durable = durable
+        self.pack_from = max(1, pack_from)
         self.sessions_dir = self.root / "sessions"
+        self.packs_dir = self.root / "packs"
         self.staging_dir = self.root / "staging"
         self.lock_path = self.root / ".lock"
+        self.places = journal.Places(self.sessions_dir, self.packs_dir, self.session_path)
+        self._indexes: dict[str, packs.PackIndex] = {}  # packs never change, so their indexes are kept
         self._check_root()
 
     def _check_root(self) -> None:
@@ -115,13 +138,14 @@ class LocalBackend:
         return f"file://{self.root}"
 
     def path_for(self, session_id: str) -> Path:
-        """Return where the session with this id is (or would be) stored."""
-        return self._stored(session_file_name(session_id))
+        """Return where the session with this id is stored when it has a file of its own."""
+        return self.session_path(session_file_name(session_id))
 
-    def _stored(self, name: str) -> Path:
+    def session_path(self, name: str) -> Path:
+        """Where the session file of this name is (or would be)."""
         return self.sessions_dir / name[:2] / name
 
-    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+    async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Run blocking filesystem work in a worker thread, translating OS errors."""
         try:
             return await anyio.to_thread.run_sync(function, *args)
@@ -154,7 +178,7 @@ class LocalBackend:
         finally:
             lock.release()
 
-    def _list_files(self) -> list[Path]:
+    def list_files(self) -> list[Path]:
         self._check_root()
         self._finish_commits()
         try:
@@ -167,59 +191,147 @@ class LocalBackend:
                 files.extend(Path(entry.path) for entry in entries if is_session_file(entry.name))
         return files
 
+    def list_packs(self) -> list[str]:
+        """The names of the store's packs (forgetting the indexes of packs that are gone)."""
+        try:
+            with os.scandir(self.packs_dir) as entries:
+                names = sorted(entry.name for entry in entries if packs.is_pack_file(entry.name))
+        except FileNotFoundError:
+            names = []
+        for gone in self._indexes.keys() - set(names):
+            self._indexes.pop(gone, None)
+        return names
+
+    def pack_index(self, pack: str) -> packs.PackIndex | None:
+        """A pack's index, or None when the pack is gone."""
+        index = self._indexes.get(pack)
+        if index is None:
+            try:
+                index = self._indexes[pack] = packs.read_index(self.packs_dir / pack)
+            except FileNotFoundError:
+                return None
+        return index
+
     @staticmethod
-    def _read(paths: Iterable[Path]) -> Iterator[tuple[TestSession, bytes]]:
+    def _read(paths: Iterable[Path]) -> list[Found]:
+        found: list[Found] = []
         for path in paths:
             try:
                 data = path.read_bytes()
             except FileNotFoundError:  # deleted by a writer since it was listed
                 continue
-            yield decode_file(path, data), data
+            found.append((path.name, decode_file(path, data), data))
+        return found
 
     @staticmethod
-    def _read_files(paths: Iterable[Path]) -> list[TestSession]:
-        return [session for session, _ in LocalBackend._read(paths)]
+    def read_files(paths: Iterable[Path]) -> list[TestSession]:
+        return [session for _, session, _ in LocalBackend._read(paths)]
 
-    @staticmethod
-    def _read_lines(paths: Iterable[Path]) -> list[SessionLine]:
-        return [SessionLine(session, data.removesuffix(b"\n")) for session, data in LocalBackend._read(paths)]
+    def read_packed(self, pack: str, names: Iterable[str] | None = None) -> list[Found] | None:
+        """The sessions of a pack (those of ``names`` it holds), or None when the pack is gone."""
+        index = self.pack_index(pack)
+        if index is None:
+            return None
+        path = self.packs_dir / pack
+        try:
+            return [
+                (name, decode_stored(str(path), line, name, index[name].line), line)
+                for name, line in packs.read_lines(path, index, names)
+            ]
+        except FileNotFoundError:
+            return None
+
+    async def _scan_stored(self, scope: Scope) -> AsyncIterator[Found]:
+        """Yield every stored session once, even while writers move sessions between files and packs.
+
+        A session moves only in a commit that adds or drops a pack, and a
+        commit moves new files in before it removes old ones. So when the
+        packs are the same after the session files were read as before, and
+        none went while being read, nothing moved unseen; otherwise the files
+        and the new packs are read again (sessions already yielded are skipped).
+        """
+        seen: set[str] = set()  # session file names yielded
+        read_packs: set[str] = set()
+        listed = await self.in_thread(self.list_packs)
+        while True:
+            paths = [path for path in await self.in_thread(self.list_files) if path.name not in seen]
+            for chunk in _chunks(paths):
+                for found in await self.in_thread(self._read, chunk):
+                    seen.add(found[0])
+                    if scope.admits(found[1]):
+                        yield found
+            current = await self.in_thread(self.list_packs)
+            vanished = False
+            for pack in current:
+                if pack in read_packs:
+                    continue
+                read_packs.add(pack)
+                index = await self.in_thread(self.pack_index, pack)
+                vanished |= index is None
+                for names in _chunks([name for name in index or () if name not in seen]):
+                    batch = await self.in_thread(self.read_packed, pack, names)
+                    if batch is None:
+                        vanished = True
+                        break
+                    for found in batch:
+                        seen.add(found[0])
+                        if scope.admits(found[1]):
+                            yield found
+            if not vanished and current == listed:
+                return
+            listed = current
 
     async def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
-        paths = await self._run(self._list_files)
-        for chunk in _chunks(paths):
-            for session in await self._run(self._read_files, chunk):
-                if scope.admits(session):
-                    yield session
+        async for _, session, _ in self._scan_stored(scope):
+            yield session
 
     async def scan_lines(self, scope: Scope = EVERYTHING) -> AsyncIterator[SessionLine]:
-        """Like :meth:`scan`, each session with its file's line (an export reuses it)."""
-        paths = await self._run(self._list_files)
-        for chunk in _chunks(paths):
-            for stored in await self._run(self._read_lines, chunk):
-                if scope.admits(stored.session):
-                    yield stored
+        """Like :meth:`scan`, each session with its stored line (an export reuses it)."""
+        async for _, session, data in self._scan_stored(scope):
+            yield SessionLine(session, data.removesuffix(b"\n"))
 
     async def get(self, session_id: str) -> TestSession | None:
-        await self._run(self._finish_commits)
-        found = await self._run(self._read_files, [self.path_for(session_id)])
-        return found[0] if found else None
+        return await self.in_thread(self._get, session_id)
+
+    def _get(self, session_id: str) -> TestSession | None:
+        self._finish_commits()
+        name = session_file_name(session_id)
+        listed = self.list_packs()
+        while True:  # looks again when a commit moved sessions meanwhile (see _scan_stored)
+            found = self._read([self.session_path(name)])
+            if found:
+                return found[0][1]
+            current = self.list_packs()
+            vanished = False
+            for pack in current:
+                index = self.pack_index(pack)
+                if index is not None and name not in index:
+                    continue
+                in_pack = None if index is None else self.read_packed(pack, [name])
+                if in_pack is None:
+                    vanished = True
+                    continue
+                return in_pack[0][1]
+            if not vanished and current == listed:
+                return None
+            listed = current
 
     # -- writing ---------------------------------------------------------------
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_LocalTransaction]:
+    async def transaction(self) -> AsyncIterator[LocalTransaction]:
         lock = FileLock(self.lock_path, timeout=self.lock_timeout)
-        await self._run(self._lock_and_recover, lock)
+        await self.in_thread(self._lock_and_recover, lock)
         try:
-            transaction = _LocalTransaction(self)
+            transaction = LocalTransaction(self)
             try:
                 yield transaction
             except BaseException:
                 with anyio.CancelScope(shield=True):
-                    await self._run(transaction.discard)
+                    await self.in_thread(transaction.discard)
                 raise
             with anyio.CancelScope(shield=True):
-                await self._run(transaction.commit)
+                await self.in_thread(transaction.commit)
         finally:
             lock.release()
 
@@ -241,127 +353,4 @@ class LocalBackend:
         Raises:
             CorruptStoreError: a commit marker cannot be parsed.
         """
-        journal.recover(
-            self.staging_dir,
-            sessions_dir=self.sessions_dir,
-            stored=self._stored,
-            is_session_file=is_session_file,
-            durable=self.durable,
-        )
-
-    def roll_forward(self, staging: Path, puts: Iterable[str], deletes: Iterable[str]) -> None:
-        """Move a committed staging directory's files into place."""
-        journal.roll_forward(
-            staging, puts, deletes, sessions_dir=self.sessions_dir, stored=self._stored, durable=self.durable
-        )
-
-
-class _LocalTransaction:
-    """Stages puts as files in a private staging directory; commits through its marker."""
-
-    def __init__(self, backend: LocalBackend) -> None:
-        self._backend = backend
-        self._staging = backend.staging_dir / uuid.uuid4().hex
-        self._puts: set[str] = set()
-        self._deletes: set[str] = set()
-        self._absent: set[str] = set()  # file names a lookup found missing (the lock keeps them so)
-        self._committing = False
-
-    async def lookup(self, session_ids: Collection[str]) -> dict[str, TestSession]:
-        backend = self._backend
-        found: dict[str, TestSession] = {}
-        for chunk in _chunks(list(dict.fromkeys(session_ids))):
-            paths = [backend.path_for(sid) for sid in chunk]
-            sessions = await backend._run(backend._read_files, paths)
-            for session in sessions:
-                found[session.session_id] = session
-            present = {session_file_name(session.session_id) for session in sessions}
-            self._absent.update(path.name for path in paths if path.name not in present)
-        return found
-
-    async def stored_ids(self, session_ids: Collection[str]) -> set[str]:
-        backend = self._backend
-        found: set[str] = set()
-        for chunk in _chunks(list(dict.fromkeys(session_ids))):
-            names = [session_file_name(sid) for sid in chunk]
-            present = set(await backend._run(self._present, names))
-            found.update(sid for sid, name in zip(chunk, names, strict=True) if name in present)
-            self._absent.update(name for name in names if name not in present)
-        return found
-
-    def _check_absent(self, names: Sequence[str], ids: Sequence[str]) -> None:
-        for name, sid in zip(names, ids, strict=True):
-            if name in self._puts:
-                raise SessionExistsError(sid)
-            if name in self._deletes or name in self._absent:
-                continue
-            if self._backend._stored(name).exists():
-                raise SessionExistsError(sid)
-
-    def _stage(self, batch: Sequence[tuple[str, bytes]]) -> None:
-        self._staging.mkdir(parents=True, exist_ok=True)
-        for name, data in batch:
-            journal.write_file(self._staging / name, data, self._backend.durable)
-
-    async def put(
-        self,
-        sessions: Sequence[TestSession],
-        *,
-        replace: bool = False,
-        lines: Mapping[str, bytes] | None = None,
-        minted: bool = False,  # unused: looking is one stat per session
-    ) -> None:
-        batch: dict[str, bytes] = {}
-        ids: dict[str, str] = {}
-        for session in sessions:
-            name = session_file_name(session.session_id)
-            if not replace and name in batch:
-                raise SessionExistsError(session.session_id)
-            line = lines.get(session.session_id) if lines else None
-            batch[name] = encode_file(session) if line is None else line + b"\n"
-            ids[name] = session.session_id
-        names = list(batch)
-        backend = self._backend
-        if not replace:
-            for chunk in _chunks(names):
-                await backend._run(self._check_absent, chunk, [ids[name] for name in chunk])
-        limiter = anyio.CapacityLimiter(_WRITERS)
-
-        async def stage(chunk: Sequence[str]) -> None:
-            async with limiter:
-                await backend._run(self._stage, [(name, batch[name]) for name in chunk])
-
-        async with anyio.create_task_group() as group:
-            for chunk in _chunks(names, 64):
-                group.start_soon(stage, chunk)
-        self._puts.update(names)
-
-    async def delete(self, session_ids: Collection[str] | None = None) -> int:
-        backend = self._backend
-        if session_ids is None:
-            stored = {path.name for path in await backend._run(backend._list_files)}
-            self._deletes |= stored
-            return len(stored)
-        names = list(dict.fromkeys(session_file_name(sid) for sid in session_ids))
-        present = await backend._run(self._present, names)
-        self._deletes.update(present)
-        return len(present)
-
-    def _present(self, names: Sequence[str]) -> list[str]:
-        return [name for name in names if self._backend._stored(name).exists()]
-
-    def commit(self) -> None:
-        """Write the marker (the commit point), then roll forward. Runs in a worker thread."""
-        puts, deletes = sorted(self._puts), sorted(self._deletes - self._puts)  # a put replaces anyway
-        if not puts and not deletes:
-            self.discard()
-            return
-        if len(puts) > 1 or deletes:  # a single rename is atomic by itself and needs no marker
-            journal.write_marker(self._staging, puts, deletes, self._backend.durable)
-            self._committing = True
-        self._backend.roll_forward(self._staging, puts, deletes)
-
-    def discard(self) -> None:
-        """Drop the staged files, unless the commit point was passed (then recovery finishes it)."""
-        if not self._committing and self._staging.exists():
-            shutil.rmtree(self._staging)
+        journal.recover(self.staging_dir, self.places, self.durable)

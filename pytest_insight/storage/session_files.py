@@ -1,4 +1,4 @@
-"""The local store's session files: their names and their content."""
+"""The local store's session files: their names and their content (a pack's lines hold the same)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pytest_insight.core.bundle import encode_session
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import CorruptStoreError, InvalidDataError
 
-__all__ = ["decode_file", "encode_file", "is_session_file", "session_file_name"]
+__all__ = ["decode_file", "decode_stored", "encode_file", "is_session_file", "session_file_name"]
 
 _HEX = frozenset("0123456789abcdef")
 
@@ -32,24 +32,39 @@ def encode_file(session: TestSession) -> bytes:
 
 
 def decode_file(path: Path, data: bytes) -> TestSession:
-    """The session in a file's content.
+    """The session in a session file's content.
 
     Raises:
         CorruptStoreError: the content is not a session, or not the one the file is named for.
     """
+    return decode_stored(str(path), data, path.name, 1)
+
+
+def decode_stored(source: str, data: bytes, name: str, line: int) -> TestSession:
+    """The session in a stored line: a session file's content or a line of a pack.
+
+    Args:
+        source: the file, for error messages.
+        data: the line (a trailing newline is allowed).
+        name: the session file name it is stored under; the session's id must hash to it.
+        line: the line's number in ``source``.
+
+    Raises:
+        CorruptStoreError: the line is not a session, or not the one it is stored under.
+    """
     try:
         raw = fastjson.loads(data, json.loads)
     except json.JSONDecodeError as exc:
-        raise CorruptStoreError(str(path), exc.lineno, f"{exc.msg} (column {exc.colno})") from exc
+        raise CorruptStoreError(source, line + exc.lineno - 1, f"{exc.msg} (column {exc.colno})") from exc
     except UnicodeDecodeError as exc:
-        raise CorruptStoreError(str(path), None, f"not UTF-8 text: {exc.reason}") from exc
+        raise CorruptStoreError(source, line, f"not UTF-8 text: {exc.reason}") from exc
     try:
         session = TestSession.from_dict(raw)
     except InvalidDataError as exc:
         reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
-        raise CorruptStoreError(str(path), 1, reason) from exc
-    if session_file_name(session.session_id) != path.name:
+        raise CorruptStoreError(source, line, reason) from exc
+    if session_file_name(session.session_id) != name:
         raise CorruptStoreError(
-            str(path), 1, "session_id: does not match the file name (file moved by hand?)"
+            source, line, "session_id: does not match the file name (file moved by hand?)"
         )
     return session

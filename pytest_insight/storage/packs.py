@@ -1,0 +1,208 @@
+"""The local store's pack files: the sessions of one bulk commit in one file.
+
+Creating, fsyncing and renaming a file per session costs the store about
+half a millisecond a session on ext4, most of an import's time there; a
+commit of many sessions (an import's batch, a ``save_sessions`` of many)
+writes them into a pack instead, one file for the whole batch.
+
+Format::
+
+    <session line>\\n ...      each session's canonical bundle line, as a session file holds it
+    <index line>\\n            {"pytest-insight-pack": 1, "sessions": [[file name, offset, length], ...]}
+    <16 hex digits>\\n         the byte offset of the index line
+
+The index is authoritative: it names each session by its session file name
+(see :mod:`pytest_insight.storage.session_files`) and gives its line's bytes.
+A committed pack never changes; a commit that drops sessions from it writes
+the survivors into a new pack and removes the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from pytest_insight.errors import CorruptStoreError
+from pytest_insight.storage.session_files import is_session_file
+
+__all__ = [
+    "PACK_BYTES",
+    "Entry",
+    "PackIndex",
+    "PackWriter",
+    "is_pack_file",
+    "new_pack_name",
+    "read_index",
+    "read_lines",
+]
+
+PACK_BYTES = 32 << 20
+"""A commit starts a new pack once one holds this many bytes (dropping a session rewrites its pack)."""
+
+FORMAT = 1
+_FORMAT_KEY = "pytest-insight-pack"
+_SUFFIX = ".pack"
+_FOOTER = 17  # 16 hex digits and a newline
+_HEX = frozenset("0123456789abcdef")
+_READ_BYTES = 8 << 20  # most bytes one read of a pack's lines takes
+
+
+class Entry(NamedTuple):
+    """Where a session's line is in its pack."""
+
+    offset: int
+    length: int
+    line: int  # 1-based, for error messages
+
+
+PackIndex = Mapping[str, Entry]
+"""A pack's sessions by session file name."""
+
+
+def new_pack_name() -> str:
+    """A fresh pack file name: ``<32 hex>.pack``."""
+    return uuid.uuid4().hex + _SUFFIX
+
+
+def is_pack_file(name: str) -> bool:
+    """Whether ``name`` is named like a pack file."""
+    return len(name) == 37 and name.endswith(_SUFFIX) and _HEX.issuperset(name[:32])
+
+
+class PackWriter:
+    """Writes a new pack file: lines first, then :meth:`finish` writes the index.
+
+    Args:
+        path: the file to create (it must not exist).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.size = 0
+        self._entries: dict[str, tuple[int, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def append(self, lines: Iterable[tuple[str, bytes]]) -> None:
+        """Add sessions' lines (without their newline); a name added again points at its new line."""
+        pieces: list[bytes] = []
+        offset = self.size
+        for name, line in lines:
+            self._entries.pop(name, None)  # the index lists lines in file order
+            self._entries[name] = (offset, len(line))
+            pieces.append(line)
+            offset += len(line) + 1
+        if pieces:
+            pieces.append(b"")
+            self._write(b"\n".join(pieces))
+
+    def forget(self, name: str) -> None:
+        """Leave a session added earlier out of the index (its line stays, unreferenced)."""
+        self._entries.pop(name, None)
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self.size += len(data)
+
+    def finish(self, durable: bool) -> None:
+        """Write the index and close the file, fsync'd first when ``durable``."""
+        sessions = [[name, offset, length] for name, (offset, length) in self._entries.items()]
+        index = json.dumps({_FORMAT_KEY: FORMAT, "sessions": sessions}, separators=(",", ":"))
+        start = self.size
+        self._write(index.encode("ascii") + b"\n" + b"%016x\n" % start)
+        if durable:
+            os.fsync(self._fd)
+        self.close()
+
+    def close(self) -> None:
+        """Close the file without finishing it (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def read_index(path: Path) -> dict[str, Entry]:
+    """Return a pack's index.
+
+    Raises:
+        FileNotFoundError: the pack is gone (a writer dropped it).
+        CorruptStoreError: the file is not a whole pack.
+    """
+    with path.open("rb") as file:
+        size = os.fstat(file.fileno()).st_size
+        footer = os.pread(file.fileno(), _FOOTER, size - _FOOTER) if size >= _FOOTER else b""
+        digits = footer[:16]
+        whole = (
+            footer[16:] == b"\n" and len(digits) == 16 and all(byte in b"0123456789abcdef" for byte in digits)
+        )
+        start = int(digits, 16) if whole else -1
+        if not 0 <= start <= size - _FOOTER:
+            raise CorruptStoreError(str(path), None, "not a whole pack: no index offset at its end")
+        text = os.pread(file.fileno(), size - _FOOTER - start, start)
+    try:
+        index = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptStoreError(str(path), None, f"unreadable pack index: {exc}") from exc
+    return _checked(path, index, start)
+
+
+def _checked(path: Path, index: object, limit: int) -> dict[str, Entry]:
+    if not isinstance(index, dict) or index.get(_FORMAT_KEY) != FORMAT:
+        raise CorruptStoreError(str(path), None, f"not a pack of format {FORMAT}")
+    sessions = index.get("sessions")
+    entries: dict[str, Entry] = {}
+    end = 0
+    for entry in sessions if isinstance(sessions, list) else [None]:
+        match entry:
+            case [str(name), int(offset), int(length)] if (
+                is_session_file(name) and end <= offset and length > 0 and offset + length < limit
+            ):
+                entries[name] = Entry(offset, length, len(entries) + 1)
+                end = offset + length + 1
+            case _:
+                raise CorruptStoreError(str(path), None, f"pack index entry out of place: {entry!r}")
+    return entries
+
+
+def read_lines(
+    path: Path, index: PackIndex, names: Iterable[str] | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(name, line)`` for the index's sessions (those of ``names``), reading neighbours together.
+
+    Raises:
+        FileNotFoundError: the pack is gone (a writer dropped it).
+        CorruptStoreError: the pack is shorter than its index says.
+    """
+    chosen = sorted(
+        index if names is None else (name for name in names if name in index), key=index.__getitem__
+    )
+    with path.open("rb") as file:
+        start = 0
+        while start < len(chosen):
+            first = index[chosen[start]].offset
+            end = start + 1
+            while end < len(chosen):
+                entry, before = index[chosen[end]], index[chosen[end - 1]]
+                if (
+                    entry.offset != before.offset + before.length + 1
+                    or entry.offset + entry.length - first > _READ_BYTES
+                ):
+                    break
+                end += 1
+            last = index[chosen[end - 1]]
+            size = last.offset + last.length - first
+            block = os.pread(file.fileno(), size, first)
+            if len(block) != size:
+                raise CorruptStoreError(str(path), None, "the pack is shorter than its index says")
+            for name in chosen[start:end]:
+                entry = index[name]
+                yield name, block[entry.offset - first : entry.offset - first + entry.length]
+            start = end
