@@ -138,6 +138,24 @@ def test_deleting_then_putting_in_one_transaction(backend: LocalBackend, make_se
     assert [s.session_id for s in Storage(backend).load_sessions()] == ["s1"]  # a put outlives the delete
 
 
+def test_a_session_put_twice_in_one_transaction_is_stored_once(
+    tmp_path: Path, make_session: MakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packs, "PACK_BYTES", 1)  # every put starts a pack of its own
+    backend = LocalBackend(tmp_path / "store", pack_from=1)
+    first, other, second = make_session("twice"), make_session("other"), build_session("twice", tags={"v": "2"})
+
+    async def run() -> None:
+        async with backend.transaction() as transaction:
+            await transaction.put([first, other])
+            await transaction.put([second], replace=True)
+            await transaction.put([second], replace=True)
+
+    run_sync(run)
+    assert pack_contents(backend) == [{"other"}, {"twice"}]
+    assert Storage(backend).get_session_by_id("twice") == second
+
+
 def test_a_corrupt_pack_line_names_the_pack_and_line(
     backend: LocalBackend, make_session: MakeSession
 ) -> None:

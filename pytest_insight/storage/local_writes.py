@@ -111,21 +111,20 @@ class LocalTransaction:
         await backend.in_thread(self._stage, batch)
 
     def _stage(self, batch: Mapping[str, bytes]) -> None:
-        self._pending.update(batch)
         for name in batch:
+            earlier = self._staged.get(name)
+            if earlier is not None:  # put again: its new line goes into the open pack
+                earlier.forget(name)
             self._staged[name] = None
+        self._pending.update(batch)
         if not self._pending or (not self._writers and len(self._staged) < self._backend.pack_from):
             return
         self._staging.mkdir(parents=True, exist_ok=True)
         if not self._writers or self._writers[-1].size >= packs.PACK_BYTES:
             self._writers.append(packs.PackWriter(self._staging / packs.new_pack_name()))
         writer = self._writers[-1]
-        for name in self._pending:
-            earlier = self._staged[name]
-            if earlier is not None and earlier is not writer:
-                earlier.forget(name)
-            self._staged[name] = writer
         writer.append(self._pending.items())
+        self._staged.update(dict.fromkeys(self._pending, writer))
         self._pending.clear()
 
     async def delete(self, session_ids: Collection[str] | None = None) -> int:

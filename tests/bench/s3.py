@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -39,45 +38,15 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from statistics import median
 
 from infra.local_s3 import local_s3_server
-from pytest_insight.cli.main import rare_full_collections
-from pytest_insight.core.storage import Storage
-from pytest_insight.storage.local import LocalBackend
-from tests.conftest import BASE_TIME, build_session
+from tests.bench.s3_steps import PADDED_RESULTS
 
 __all__ = ["main"]
 
 BUCKET = "bench"
-_SUTS = 20
-_PADDED_RESULTS = 5  # the default: few results, padded with random text to 10-100 KB a bundle
-
-
-def _fill(root: Path, bundles: int, results: int, seed: int = 7) -> int:
-    rng = random.Random(seed)
-    store = Storage(LocalBackend(root, durable=False))
-    sessions = []
-    for number in range(bundles):
-        target = rng.randint(10_000, 100_000)  # gzipped bytes of the bundle; random hex gzips to ~0.55
-        for half in range(2):
-            padded = results == _PADDED_RESULTS  # else the size comes from the results themselves
-            sessions.append(
-                build_session(
-                    f"bench-{number:05d}-{half}",
-                    sut_name=f"service-{number % _SUTS:02d}",
-                    start=BASE_TIME + timedelta(days=number // _SUTS, minutes=half),
-                    tests=results,
-                    tags={"noise": rng.randbytes(int(target / 0.55 / 4)).hex()} if padded else {},
-                )
-            )
-        if len(sessions) >= 500:
-            store.save_sessions(sessions)
-            sessions = []
-    store.save_sessions(sessions)
-    return bundles * 2
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -116,67 +85,7 @@ def _tool(name: str) -> str:
 
 
 def _ours(step: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "tests.bench.s3", "--child", step, *args]
-
-
-def _child_main(step: str, args: list[str]) -> None:
-    from pytest_insight.core.storage import JSONStorage, S3Storage
-
-    if step == "fill":
-        print(_fill(Path(args[0]), int(args[1]), int(args[2])))
-    elif step == "size":
-        import boto3
-
-        bucket, _, prefix = args[0].removeprefix("s3://").partition("/")
-        pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        print(sum(int(item["Size"]) for page in pages for item in page.get("Contents", [])))
-    elif step in ("export", "import"):
-        store, uri, concurrency = args
-        from pytest_insight.core import locations
-        from pytest_insight.storage.s3 import S3Backend
-
-        locations.register_location("s3", lambda text: S3Backend.from_uri(text, concurrency=int(concurrency)))
-        with rare_full_collections():  # as ``insight`` runs them
-            if step == "export":
-                print(Storage(LocalBackend(Path(store), durable=False)).export_sessions(uri))
-            else:
-                stats = JSONStorage(store).import_sessions(uri)
-                print(stats["added"], stats["errors"])
-    elif step == "warm-up":
-        import boto3
-
-        bucket, _, prefix = args[0].removeprefix("s3://").partition("/")
-        client = boto3.client("s3")
-        for number in range(int(args[1])):
-            client.put_object(Bucket=bucket, Key=f"{prefix}/{number}", Body=os.urandom(50_000))
-    elif step == "clear":
-        uri, concurrency = args
-        print(S3Storage.from_uri(uri, concurrency=int(concurrency)).clear_sessions())
-    elif step == "boto3-down":
-        uri, target = args
-        import boto3
-
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        client = boto3.client("s3")
-        count = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                path = Path(target) / item["Key"]
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
-                count += 1
-        print(count)
-    elif step == "boto3-up":
-        source, uri = args
-        import boto3
-
-        bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        client = boto3.client("s3")
-        files = sorted(p for p in Path(source).rglob("*") if p.is_file())
-        for path in files:
-            key = f"{prefix}/{path.relative_to(source).as_posix()}"
-            client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-        print(len(files))
+    return [sys.executable, "-m", "tests.bench.s3_steps", step, *args]
 
 
 @dataclass
@@ -221,14 +130,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--results",
         type=int,
-        default=_PADDED_RESULTS,
-        help=f"test results per session; other than {_PADDED_RESULTS}, no padding: real sessions' shape",
+        default=PADDED_RESULTS,
+        help=f"test results per session; other than {PADDED_RESULTS}, no padding: real sessions' shape",
     )
-    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
-    if options.child:
-        _child_main(options.child[0], options.child[1:])
-        return
     aws, s5cmd = _tool("aws"), _tool("s5cmd")
     with (
         local_s3_server(bucket=BUCKET) as server,
