@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import boto3
 import pytest
@@ -65,16 +65,19 @@ class S3Target:
 class RequestLog:
     """The parameters of every request of some operations, seen through botocore's event hooks.
 
-    GetObject and PutObject go out through ``s3_direct``, which skips the
-    parameter hooks: they are seen at ``before-send``, as their key and
-    condition headers.
+    GetObject, PutObject and ListObjectsV2 go out through ``s3_direct``,
+    which skips the parameter hooks: they are seen at ``before-send``, as
+    their key and condition headers, or their query parameters under
+    boto3's names.
     """
 
     def __init__(self, target: S3Target, *operations: str) -> None:
         self.seen: dict[str, list[dict[str, Any]]] = {name: [] for name in operations}
         events = target.client.meta.events
         for name in operations:
-            if name in _DIRECT:
+            if name == "ListObjectsV2":
+                events.register(f"before-send.s3.{name}", self._record_listing)
+            elif name in _DIRECT:
                 events.register(f"before-send.s3.{name}", self._record_sent(name, target.bucket))
             else:
                 events.register(f"before-parameter-build.s3.{name}", self._record(name))
@@ -97,8 +100,24 @@ class RequestLog:
 
         return record
 
+    def _record_listing(self, request: Any, **_: Any) -> None:
+        query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
+        params: dict[str, Any] = {
+            _LIST_PARAMETERS[name]: values[0] for name, values in query.items() if name in _LIST_PARAMETERS
+        }
+        if "MaxKeys" in params:
+            params["MaxKeys"] = int(params["MaxKeys"])
+        self.seen["ListObjectsV2"].append(params)
+
 
 _DIRECT = frozenset({"GetObject", "PutObject"})
+_LIST_PARAMETERS = {
+    "prefix": "Prefix",
+    "delimiter": "Delimiter",
+    "start-after": "StartAfter",
+    "continuation-token": "ContinuationToken",
+    "max-keys": "MaxKeys",
+}
 
 
 def fresh_bucket_name() -> str:

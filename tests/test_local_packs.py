@@ -143,7 +143,11 @@ def test_a_session_put_twice_in_one_transaction_is_stored_once(
 ) -> None:
     monkeypatch.setattr(packs, "PACK_BYTES", 1)  # every put starts a pack of its own
     backend = LocalBackend(tmp_path / "store", pack_from=1)
-    first, other, second = make_session("twice"), make_session("other"), build_session("twice", tags={"v": "2"})
+    first, other, second = (
+        make_session("twice"),
+        make_session("other"),
+        build_session("twice", tags={"v": "2"}),
+    )
 
     async def run() -> None:
         async with backend.transaction() as transaction:

@@ -1,4 +1,4 @@
-"""GetObject and PutObject sent by ``s3_direct``: the same objects, keys and errors as boto3's own calls."""
+"""GetObject, PutObject, ListObjectsV2 sent by ``s3_direct``: the same objects, keys and errors as boto3's."""
 
 from __future__ import annotations
 
@@ -90,6 +90,69 @@ def test_a_body_over_the_limit_is_not_read(target: S3Target) -> None:
     assert fetched.body is None
     assert fetched.length == 5000
     assert direct.get("big", max_bytes=5000).body == b"x" * 5000  # the connection is still usable
+
+
+LISTED = [
+    *KEYS,
+    "team/v1/sut=api/date=2026-11-24/a.jsonl.gz",
+    "team/v1/sut=api/date=2026-11-25/b.jsonl.gz",
+    "team/v1/sut=web/date=2026-11-25/c.jsonl.gz",
+    "team/v1/sut=web/",  # a console's "folder"
+]
+
+
+def boto3_listing(target: S3Target, **parameters: Any) -> list[dict[str, Any]]:
+    """Every page boto3 lists, reduced to what ``list_page`` returns."""
+    pages = []
+    for page in target.client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, **parameters):
+        reduced: dict[str, Any] = {"IsTruncated": page["IsTruncated"]}
+        if "Contents" in page:
+            reduced["Contents"] = [{k: item[k] for k in ("Key", "ETag", "Size")} for item in page["Contents"]]
+        if "CommonPrefixes" in page:
+            reduced["CommonPrefixes"] = page["CommonPrefixes"]
+        pages.append(reduced)
+    return pages
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"Prefix": ""},
+        {"Prefix": "team/v1/"},
+        {"Prefix": "team/v1/", "Delimiter": "/"},
+        {"Prefix": "team/v1/", "StartAfter": "team/v1/sut=api/date=2026-11-24/~"},
+        {"Prefix": "odd keys/with space+plus~tilde=equals/"},
+        {"Prefix": "", "PaginationConfig": {"PageSize": 2}},
+    ],
+    ids=["all", "prefix", "delimiter", "start-after", "odd-prefix", "pages-of-two"],
+)
+def test_listing_pages_are_what_boto3_lists(target: S3Target, parameters: dict[str, Any]) -> None:
+    direct = DirectObjects(target.client, target.bucket)
+    for key in LISTED:
+        direct.put(key, key.encode(), content_type="text/plain", metadata={})
+    expected = boto3_listing(target, **parameters)
+    page_size = parameters.pop("PaginationConfig", {}).get("PageSize", 0)
+    ours, token = [], ""
+    while True:
+        page = direct.list_page(
+            parameters["Prefix"],
+            token=token,
+            max_keys=page_size,
+            start_after=parameters.get("StartAfter", ""),
+            delimiter=parameters.get("Delimiter", ""),
+        )
+        token = page.pop("NextContinuationToken", "")
+        ours.append(page)
+        if not page["IsTruncated"]:
+            break
+    assert ours == expected
+    assert any(page.get("Contents") or page.get("CommonPrefixes") for page in ours)  # not empty by mistake
+
+
+def test_listing_a_missing_bucket_is_the_client_error_boto3_raises(target: S3Target) -> None:
+    ours = _error(lambda: DirectObjects(target.client, "no-such-bucket-here").list_page(""))
+    assert ours[0] in ("NoSuchBucket", "AccessDenied")
+    assert ours == _error(lambda: target.client.list_objects_v2(Bucket="no-such-bucket-here"))
 
 
 def _error(call: Callable[[], object]) -> tuple[str, int]:

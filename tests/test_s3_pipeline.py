@@ -178,14 +178,11 @@ def test_import_filters_narrow_the_listing(
     monkeypatch.setitem(  # imports through the test's client, so its hooks see the requests
         locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=mock_s3.client)
     )
-    prefixes: list[str] = []
-    mock_s3.client.meta.events.register(
-        "before-parameter-build.s3.ListObjectsV2", lambda params, **_: prefixes.append(params["Prefix"])
-    )
+    calls = RequestLog(mock_s3, "ListObjectsV2")
     target = InMemoryStorage()
     stats = target.import_sessions(f"s3://{mock_s3.bucket}/team", sut_name="sut-2")
     assert stats["added"] == 4
-    assert set(prefixes) == {"team/v1/sut=sut-2/"}
+    assert {call["Prefix"] for call in calls.seen["ListObjectsV2"]} == {"team/v1/sut=sut-2/"}
 
 
 def test_import_of_many_bundles_merges_in_batches_and_again_adds_nothing(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 from unittest import mock
+from urllib.parse import parse_qs
 
 import pytest
 from botocore.auth import S3SigV4Auth
@@ -12,7 +13,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 from pytest_insight.storage import s3_sigv4
-from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, Credentials, Signer
+from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, Credentials, Signer, canonical_query
 
 # AWS's example credentials and time, from "Signature Calculations for the Authorization Header"
 EXAMPLE = Credentials("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", None)
@@ -80,6 +81,28 @@ def test_agrees_with_botocore(
     with mock.patch("botocore.auth.get_current_datetime", return_value=now.replace(tzinfo=None)):
         S3SigV4Auth(ReadOnlyCredentials(*credentials), "s3", "eu-west-3").add_auth(request)
     assert ours["authorization"] == request.headers["Authorization"]
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"list-type": "2", "prefix": "team/v1/sut=my%20api/", "encoding-type": "url"},
+        {"list-type": "2", "prefix": "", "delimiter": "/", "max-keys": "100"},
+        {"list-type": "2", "prefix": "odd keys/é+~=&", "start-after": "a/~", "continuation-token": "x/Y+z=="},
+    ],
+)
+def test_a_query_string_agrees_with_botocore(parameters: dict[str, str]) -> None:
+    now = datetime(2026, 11, 25, 21, 30, 5, tzinfo=UTC)
+    credentials = Credentials("AKID", "secret/key+", None)
+    query = canonical_query(parameters)
+    ours = Signer("eu-west-3").sign(
+        credentials, "GET", "127.0.0.1:8333", "/bucket", {}, EMPTY_SHA256, now, query
+    )
+    request = AWSRequest(method="GET", url=f"http://127.0.0.1:8333/bucket?{query}", headers={}, data=b"")
+    with mock.patch("botocore.auth.get_current_datetime", return_value=now.replace(tzinfo=None)):
+        S3SigV4Auth(ReadOnlyCredentials(*credentials), "s3", "eu-west-3").add_auth(request)
+    assert ours["authorization"] == request.headers["Authorization"]
+    assert parse_qs(query, keep_blank_values=True) == {name: [value] for name, value in parameters.items()}
 
 
 def test_the_signing_key_is_derived_once_a_day() -> None:

@@ -38,27 +38,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
-from xml.etree import ElementTree
 
 import botocore.session
 from botocore import UNSIGNED
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse, HeadersDict
-from botocore.compat import HTTPHeaders
 from botocore.config import Config
 from botocore.exceptions import (
-    ClientError,
     ConnectionClosedError,
     FlexibleChecksumError,
     HTTPClientError,
     NoCredentialsError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
-from urllib3.exceptions import HTTPError as URLLib3Error
 
+from pytest_insight.storage.s3_answers import (
+    BodyError,
+    Refused,
+    answer_of,
+    metadata_of,
+    parse_listing,
+    refusal,
+)
 from pytest_insight.storage.s3_client_parts import bucket_url, tls_context
 from pytest_insight.storage.s3_retries import DirectRetries
-from pytest_insight.storage.s3_sigv4 import EMPTY_SHA256, UNSIGNED_PAYLOAD, Credentials, Signer
-from pytest_insight.storage.s3_wire import ERROR_BODY_LIMIT, WirePool, WireResponse, body_limit
+from pytest_insight.storage.s3_sigv4 import (
+    EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
+    Credentials,
+    Signer,
+    canonical_query,
+)
+from pytest_insight.storage.s3_wire import ERROR_BODY_LIMIT, WirePool, WireResponse
 
 __all__ = ["HTTP_VARIABLE", "DirectObjects", "Fetched", "crc32_header"]
 
@@ -66,7 +76,7 @@ HTTP_VARIABLE = "PYTEST_INSIGHT_S3_HTTP"
 """Set to ``botocore`` to send every request through botocore's HTTP session."""
 
 _META = "x-amz-meta-"
-_REDIRECTS = frozenset({301, 307, 400})  # AWS's answers to a request sent to the bucket's wrong region
+_LISTING_LIMIT = 16 << 20  # bytes of one ListObjectsV2 answer (1,000 keys take about 300 KB)
 T = TypeVar("T")
 
 
@@ -85,58 +95,6 @@ class Fetched:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-class _Refused(ClientError):
-    """An error response, with the HTTP response the retry conditions look at.
-
-    ``region`` is the bucket's region when AWS answered that the request went
-    to the wrong one (``x-amz-bucket-region``, or ``Region`` in the error).
-    """
-
-    def __init__(
-        self, error_response: Any, operation: str, http_response: AWSResponse, region: str = ""
-    ) -> None:
-        super().__init__(error_response, operation)
-        self.http_response = http_response
-        self.region = region
-
-
-class _BodyError(Exception):
-    """The body broke off, came short or failed its checksum: worth another attempt."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _metadata(headers: Mapping[str, str]) -> dict[str, str]:
-    """The user metadata among response headers (names lower case), without their prefix."""
-    return {name[len(_META) :]: value for name, value in headers.items() if name.startswith(_META)}
-
-
-def _answer_of(response: AWSResponse, max_bytes: int, *, streamed: bool) -> WireResponse:
-    """A botocore response, its body read (up to ``max_bytes``; an error's up to :data:`ERROR_BODY_LIMIT`).
-
-    Raises:
-        _BodyError: the body broke off.
-    """
-    raw = response.raw
-    headers = {name.lower(): value for name, value in response.headers.items()}
-    limit = body_limit(response.status_code, max_bytes)
-    length = int(headers.get("content-length", -1))
-    if not streamed:  # botocore read the whole body already (an upload's answer: small)
-        content = response.content
-        return WireResponse(response.status_code, headers, content if len(content) <= limit else None, length)
-    try:
-        body = None if length > limit else bytes(raw.read(limit + 1))
-    except (OSError, URLLib3Error) as exc:
-        raw.close()  # a connection with part of a body left on it cannot be reused
-        raise _BodyError(ConnectionClosedError(endpoint_url=response.url, error=exc)) from exc
-    if body is None or len(body) > limit:
-        raw.close()
-        return WireResponse(response.status_code, headers, None, max(length, len(body or b"")))
-    return WireResponse(response.status_code, headers, body, length)
-
-
 class DirectObjects:
     """GET and conditional PUT of whole objects in one bucket, through a boto3 client's parts.
 
@@ -151,7 +109,8 @@ class DirectObjects:
         self._region: str = client.meta.region_name or "us-east-1"
         self._events = client.meta.events
         self._models = {
-            name: client.meta.service_model.operation_model(name) for name in ("GetObject", "PutObject")
+            name: client.meta.service_model.operation_model(name)
+            for name in ("GetObject", "PutObject", "ListObjectsV2")
         }
         self._signer = Signer(self._region)
         self._unsigned = client.meta.config.signature_version is UNSIGNED
@@ -210,9 +169,12 @@ class DirectObjects:
             tls=tls_context(session._verify) if origin.startswith("https:") else None,
         )
 
-    def _sign(self, method: str, key: str, headers: dict[str, str], body: bytes = b"") -> AWSPreparedRequest:
+    def _sign(
+        self, method: str, key: str | None, headers: dict[str, str], body: bytes = b"", query: str = ""
+    ) -> AWSPreparedRequest:
+        """Sign a request for ``key``, or for the bucket itself when ``key`` is None."""
         origin, host, prefix = self._target()
-        path = prefix + quote(key, safe="/~")
+        path = prefix + quote(key, safe="/~") if key is not None else prefix.rstrip("/") or "/"
         if self._unsigned:  # a client made with signature_version=UNSIGNED, for a public bucket
             signed = dict(headers)
         else:
@@ -227,14 +189,14 @@ class DirectObjects:
                 path,
                 headers,
                 self._payload_hash(origin, body),
+                query=query,
             )
         sent = HeadersDict(signed)
         if body:
             sent["content-length"] = str(len(body))
         headers_type: Any = sent  # botocore's stubs say HTTPHeaders; its own preparer passes a HeadersDict
-        return AWSPreparedRequest(
-            method, origin + path, headers_type, body or None, stream_output=method == "GET"
-        )
+        url = f"{origin}{path}?{query}" if query else origin + path
+        return AWSPreparedRequest(method, url, headers_type, body or None, stream_output=method == "GET")
 
     @staticmethod
     def _payload_hash(origin: str, body: bytes) -> str:
@@ -249,7 +211,7 @@ class DirectObjects:
         self._retries.sending(self._models[operation], request)
         for _, answer in self._events.emit(f"before-send.s3.{operation}", request=request):
             if answer is not None:  # moto's mock_aws, or another handler that answers requests
-                return _answer_of(answer, max_bytes, streamed=request.stream_output)
+                return answer_of(answer, max_bytes, streamed=request.stream_output)
         wire = self._wire
         if wire is not None and request.url.startswith(wire.origin):
             target = request.url[len(wire.origin) :]
@@ -257,7 +219,7 @@ class DirectObjects:
             body = request.body if isinstance(request.body, bytes) else b""
             return wire.request(request.method, target, headers, body, max_bytes=max_bytes)
         response = self._client._endpoint.http_session.send(request)
-        return _answer_of(response, max_bytes, streamed=request.stream_output)
+        return answer_of(response, max_bytes, streamed=request.stream_output)
 
     # -- attempts -------------------------------------------------------------
 
@@ -272,12 +234,12 @@ class DirectObjects:
             failure: Exception
             try:
                 result, answered = once()
-            except _Refused as exc:
+            except Refused as exc:
                 if exc.region and attempt < self._attempts and self._retarget(exc.region):
                     attempt += 1
                     continue  # at once, to where the bucket is
                 response, failure = (exc.http_response, exc.response), exc
-            except _BodyError as exc:
+            except BodyError as exc:
                 caught, failure = ConnectionClosedError(endpoint_url=""), exc.error
             except (BotoConnectionError, HTTPClientError) as exc:
                 caught = failure = exc
@@ -290,30 +252,7 @@ class DirectObjects:
             time.sleep(wait)
             attempt += 1
 
-    @staticmethod
-    def _error(operation: str, url: str, answer: WireResponse) -> _Refused:
-        code = message = region = ""
-        try:
-            # the configured endpoint's error document (read up to ERROR_BODY_LIMIT), parsed as botocore does
-            document = ElementTree.fromstring(answer.body or b"")  # noqa: S314
-        except ElementTree.ParseError:
-            pass
-        else:
-            code, message = document.findtext("Code") or "", document.findtext("Message") or ""
-            region = document.findtext("Region") or ""
-        error_response: Any = {
-            "Error": {"Code": code or str(answer.status), "Message": message},
-            "ResponseMetadata": {"HTTPStatusCode": answer.status},
-        }
-        redirected = answer.status in _REDIRECTS
-        region = (answer.headers.get("x-amz-bucket-region") or region) if redirected else ""
-        headers = HTTPHeaders()
-        for name, value in answer.headers.items():
-            headers[name] = value
-        response = AWSResponse(url, answer.status, headers, None)
-        return _Refused(error_response, operation, response, region)
-
-    # -- the two calls ----------------------------------------------------------
+    # -- the calls ---------------------------------------------------------------
 
     def get(self, key: str, max_bytes: int) -> Fetched:
         """Download ``key`` whole, checking its length and, when the server sends one, its CRC32.
@@ -330,19 +269,19 @@ class DirectObjects:
             request = self._sign("GET", key, {"x-amz-checksum-mode": "ENABLED"})
             answer = self._send("GetObject", request, max_bytes)
             if answer.status >= 300:
-                raise self._error("GetObject", request.url, answer)
+                raise refusal("GetObject", request.url, answer)
             headers, body = answer.headers, answer.body
             etag = headers.get("etag", "")
-            metadata = _metadata(headers)
+            metadata = metadata_of(headers)
             if body is None:  # not read on: a bomb stays on the wire
                 return Fetched(None, etag, answer.length, metadata), answer.status
             if 0 <= answer.length != len(body):
-                raise _BodyError(ConnectionClosedError(endpoint_url=request.url))
+                raise BodyError(ConnectionClosedError(endpoint_url=request.url))
             expected = headers.get("x-amz-checksum-crc32")
             computed = crc32_header(body) if expected is not None else None
             if expected != computed:
                 message = f"expected CRC32 {expected}, computed {computed}"
-                raise _BodyError(FlexibleChecksumError(error_msg=message))
+                raise BodyError(FlexibleChecksumError(error_msg=message))
             return Fetched(body, etag, len(body), metadata), answer.status
 
         return self._attempt("GetObject", once)
@@ -380,7 +319,38 @@ class DirectObjects:
             if answer.status == 412:
                 return None, answer.status
             if answer.status >= 300:
-                raise self._error("PutObject", request.url, answer)
+                raise refusal("PutObject", request.url, answer)
             return answer.headers.get("etag", ""), answer.status
 
         return self._attempt("PutObject", once)
+
+    def list_page(
+        self, prefix: str, *, token: str = "", max_keys: int = 0, start_after: str = "", delimiter: str = ""
+    ) -> dict[str, Any]:
+        """One ``ListObjectsV2`` page under ``prefix``, as boto3 returns it (see ``parse_listing``).
+
+        Raises:
+            botocore.exceptions.ClientError: the server refused (after retries for transient codes).
+            botocore.exceptions.BotoCoreError: the connection still failed on the last attempt.
+        """
+        parameters = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
+        for name, value in (
+            ("continuation-token", token),
+            ("max-keys", str(max_keys) if max_keys else ""),
+            ("start-after", start_after),
+            ("delimiter", delimiter),
+        ):
+            if value:
+                parameters[name] = value
+        query = canonical_query(parameters)
+
+        def once() -> tuple[dict[str, Any], int]:
+            request = self._sign("GET", None, {}, query=query)
+            answer = self._send("ListObjectsV2", request, _LISTING_LIMIT)
+            if answer.status >= 300:
+                raise refusal("ListObjectsV2", request.url, answer)
+            if answer.body is None or 0 <= answer.length != len(answer.body):
+                raise BodyError(ConnectionClosedError(endpoint_url=request.url))
+            return parse_listing(answer.body), answer.status
+
+        return self._attempt("ListObjectsV2", once)

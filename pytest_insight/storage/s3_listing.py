@@ -93,20 +93,22 @@ async def list_pages(
     Raises:
         StorageError: a request failed.
     """
-    token: str | None = None
+    token = ""
     while True:
-        extra: dict[str, Any] = {"ContinuationToken": token} if token else {"MaxKeys": FIRST_PAGE_KEYS}
-        if after and not token:
-            extra["StartAfter"] = after
-        if delimiter:
-            extra["Delimiter"] = delimiter
         page = await backend.call(
             "s3:ListBucket",
             prefix,
-            partial(backend.client.list_objects_v2, Bucket=backend.bucket, Prefix=prefix, **extra),
+            partial(
+                backend.direct.list_page,
+                prefix,
+                token=token,
+                max_keys=0 if token else FIRST_PAGE_KEYS,
+                start_after="" if token else after,
+                delimiter=delimiter,
+            ),
         )
         yield page
-        token = page.get("NextContinuationToken")
+        token = page.get("NextContinuationToken", "")
         if not page.get("IsTruncated") or not token:
             return
 
