@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -10,12 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from pytest_insight.core.bundle import encode_session
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import Storage, run_sync
 from pytest_insight.errors import CorruptStoreError, StorageError
 from pytest_insight.storage import packs
+from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local import LocalBackend
-from pytest_insight.storage.session_files import encode_file, session_file_name
+from pytest_insight.storage.session_files import decode_stored, encode_file, session_file_name
 from tests.conftest import MakeSession, build_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +44,10 @@ def pack_contents(backend: LocalBackend) -> list[set[str]]:
         assert found is not None
         contents.append({session.session_id for _, session, _ in found})
     return sorted(contents, key=sorted)
+
+
+def key_of(session: TestSession) -> packs.Key:
+    return packs.Key(session.session_id, session.sut_name, session.session_start_time)
 
 
 def replace(backend: LocalBackend, sessions: list[TestSession]) -> None:
@@ -186,7 +193,8 @@ def test_a_pack_line_under_another_sessions_name_is_corrupt(
     path = backend.packs_dir / packs.new_pack_name()
     path.parent.mkdir(parents=True)
     writer = packs.PackWriter(path)
-    writer.append([(session_file_name("alias"), encode_file(make_session("original")).strip())])
+    original = make_session("original")
+    writer.append([(session_file_name("alias"), encode_file(original).strip(), key_of(original))])
     writer.finish(durable=False)
     with pytest.raises(CorruptStoreError, match=f"{path}:1: .*session_id"):
         Storage(backend).load_sessions()
@@ -200,6 +208,72 @@ def test_stray_files_among_packs_are_ignored(backend: LocalBackend, make_session
     assert Storage(backend).load_sessions() == sessions
 
 
+def decodes_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the sessions the local store decodes from now on."""
+    decoded: list[str] = []
+    real = decode_stored
+
+    def counted(source: str, data: bytes, name: str, line: int) -> TestSession:
+        session = real(source, data, name, line)
+        decoded.append(session.session_id)
+        return session
+
+    monkeypatch.setattr("pytest_insight.storage.local.decode_stored", counted)
+    return decoded
+
+
+def test_a_scope_decodes_only_the_packed_sessions_inside_it(
+    backend: LocalBackend, make_session: MakeSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Storage(backend)
+    sessions = [make_session(f"s{n}", sut_name=f"sut-{n % 3}") for n in range(9)]
+    store.save_sessions(sessions)
+    decoded = decodes_counted(monkeypatch)
+    since = sessions[4].session_start_time
+    found = store.load_sessions(Scope(sut_name="sut-1", since=since))
+    assert found == [s for s in sessions if s.sut_name == "sut-1" and s.session_start_time >= since]
+    assert sorted(decoded) == sorted(s.session_id for s in found)
+
+
+def test_an_export_sends_canonical_packed_lines_undecoded(
+    backend: LocalBackend, make_session: MakeSession, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    store = Storage(backend)
+    sessions = [make_session(f"s{n}", sut_name=f"sut-{n % 2}") for n in range(6)]
+    store.save_sessions(sessions)
+    foreign = make_session(
+        "foreign", sut_name="sut-1"
+    )  # imported as another producer wrote it: keys unsorted
+    line = json.dumps(foreign.to_dict(), separators=(",", ":")).encode()
+    others = [make_session("x", sut_name="sut-0"), make_session("y", sut_name="sut-0")]
+
+    async def put() -> None:
+        async with backend.transaction() as transaction:
+            await transaction.put([foreign, *others], lines={"foreign": line})
+
+    run_sync(put)
+    decoded = decodes_counted(monkeypatch)
+    assert store.export_sessions(tmp_path / "out.jsonl.gz", sut_name="sut-1") == 4
+    assert decoded == ["foreign"]  # the one line not canonical: decoded and encoded again
+    exported = gzip.decompress((tmp_path / "out.jsonl.gz").read_bytes()).splitlines()
+    assert sorted(exported) == sorted(encode_session(s).line for s in [*sessions[1::2], foreign])
+
+
+def test_a_packed_line_that_is_not_the_session_its_index_names_is_corrupt(
+    backend: LocalBackend, make_session: MakeSession
+) -> None:
+    session = make_session("s1")
+    path = backend.packs_dir / packs.new_pack_name()
+    path.parent.mkdir(parents=True)
+    writer = packs.PackWriter(path)
+    other_sut = packs.Key("s1", "another-sut", session.session_start_time)
+    writer.append([(session_file_name("s1"), encode_file(session).strip(), other_sut)])
+    writer.finish(durable=False)
+    with pytest.raises(CorruptStoreError, match=f"^{path}:1: .*index says another id, SUT or start time"):
+        Storage(backend).load_sessions()
+    assert Storage(backend).load_sessions(Scope(sut_name=session.sut_name)) == []  # narrowed by the index
+
+
 # -- killed and failing writers ---------------------------------------------------------
 
 
@@ -209,7 +283,7 @@ def test_a_staged_pack_without_marker_is_discarded(backend: LocalBackend, make_s
     staging = backend.staging_dir / "dead"
     staging.mkdir(parents=True)
     writer = packs.PackWriter(staging / packs.new_pack_name())
-    writer.append([(session_file_name("torn"), b'{"torn"')])
+    writer.append([(session_file_name("torn"), b'{"torn"', key_of(make_session("torn")))])
     writer.close()  # killed before its index was written
     assert [s.session_id for s in store.load_sessions()] == ["before"]
     store.save_session(make_session("next"))
@@ -225,7 +299,7 @@ def test_a_committed_pack_plan_is_rolled_forward(backend: LocalBackend, make_ses
     new_pack = packs.new_pack_name()
     writer = packs.PackWriter(staging / new_pack)
     added = make_session("added")
-    writer.append([(session_file_name("added"), encode_file(added).strip())])
+    writer.append([(session_file_name("added"), encode_file(added).strip(), key_of(added))])
     writer.finish(durable=False)
     plan = {"put": [], "delete": [], "packs": [new_pack], "drop": [old_pack]}
     (staging / "COMMIT").write_text(json.dumps(plan))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -11,17 +12,24 @@ from hypothesis import strategies as st
 from pytest_insight.errors import CorruptStoreError
 from pytest_insight.storage import packs
 from pytest_insight.storage.session_files import session_file_name
+from tests.conftest import BASE_TIME
 
 
 def name(number: int) -> str:
     return session_file_name(f"s{number}")
 
 
-def write(path: Path, lines: list[tuple[str, bytes]], *, forget: tuple[str, ...] = ()) -> None:
+def keyed(lines: list[tuple[str, bytes]]) -> list[tuple[str, bytes, packs.Key]]:
+    """The lines with a key each: the pack's n-th session started n minutes after BASE_TIME."""
+    return [
+        (name_, line, packs.Key(f"id-{n}", "sut é", BASE_TIME + timedelta(minutes=n)))
+        for n, (name_, line) in enumerate(lines)
+    ]
+
+
+def write(path: Path, lines: list[tuple[str, bytes]]) -> None:
     writer = packs.PackWriter(path)
-    writer.append(lines)
-    for gone in forget:
-        writer.forget(gone)
+    writer.append(keyed(lines))
     writer.finish(durable=True)
 
 
@@ -48,10 +56,11 @@ def test_round_trip_reads_every_line_in_any_grouping(
     index = packs.read_index(path)
     assert list(index) == [n for n, _ in items[: len(items) // 2]]
     assert [entry.line for entry in index.values()] == list(range(1, len(index) + 1))
+    assert [entry.key for entry in index.values()] == [key for _, _, key in keyed(items[: len(items) // 2])]
     path.unlink()
     writer = packs.PackWriter(path)
-    writer.append(items[: len(items) // 2])
-    writer.append(items[len(items) // 2 :])
+    writer.append(keyed(items)[: len(items) // 2])
+    writer.append(keyed(items)[len(items) // 2 :])
     writer.finish(durable=False)
     index = packs.read_index(path)
     wanted = [n for n, _ in items[::3]]
@@ -64,8 +73,8 @@ def test_round_trip_reads_every_line_in_any_grouping(
 def test_a_name_added_again_or_forgotten_is_left_out_of_the_index(tmp_path: Path) -> None:
     path = tmp_path / packs.new_pack_name()
     writer = packs.PackWriter(path)
-    writer.append([(name(1), b"one"), (name(2), b"two"), (name(3), b"three")])
-    writer.append([(name(1), b"one again")])
+    writer.append(keyed([(name(1), b"one"), (name(2), b"two"), (name(3), b"three")]))
+    writer.append(keyed([(name(1), b"one again")]))
     writer.forget(name(2))
     assert len(writer) == 2
     writer.finish(durable=True)
@@ -94,9 +103,12 @@ def test_a_pack_is_never_written_over(tmp_path: Path) -> None:
             "not a pack of format 1",
         ),
         (lambda data: data.replace(b'"sessions":[', b'"sessions":[[]]x['), "unreadable pack index"),
-        (lambda data: data.replace(b",0,3]", b",0,300]"), "entry out of place"),
-        (lambda data: data.replace(b",4,3]", b",1,3]"), "entry out of place"),
+        (lambda data: data.replace(b",0,3,", b",0,300,"), "entry out of place"),
+        (lambda data: data.replace(b",4,3,", b",1,3,"), "entry out of place"),
         (lambda data: data.replace(b'[["', b'[["../'), "entry out of place"),
+        (lambda data: data.replace(b',"id-0",', b",0,"), "entry out of place"),
+        (lambda data: data.replace(b"+00:00", b""), "start time unreadable"),
+        (lambda data: data.replace(b"2024-", b"yesterday-"), "start time unreadable"),
     ],
 )
 def test_a_damaged_pack_names_its_file(tmp_path: Path, damage: object, reason: str) -> None:

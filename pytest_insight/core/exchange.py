@@ -23,7 +23,7 @@ from typing import TypeVar
 
 import anyio
 
-from pytest_insight.core.bundle import encode_or_reuse, encode_session
+from pytest_insight.core.bundle import EncodedSession, encode_or_reuse, encode_session
 from pytest_insight.core.decoding import Limits, SessionLine
 from pytest_insight.core.locations import open_sink, open_source
 from pytest_insight.core.merging import MAX_ERROR_MESSAGES, ImportStats, Merger, MergeStrategy, parse_strategy
@@ -96,16 +96,23 @@ async def export_sessions(
     scan_lines = getattr(source, "scan_lines", None)  # a store that keeps canonical lines
     with SessionSpool() as encoded:
         if sessions is None:
-            stored: AsyncIterator[TestSession | SessionLine]
+            stored: AsyncIterator[TestSession | SessionLine | EncodedSession]
             stored = scan_lines(scope) if scan_lines is not None else source.scan(scope)
             async with _closing(stored) as items:
                 async for item in items:
-                    session = item.session if isinstance(item, SessionLine) else item
-                    line = item.line if isinstance(item, SessionLine) else None
-                    if scope.admits(session):
-                        encoded.append(encode_or_reuse(session, line))
-                        if progress is not None:
-                            progress("read", len(encoded), None)
+                    if isinstance(item, EncodedSession):  # keyed by the store, its line canonical
+                        if not scope.admits_key(item.sut_name, item.start_time):
+                            continue
+                        encoded.append(item)
+                    else:
+                        session = item.session if isinstance(item, SessionLine) else item
+                        if not scope.admits(session):
+                            continue
+                        encoded.append(
+                            encode_or_reuse(session, item.line if isinstance(item, SessionLine) else None)
+                        )
+                    if progress is not None:
+                        progress("read", len(encoded), None)
         else:
             for session in sessions:
                 if scope.admits(session):

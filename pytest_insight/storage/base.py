@@ -20,9 +20,10 @@ Two optional capabilities: a backend that can remove a whole scope without
 reading it defines ``async clear_scope(scope) -> int`` (S3 deletes whole
 day partitions unread), which ``exchange.clear_sessions`` uses; one that
 keeps each session as its canonical bundle line defines
-``scan_lines(scope)``, an async iterator of ``SessionLine`` (the local
-store), which ``exchange.export_sessions`` uses to send the lines as they
-are instead of encoding every session again.
+``scan_lines(scope)``, an async iterator of ``SessionLine``, or of
+``EncodedSession`` for a session it can key without decoding its line (the
+local store, from its packs' indexes), which ``exchange.export_sessions``
+uses to send the lines as they are instead of encoding every session again.
 """
 
 from __future__ import annotations
@@ -75,11 +76,15 @@ class Scope:
 
     def admits(self, session: TestSession) -> bool:
         """Return whether ``session`` lies inside this scope."""
-        if self.sut_name is not None and session.sut_name != self.sut_name:
+        return self.admits_key(session.sut_name, session.session_start_time)
+
+    def admits_key(self, sut_name: str, start: datetime) -> bool:
+        """Return whether a session of ``sut_name`` that started at ``start`` lies inside this scope."""
+        if self.sut_name is not None and sut_name != self.sut_name:
             return False
-        if self.since is not None and session.session_start_time < self.since:
+        if self.since is not None and start < self.since:
             return False
-        return self.until is None or session.session_start_time < self.until
+        return self.until is None or start < self.until
 
 
 EVERYTHING = Scope()

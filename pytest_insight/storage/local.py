@@ -52,9 +52,10 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
+from pytest_insight.core.bundle import CANONICAL_START, EncodedSession
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
-from pytest_insight.errors import ConfigurationError, InsightError, StorageError
+from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
 from pytest_insight.storage import journal, packs
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.local_writes import LocalTransaction
@@ -76,6 +77,19 @@ PACK_FROM = 32
 _CHUNK = 256  # files (or a pack's sessions) per worker-thread hop
 
 Found = tuple[str, TestSession, bytes]  # session file name, session, stored line (with its newline, if any)
+Item = tuple[str, "SessionLine | EncodedSession"]  # session file name, what a scan yields
+
+
+def _decode_packed(path: Path, name: str, entry: packs.Entry, line: bytes) -> TestSession:
+    """A pack's session, which must be the one its index says (a scan narrows by what the index says).
+
+    Raises:
+        CorruptStoreError: the line is not a session, or not the one the index names.
+    """
+    session = decode_stored(str(path), line, name, entry.line)
+    if (session.session_id, session.sut_name, session.session_start_time) != entry.key:
+        raise CorruptStoreError(str(path), entry.line, "the pack's index says another id, SUT or start time")
+    return session
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -235,20 +249,41 @@ class LocalBackend:
         path = self.packs_dir / pack
         try:
             return [
-                (name, decode_stored(str(path), line, name, index[name].line), line)
+                (name, _decode_packed(path, name, index[name], line), line)
                 for name, line in packs.read_lines(path, index, names)
             ]
         except FileNotFoundError:
             return None
 
-    async def _scan_stored(self, scope: Scope) -> AsyncIterator[Found]:
-        """Yield every stored session once, even while writers move sessions between files and packs.
+    def _read_pack_items(self, pack: str, names: Sequence[str], reuse: bool) -> list[Item] | None:
+        """Like :meth:`read_packed`; with ``reuse``, a canonical line comes undecoded, keyed by the index."""
+        index = self.pack_index(pack)
+        if index is None:
+            return None
+        path = self.packs_dir / pack
+        items: list[Item] = []
+        try:
+            for name, line in packs.read_lines(path, index, names):
+                entry = index[name]
+                if reuse and line.startswith(CANONICAL_START):
+                    key = entry.key
+                    items.append((name, EncodedSession(key.sut_name, key.start, key.session_id, line)))
+                else:
+                    items.append((name, SessionLine(_decode_packed(path, name, entry, line), line)))
+        except FileNotFoundError:
+            return None
+        return items
 
-        A session moves only in a commit that adds or drops a pack, and a
-        commit moves new files in before it removes old ones. So when the
-        packs are the same after the session files were read as before, and
-        none went while being read, nothing moved unseen; otherwise the files
-        and the new packs are read again (sessions already yielded are skipped).
+    async def _scan_stored(self, scope: Scope, *, reuse: bool) -> AsyncIterator[SessionLine | EncodedSession]:
+        """Yield every stored session inside ``scope`` once, even while writers move sessions.
+
+        A session moves between files and packs only in a commit that adds
+        or drops a pack, and a commit moves new files in before it removes
+        old ones. So when the packs are the same after the session files were
+        read as before, and none went while being read, nothing moved unseen;
+        otherwise the files and the new packs are read again (sessions
+        already yielded are skipped). A pack's sessions outside ``scope`` are
+        left unread: its index says each one's SUT and start time.
         """
         seen: set[str] = set()  # session file names yielded
         read_packs: set[str] = set()
@@ -256,10 +291,10 @@ class LocalBackend:
         while True:
             paths = [path for path in await self.in_thread(self.list_files) if path.name not in seen]
             for chunk in _chunks(paths):
-                for found in await self.in_thread(self._read, chunk):
-                    seen.add(found[0])
-                    if scope.admits(found[1]):
-                        yield found
+                for name, session, data in await self.in_thread(self._read, chunk):
+                    seen.add(name)
+                    if scope.admits(session):
+                        yield SessionLine(session, data.removesuffix(b"\n"))
             current = await self.in_thread(self.list_packs)
             vanished = False
             for pack in current:
@@ -268,27 +303,37 @@ class LocalBackend:
                 read_packs.add(pack)
                 index = await self.in_thread(self.pack_index, pack)
                 vanished |= index is None
-                for names in _chunks([name for name in index or () if name not in seen]):
-                    batch = await self.in_thread(self.read_packed, pack, names)
+                wanted = [
+                    name
+                    for name, entry in (index or {}).items()
+                    if name not in seen and scope.admits_key(entry.key.sut_name, entry.key.start)
+                ]
+                for names in _chunks(wanted):
+                    batch = await self.in_thread(self._read_pack_items, pack, names, reuse)
                     if batch is None:
                         vanished = True
                         break
-                    for found in batch:
-                        seen.add(found[0])
-                        if scope.admits(found[1]):
-                            yield found
+                    for name, item in batch:
+                        seen.add(name)
+                        yield item
             if not vanished and current == listed:
                 return
             listed = current
 
     async def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
-        async for _, session, _ in self._scan_stored(scope):
-            yield session
+        async for item in self._scan_stored(scope, reuse=False):
+            if isinstance(item, SessionLine):  # always, without reuse
+                yield item.session
 
-    async def scan_lines(self, scope: Scope = EVERYTHING) -> AsyncIterator[SessionLine]:
-        """Like :meth:`scan`, each session with its stored line (an export reuses it)."""
-        async for _, session, data in self._scan_stored(scope):
-            yield SessionLine(session, data.removesuffix(b"\n"))
+    async def scan_lines(self, scope: Scope = EVERYTHING) -> AsyncIterator[SessionLine | EncodedSession]:
+        """Like :meth:`scan`, each session with its stored line (an export reuses it).
+
+        A packed session whose line is canonical comes as an
+        :class:`~pytest_insight.core.bundle.EncodedSession` built from its
+        pack's index, without decoding the line.
+        """
+        async for item in self._scan_stored(scope, reuse=True):
+            yield item
 
     async def get(self, session_id: str) -> TestSession | None:
         return await self.in_thread(self._get, session_id)

@@ -29,7 +29,7 @@ class LocalTransaction:
     def __init__(self, backend: LocalBackend) -> None:
         self._backend = backend
         self._staging = backend.staging_dir / uuid.uuid4().hex
-        self._pending: dict[str, bytes] = {}  # lines put, until they are enough for a pack
+        self._pending: dict[str, tuple[bytes, packs.Key]] = {}  # lines put, until enough for a pack
         self._writers: list[packs.PackWriter] = []  # the staged packs, the last one open
         self._staged: dict[str, packs.PackWriter | None] = {}  # every name put: its staged pack
         self._loose: set[str] = set()  # names located: stored as a session file
@@ -92,13 +92,14 @@ class LocalTransaction:
         lines: Mapping[str, bytes] | None = None,
         minted: bool = False,
     ) -> None:
-        batch: dict[str, bytes] = {}
+        batch: dict[str, tuple[bytes, packs.Key]] = {}
         for session in sessions:
             name = session_file_name(session.session_id)
             if not replace and (name in batch or name in self._staged):
                 raise SessionExistsError(session.session_id)
             line = lines.get(session.session_id) if lines else None
-            batch[name] = encode_file(session).removesuffix(b"\n") if line is None else line
+            key = packs.Key(session.session_id, session.sut_name, session.session_start_time)
+            batch[name] = (encode_file(session).removesuffix(b"\n") if line is None else line, key)
         ids = {session_file_name(session.session_id): session.session_id for session in sessions}
         backend = self._backend
         # A minted id cannot be stored yet; its file is still looked for, as that costs one stat.
@@ -110,7 +111,7 @@ class LocalTransaction:
                 self._drops.setdefault(self._packed[name], set()).add(name)
         await backend.in_thread(self._stage, batch)
 
-    def _stage(self, batch: Mapping[str, bytes]) -> None:
+    def _stage(self, batch: Mapping[str, tuple[bytes, packs.Key]]) -> None:
         for name in batch:
             earlier = self._staged.get(name)
             if earlier is not None:  # put again: its new line goes into the open pack
@@ -123,7 +124,7 @@ class LocalTransaction:
         if not self._writers or self._writers[-1].size >= packs.PACK_BYTES:
             self._writers.append(packs.PackWriter(self._staging / packs.new_pack_name()))
         writer = self._writers[-1]
-        writer.append(self._pending.items())
+        writer.append((name, line, key) for name, (line, key) in self._pending.items())
         self._staged.update(dict.fromkeys(self._pending, writer))
         self._pending.clear()
 
@@ -166,7 +167,7 @@ class LocalTransaction:
         else:
             puts = sorted(self._pending)
             for name in puts:
-                journal.write_file(self._staging_dir() / name, self._pending[name] + b"\n", durable)
+                journal.write_file(self._staging_dir() / name, self._pending[name][0] + b"\n", durable)
             deletes = self._deletes - self._staged.keys()  # a put replaces the file anyway
             new_packs = []
         drops = self._rewrite_packs(new_packs)
@@ -196,7 +197,8 @@ class LocalTransaction:
                 continue
             writer = packs.PackWriter(self._staging_dir() / packs.new_pack_name())
             try:
-                writer.append(packs.read_lines(backend.packs_dir / pack, index, survivors))
+                lines = packs.read_lines(backend.packs_dir / pack, index, survivors)
+                writer.append((name, line, index[name].key) for name, line in lines)
                 writer.finish(backend.durable)
             finally:
                 writer.close()

@@ -12,7 +12,10 @@ Format::
     <16 hex digits>\\n         the byte offset of the index line
 
 The index is authoritative: it names each session by its session file name
-(see :mod:`pytest_insight.storage.session_files`) and gives its line's bytes.
+(see :mod:`pytest_insight.storage.session_files`), gives its line's bytes,
+and its id, SUT and start time (ISO 8601, UTC), so that a scan narrowed to
+a SUT or a time decodes only the sessions inside, and an export sends the
+lines without decoding them.
 A committed pack never changes; a commit that drops sessions from it writes
 the survivors into a new pack and removes the old one.
 """
@@ -23,6 +26,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,6 +36,7 @@ from pytest_insight.storage.session_files import is_session_file
 __all__ = [
     "PACK_BYTES",
     "Entry",
+    "Key",
     "PackIndex",
     "PackWriter",
     "is_pack_file",
@@ -51,12 +56,21 @@ _HEX = frozenset("0123456789abcdef")
 _READ_BYTES = 8 << 20  # most bytes one read of a pack's lines takes
 
 
+class Key(NamedTuple):
+    """What a pack's index says of a session besides where its line is."""
+
+    session_id: str
+    sut_name: str
+    start: datetime
+
+
 class Entry(NamedTuple):
-    """Where a session's line is in its pack."""
+    """Where a session's line is in its pack, and what the index says of it."""
 
     offset: int
     length: int
     line: int  # 1-based, for error messages
+    key: Key
 
 
 PackIndex = Mapping[str, Entry]
@@ -84,18 +98,18 @@ class PackWriter:
         self.path = path
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         self.size = 0
-        self._entries: dict[str, tuple[int, int]] = {}
+        self._entries: dict[str, tuple[int, int, Key]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def append(self, lines: Iterable[tuple[str, bytes]]) -> None:
+    def append(self, lines: Iterable[tuple[str, bytes, Key]]) -> None:
         """Add sessions' lines (without their newline); a name added again points at its new line."""
         pieces: list[bytes] = []
         offset = self.size
-        for name, line in lines:
+        for name, line, key in lines:
             self._entries.pop(name, None)  # the index lists lines in file order
-            self._entries[name] = (offset, len(line))
+            self._entries[name] = (offset, len(line), key)
             pieces.append(line)
             offset += len(line) + 1
         if pieces:
@@ -114,7 +128,10 @@ class PackWriter:
 
     def finish(self, durable: bool) -> None:
         """Write the index and close the file, fsync'd first when ``durable``."""
-        sessions = [[name, offset, length] for name, (offset, length) in self._entries.items()]
+        sessions = [
+            [name, offset, length, key.session_id, key.sut_name, key.start.isoformat()]
+            for name, (offset, length, key) in self._entries.items()
+        ]
         index = json.dumps({_FORMAT_KEY: FORMAT, "sessions": sessions}, separators=(",", ":"))
         start = self.size
         self._write(index.encode("ascii") + b"\n" + b"%016x\n" % start)
@@ -162,14 +179,25 @@ def _checked(path: Path, index: object, limit: int) -> dict[str, Entry]:
     end = 0
     for entry in sessions if isinstance(sessions, list) else [None]:
         match entry:
-            case [str(name), int(offset), int(length)] if (
+            case [str(name), int(offset), int(length), str(session_id), str(sut_name), str(started)] if (
                 is_session_file(name) and end <= offset and length > 0 and offset + length < limit
             ):
-                entries[name] = Entry(offset, length, len(entries) + 1)
+                key = Key(session_id, sut_name, _utc(path, started))
+                entries[name] = Entry(offset, length, len(entries) + 1, key)
                 end = offset + length + 1
             case _:
                 raise CorruptStoreError(str(path), None, f"pack index entry out of place: {entry!r}")
     return entries
+
+
+def _utc(path: Path, text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        value = None
+    if value is None or value.utcoffset() is None:
+        raise CorruptStoreError(str(path), None, f"pack index start time unreadable: {text!r}")
+    return value.astimezone(UTC)
 
 
 def read_lines(
