@@ -21,8 +21,9 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 from pytest_insight.errors import ConfigurationError, NotFoundError, StorageError
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.local import Found, LocalBackend
+from pytest_insight.storage.local import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
+from pytest_insight.storage.pack_shelf import Found, PackShelf
 from pytest_insight.storage.session_files import session_file_name
 
 DATA = Path(__file__).parent / "data"
@@ -95,22 +96,20 @@ def test_skip_existing_never_reads_the_stored_sessions(
     store.save_sessions(stored)
     source = export([*stored, make_session("new")], tmp_path / "in.jsonl.gz")
     reads: list[str] = []
-    read_files, read_packed = LocalBackend._read, LocalBackend.read_packed
+    read_files, read_packed = LocalBackend._read, PackShelf.read
 
     def counted_files(paths: Iterable[Path]) -> list[Found]:
         found = read_files(paths)
         reads.extend(name for name, _, _ in found)
         return found
 
-    def counted_packed(
-        self: LocalBackend, pack: str, names: Iterable[str] | None = None
-    ) -> list[Found] | None:
+    def counted_packed(self: PackShelf, pack: str, names: Iterable[str] | None = None) -> list[Found] | None:
         found = read_packed(self, pack, names)
         reads.extend(name for name, _, _ in found or ())
         return found
 
     monkeypatch.setattr(LocalBackend, "_read", staticmethod(counted_files))
-    monkeypatch.setattr(LocalBackend, "read_packed", counted_packed)
+    monkeypatch.setattr(PackShelf, "read", counted_packed)
     assert numbers(store.import_sessions(source)) == stats(total=21, imported=1, added=1, skipped=20)
     assert reads == []  # whether an id is stored is all skip_existing asks
     store.import_sessions(export([variant(stored[0], "b")], tmp_path / "b.jsonl.gz"), "replace_existing")

@@ -39,8 +39,8 @@ def files_of(backend: LocalBackend) -> tuple[set[str], set[str]]:
 def pack_contents(backend: LocalBackend) -> list[set[str]]:
     """The session ids of each pack."""
     contents = []
-    for pack in backend.list_packs():
-        found = backend.read_packed(pack)
+    for pack in backend.shelf.names():
+        found = backend.shelf.read(pack)
         assert found is not None
         contents.append({session.session_id for _, session, _ in found})
     return sorted(contents, key=sorted)
@@ -90,7 +90,7 @@ def test_replacing_a_packed_session_moves_it_out_of_its_pack(
     store = Storage(backend)
     sessions = [make_session(f"s{n}") for n in range(5)]
     store.save_sessions(sessions)
-    (first_pack,) = backend.list_packs()
+    (first_pack,) = backend.shelf.names()
     changed = build_session("s2", tags={"v": "2"})
     replace(backend, [changed])  # one session: a file of its own
     loose, packed = files_of(backend)
@@ -172,7 +172,7 @@ def test_a_corrupt_pack_line_names_the_pack_and_line(
 ) -> None:
     store = Storage(backend)
     store.save_sessions([make_session(f"s{n}") for n in range(3)])
-    (pack,) = backend.list_packs()
+    (pack,) = backend.shelf.names()
     path = backend.packs_dir / pack
     data = path.read_bytes()
     index = packs.read_index(path)
@@ -218,7 +218,7 @@ def decodes_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         decoded.append(session.session_id)
         return session
 
-    monkeypatch.setattr("pytest_insight.storage.local.decode_stored", counted)
+    monkeypatch.setattr("pytest_insight.storage.pack_shelf.decode_stored", counted)
     return decoded
 
 
@@ -293,7 +293,7 @@ def test_a_staged_pack_without_marker_is_discarded(backend: LocalBackend, make_s
 def test_a_committed_pack_plan_is_rolled_forward(backend: LocalBackend, make_session: MakeSession) -> None:
     store = Storage(backend)
     store.save_sessions([make_session(f"old{n}") for n in range(3)])
-    (old_pack,) = backend.list_packs()
+    (old_pack,) = backend.shelf.names()
     staging = backend.staging_dir / "committed"
     staging.mkdir(parents=True)
     new_pack = packs.new_pack_name()
@@ -304,7 +304,7 @@ def test_a_committed_pack_plan_is_rolled_forward(backend: LocalBackend, make_ses
     plan = {"put": [], "delete": [], "packs": [new_pack], "drop": [old_pack]}
     (staging / "COMMIT").write_text(json.dumps(plan))
     assert store.load_sessions() == [added]  # a reader rolls the commit forward first
-    assert backend.list_packs() == [new_pack]
+    assert backend.shelf.names() == [new_pack]
     assert not staging.exists()
 
 

@@ -52,22 +52,22 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import CANONICAL_START, EncodedSession
+from pytest_insight.core.bundle import EncodedSession
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
-from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
-from pytest_insight.storage import journal, packs
+from pytest_insight.errors import ConfigurationError, InsightError, StorageError
+from pytest_insight.storage import journal
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.local_writes import LocalTransaction
 from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
+from pytest_insight.storage.pack_shelf import Found, PackShelf
 from pytest_insight.storage.session_files import (
     decode_file,
-    decode_stored,
     is_session_file,
     session_file_name,
 )
 
-__all__ = ["PACK_FROM", "Found", "LocalBackend", "session_file_name"]
+__all__ = ["PACK_FROM", "LocalBackend", "session_file_name"]
 
 T = TypeVar("T")
 
@@ -75,21 +75,6 @@ PACK_FROM = 32
 """A commit of at least this many sessions writes them into one pack, not a file each."""
 
 _CHUNK = 256  # files (or a pack's sessions) per worker-thread hop
-
-Found = tuple[str, TestSession, bytes]  # session file name, session, stored line (with its newline, if any)
-Item = tuple[str, "SessionLine | EncodedSession"]  # session file name, what a scan yields
-
-
-def _decode_packed(path: Path, name: str, entry: packs.Entry, line: bytes) -> TestSession:
-    """A pack's session, which must be the one its index says (a scan narrows by what the index says).
-
-    Raises:
-        CorruptStoreError: the line is not a session, or not the one the index names.
-    """
-    session = decode_stored(str(path), line, name, entry.line)
-    if (session.session_id, session.sut_name, session.session_start_time) != entry.key:
-        raise CorruptStoreError(str(path), entry.line, "the pack's index says another id, SUT or start time")
-    return session
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
@@ -132,7 +117,7 @@ class LocalBackend:
         self.staging_dir = self.root / "staging"
         self.lock_path = self.root / ".lock"
         self.places = journal.Places(self.sessions_dir, self.packs_dir, self.session_path)
-        self._indexes: dict[str, packs.PackIndex] = {}  # packs never change, so their indexes are kept
+        self.shelf = PackShelf(self.packs_dir)
         self._check_root()
 
     def _check_root(self) -> None:
@@ -193,6 +178,7 @@ class LocalBackend:
             lock.release()
 
     def list_files(self) -> list[Path]:
+        """The store's session files, once a commit a killed writer left is finished."""
         self._check_root()
         self._finish_commits()
         try:
@@ -204,27 +190,6 @@ class LocalBackend:
             with os.scandir(shard) as entries:
                 files.extend(Path(entry.path) for entry in entries if is_session_file(entry.name))
         return files
-
-    def list_packs(self) -> list[str]:
-        """The names of the store's packs (forgetting the indexes of packs that are gone)."""
-        try:
-            with os.scandir(self.packs_dir) as entries:
-                names = sorted(entry.name for entry in entries if packs.is_pack_file(entry.name))
-        except FileNotFoundError:
-            names = []
-        for gone in self._indexes.keys() - set(names):
-            self._indexes.pop(gone, None)
-        return names
-
-    def pack_index(self, pack: str) -> packs.PackIndex | None:
-        """A pack's index, or None when the pack is gone."""
-        index = self._indexes.get(pack)
-        if index is None:
-            try:
-                index = self._indexes[pack] = packs.read_index(self.packs_dir / pack)
-            except FileNotFoundError:
-                return None
-        return index
 
     @staticmethod
     def _read(paths: Iterable[Path]) -> list[Found]:
@@ -239,40 +204,8 @@ class LocalBackend:
 
     @staticmethod
     def read_files(paths: Iterable[Path]) -> list[TestSession]:
+        """The sessions in these session files (a file deleted meanwhile is left out)."""
         return [session for _, session, _ in LocalBackend._read(paths)]
-
-    def read_packed(self, pack: str, names: Iterable[str] | None = None) -> list[Found] | None:
-        """The sessions of a pack (those of ``names`` it holds), or None when the pack is gone."""
-        index = self.pack_index(pack)
-        if index is None:
-            return None
-        path = self.packs_dir / pack
-        try:
-            return [
-                (name, _decode_packed(path, name, index[name], line), line)
-                for name, line in packs.read_lines(path, index, names)
-            ]
-        except FileNotFoundError:
-            return None
-
-    def _read_pack_items(self, pack: str, names: Sequence[str], reuse: bool) -> list[Item] | None:
-        """Like :meth:`read_packed`; with ``reuse``, a canonical line comes undecoded, keyed by the index."""
-        index = self.pack_index(pack)
-        if index is None:
-            return None
-        path = self.packs_dir / pack
-        items: list[Item] = []
-        try:
-            for name, line in packs.read_lines(path, index, names):
-                entry = index[name]
-                if reuse and line.startswith(CANONICAL_START):
-                    key = entry.key
-                    items.append((name, EncodedSession(key.sut_name, key.start, key.session_id, line)))
-                else:
-                    items.append((name, SessionLine(_decode_packed(path, name, entry, line), line)))
-        except FileNotFoundError:
-            return None
-        return items
 
     async def _scan_stored(self, scope: Scope, *, reuse: bool) -> AsyncIterator[SessionLine | EncodedSession]:
         """Yield every stored session inside ``scope`` once, even while writers move sessions.
@@ -287,7 +220,7 @@ class LocalBackend:
         """
         seen: set[str] = set()  # session file names yielded
         read_packs: set[str] = set()
-        listed = await self.in_thread(self.list_packs)
+        listed = await self.in_thread(self.shelf.names)
         while True:
             paths = [path for path in await self.in_thread(self.list_files) if path.name not in seen]
             for chunk in _chunks(paths):
@@ -295,13 +228,13 @@ class LocalBackend:
                     seen.add(name)
                     if scope.admits(session):
                         yield SessionLine(session, data.removesuffix(b"\n"))
-            current = await self.in_thread(self.list_packs)
+            current = await self.in_thread(self.shelf.names)
             vanished = False
             for pack in current:
                 if pack in read_packs:
                     continue
                 read_packs.add(pack)
-                index = await self.in_thread(self.pack_index, pack)
+                index = await self.in_thread(self.shelf.index, pack)
                 vanished |= index is None
                 wanted = [
                     name
@@ -309,7 +242,7 @@ class LocalBackend:
                     if name not in seen and scope.admits_key(entry.key.sut_name, entry.key.start)
                 ]
                 for names in _chunks(wanted):
-                    batch = await self.in_thread(self._read_pack_items, pack, names, reuse)
+                    batch = await self.in_thread(self.shelf.items, pack, names, reuse)
                     if batch is None:
                         vanished = True
                         break
@@ -341,18 +274,18 @@ class LocalBackend:
     def _get(self, session_id: str) -> TestSession | None:
         self._finish_commits()
         name = session_file_name(session_id)
-        listed = self.list_packs()
+        listed = self.shelf.names()
         while True:  # looks again when a commit moved sessions meanwhile (see _scan_stored)
             found = self._read([self.session_path(name)])
             if found:
                 return found[0][1]
-            current = self.list_packs()
+            current = self.shelf.names()
             vanished = False
             for pack in current:
-                index = self.pack_index(pack)
+                index = self.shelf.index(pack)
                 if index is not None and name not in index:
                     continue
-                in_pack = None if index is None else self.read_packed(pack, [name])
+                in_pack = None if index is None else self.shelf.read(pack, [name])
                 if in_pack is None:
                     vanished = True
                     continue

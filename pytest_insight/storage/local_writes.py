@@ -47,8 +47,8 @@ class LocalTransaction:
         unknown = [name for name in dict.fromkeys(names) if name not in self._located]
         self._loose.update(name for name in unknown if backend.session_path(name).exists())
         if in_packs:
-            for pack in backend.list_packs():
-                index = backend.pack_index(pack) or {}
+            for pack in backend.shelf.names():
+                index = backend.shelf.index(pack) or {}
                 self._packed.update((name, pack) for name in unknown if name in index)
             self._located.update(unknown)
 
@@ -73,7 +73,7 @@ class LocalTransaction:
             if name not in self._loose and name in self._packed:
                 by_pack.setdefault(self._packed[name], []).append(name)
         for pack, wanted in by_pack.items():
-            for _, session, _ in await backend.in_thread(backend.read_packed, pack, wanted) or ():
+            for _, session, _ in await backend.in_thread(backend.shelf.read, pack, wanted) or ():
                 found[session.session_id] = session
         return found
 
@@ -146,9 +146,9 @@ class LocalTransaction:
         backend = self._backend
         names = {path.name for path in backend.list_files()} - self._deletes
         self._deletes |= names
-        for pack in () if self._everything else backend.list_packs():
+        for pack in () if self._everything else backend.shelf.names():
             dropped = self._drops.get(pack, set())
-            names.update(name for name in backend.pack_index(pack) or () if name not in dropped)
+            names.update(name for name in backend.shelf.index(pack) or () if name not in dropped)
         self._everything = True
         return len(names)
 
@@ -187,11 +187,11 @@ class LocalTransaction:
     def _rewrite_packs(self, new_packs: list[str]) -> list[str]:
         """Write the survivors of each pack that loses sessions into a new pack; return the packs to drop."""
         backend = self._backend
-        losing = backend.list_packs() if self._everything else sorted(self._drops)
+        losing = backend.shelf.names() if self._everything else sorted(self._drops)
         if self._everything:
             return losing
         for pack in losing:
-            index = backend.pack_index(pack) or {}
+            index = backend.shelf.index(pack) or {}
             survivors = [name for name in index if name not in self._drops[pack] and name not in self._staged]
             if not survivors:
                 continue
