@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,35 +91,69 @@ def test_a_pack_is_never_written_over(tmp_path: Path) -> None:
         packs.PackWriter(path)
 
 
+def same_length(old: bytes, new: bytes) -> Callable[[bytes], bytes]:
+    """A damage that keeps the file's length, so its offsets still point where they did."""
+    assert len(old) == len(new)
+    return lambda data: data.replace(old, new, 1)
+
+
+NO_OFFSETS = "no index offsets at its end"
+
+
 @pytest.mark.parametrize(
     ("damage", "reason"),
     [
-        (lambda data: data[:-1], "no index offset at its end"),
-        (lambda data: data[:10], "no index offset at its end"),
-        (lambda data: b"", "no index offset at its end"),
-        (lambda data: data[:-17] + b"%016x\n" % (len(data) + 5), "no index offset at its end"),
-        (lambda data: data[:-17] + b"zzzzzzzzzzzzzzzz\n", "no index offset at its end"),
-        (
-            lambda data: data.replace(b'"pytest-insight-pack":1', b'"pytest-insight-pack":2'),
-            "not a pack of format 1",
-        ),
-        (lambda data: data.replace(b'"sessions":[', b'"sessions":[[]]x['), "unreadable pack index"),
-        (lambda data: data.replace(b",0,3,", b",0,300,"), "entry out of place"),
-        (lambda data: data.replace(b",4,3,", b",1,3,"), "entry out of place"),
-        (lambda data: data.replace(b'[["', b'[["../'), "entry out of place"),
-        (lambda data: data.replace(b',"id-0",', b",0,"), "entry out of place"),
-        (lambda data: data.replace(b"+00:00", b""), "start time unreadable"),
-        (lambda data: data.replace(b"2024-", b"yesterday-"), "start time unreadable"),
+        (lambda data: data[:-1], NO_OFFSETS),
+        (lambda data: data[:10], NO_OFFSETS),
+        (lambda data: b"", NO_OFFSETS),
+        (lambda data: data[:-33] + b"%016x%016x\n" % (len(data) + 5, len(data) + 9), NO_OFFSETS),
+        (lambda data: data[:-33] + b"%016x%016x\n" % (10, 4), NO_OFFSETS),  # names before the index
+        (lambda data: data[:-33] + b"z" * 32 + b"\n", NO_OFFSETS),
+        (same_length(b'"pytest-insight-pack":1', b'"pytest-insight-pack":2'), "not a pack of format 1"),
+        (same_length(b'"sessions":[', b'"sessions":{'), "unreadable pack index"),
+        (same_length(b",0,3,", b",0,9,"), "entry out of place"),  # the line would run into the index
+        (same_length(b",4,3,", b",1,3,"), "entry out of place"),  # overlaps the line before
+        (same_length(b'[["' + name(1)[:3].encode(), b'[["../'), "entry out of place"),
+        (same_length(b'"id-0"', b"123456"), "entry out of place"),
+        (same_length(b"+00:00", b"      "), "start time unreadable"),
+        (same_length(b"2024-", b"yest-"), "start time unreadable"),
     ],
 )
-def test_a_damaged_pack_names_its_file(tmp_path: Path, damage: object, reason: str) -> None:
+def test_a_damaged_pack_names_its_file(tmp_path: Path, damage: Callable[[bytes], bytes], reason: str) -> None:
     path = tmp_path / packs.new_pack_name()
     write(path, [(name(1), b"one"), (name(2), b"two")])
-    assert callable(damage)
     path.write_bytes(damage(path.read_bytes()))
     with pytest.raises(CorruptStoreError, match=reason) as caught:
         packs.read_index(path)
     assert caught.value.path == str(path)
+
+
+def names_line_not_hex(data: bytes) -> bytes:
+    start = int(data[-17:-1], 16)  # the names line's offset, from the footer
+    return data[:start] + b"z" + data[start + 1 :]
+
+
+@pytest.mark.parametrize("damage", [names_line_not_hex, lambda data: data[:-34] + data[-33:]])
+def test_a_damaged_names_line_is_refused(tmp_path: Path, damage: Callable[[bytes], bytes]) -> None:
+    path = tmp_path / packs.new_pack_name()
+    write(path, [(name(1), b"one"), (name(2), b"two")])
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(CorruptStoreError, match="not a whole pack"):
+        packs.read_names(path)
+
+
+@settings(max_examples=40, deadline=None)
+@given(stored=st.sets(st.integers(0, 200), max_size=40), asked=st.lists(st.integers(0, 200), max_size=20))
+def test_the_names_line_answers_membership_in_memory_and_on_disk(
+    tmp_path_factory: pytest.TempPathFactory, stored: set[int], asked: list[int]
+) -> None:
+    path = tmp_path_factory.mktemp("pack") / packs.new_pack_name()
+    write(path, [(name(n), b"x") for n in sorted(stored)])
+    names = packs.read_names(path)
+    assert len(names) == 64 * len(stored)
+    assert packs.members(names) == {name(n) for n in stored}
+    assert [packs.holds(names, name(n)) for n in asked] == [n in stored for n in asked]
+    assert packs.file_holds(path, [name(n) for n in asked]) == {name(n) for n in asked if n in stored}
 
 
 def test_a_pack_cut_short_after_its_index_was_read_is_refused(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ import anyio.to_thread
 from pytest_insight.core.bundle import EncodedSession
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
-from pytest_insight.errors import ConfigurationError, InsightError, StorageError
+from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
 from pytest_insight.storage import journal
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.local_writes import LocalTransaction
@@ -282,13 +282,16 @@ class LocalBackend:
             current = self.shelf.names()
             vanished = False
             for pack in current:
-                index = self.shelf.index(pack)
-                if index is not None and name not in index:
+                held = self.shelf.holding(pack, [name])
+                if held is not None and not held:
                     continue
-                in_pack = None if index is None else self.shelf.read(pack, [name])
+                in_pack = None if held is None else self.shelf.read(pack, [name])
                 if in_pack is None:
                     vanished = True
                     continue
+                if not in_pack:
+                    where = str(self.packs_dir / pack)
+                    raise CorruptStoreError(where, None, "its names line holds a session its index does not")
                 return in_pack[0][1]
             if not vanished and current == listed:
                 return None

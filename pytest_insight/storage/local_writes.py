@@ -48,8 +48,7 @@ class LocalTransaction:
         self._loose.update(name for name in unknown if backend.session_path(name).exists())
         if in_packs:
             for pack in backend.shelf.names():
-                index = backend.shelf.index(pack) or {}
-                self._packed.update((name, pack) for name in unknown if name in index)
+                self._packed.update((name, pack) for name in backend.shelf.holding(pack, unknown) or ())
             self._located.update(unknown)
 
     def _removed(self, name: str) -> bool:
@@ -147,8 +146,7 @@ class LocalTransaction:
         names = {path.name for path in backend.list_files()} - self._deletes
         self._deletes |= names
         for pack in () if self._everything else backend.shelf.names():
-            dropped = self._drops.get(pack, set())
-            names.update(name for name in backend.shelf.index(pack) or () if name not in dropped)
+            names |= (backend.shelf.members(pack) or frozenset()) - self._drops.get(pack, set())
         self._everything = True
         return len(names)
 

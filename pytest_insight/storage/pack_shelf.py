@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence, Set
 from pathlib import Path
 
 from pytest_insight.core.bundle import CANONICAL_START, EncodedSession
@@ -21,6 +21,8 @@ Found = tuple[str, TestSession, bytes]
 Item = tuple[str, SessionLine | EncodedSession]
 """A session a scan yields, with its session file name."""
 
+_SEARCHED = 16  # names looked up by binary search on disk; more, and the pack's names are read, kept
+
 
 class PackShelf:
     """The packs in one directory; a pack's index is read once, as a pack never changes.
@@ -35,6 +37,8 @@ class PackShelf:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._indexes: dict[str, packs.PackIndex] = {}
+        self._names: dict[str, bytes] = {}
+        self._members: dict[str, frozenset[str]] = {}
 
     def names(self) -> list[str]:
         """The names of the packs there are (forgetting the indexes of packs that are gone)."""
@@ -43,9 +47,44 @@ class PackShelf:
                 names = sorted(entry.name for entry in entries if packs.is_pack_file(entry.name))
         except FileNotFoundError:
             names = []
-        for gone in self._indexes.keys() - set(names):
-            self._indexes.pop(gone, None)
+        for cache in (self._indexes, self._names, self._members):
+            for gone in cache.keys() - set(names):
+                cache.pop(gone, None)
         return names
+
+    def holding(self, pack: str, names: Collection[str]) -> Set[str] | None:
+        """Which of ``names`` the pack holds, from its names line alone (its index is not read).
+
+        Raises:
+            CorruptStoreError: the pack is not whole.
+        """
+        if len(names) > _SEARCHED:
+            held = self.members(pack)
+            return None if held is None else held & set(names)
+        block = self._names.get(pack)
+        if block is not None:
+            return {name for name in names if packs.holds(block, name)}
+        try:
+            return packs.file_holds(self.directory / pack, names)
+        except FileNotFoundError:
+            return None
+
+    def members(self, pack: str) -> frozenset[str] | None:
+        """The session file names the pack holds (kept).
+
+        Raises:
+            CorruptStoreError: the pack is not whole.
+        """
+        held = self._members.get(pack)
+        if held is None:
+            block = self._names.get(pack)
+            if block is None:
+                try:
+                    block = self._names[pack] = packs.read_names(self.directory / pack)
+                except FileNotFoundError:
+                    return None
+            held = self._members[pack] = packs.members(block)
+        return held
 
     def index(self, pack: str) -> packs.PackIndex | None:
         """A pack's index.

@@ -7,9 +7,11 @@ writes them into a pack instead, one file for the whole batch.
 
 Format::
 
-    <session line>\\n ...      each session's canonical bundle line, as a session file holds it
-    <index line>\\n            {"pytest-insight-pack": 1, "sessions": [[file name, offset, length], ...]}
-    <16 hex digits>\\n         the byte offset of the index line
+    <session line>\n ...      each session's canonical bundle line, as a session file holds it
+    <index line>\n            {"pytest-insight-pack": 1, "sessions": [[file name, offset, length,
+                               session id, SUT, start time], ...]}
+    <names line>\n            the sessions' SHA-256 file names (64 hex digits each), sorted, unseparated
+    <16 hex><16 hex>\n        the byte offsets of the index line and of the names line
 
 The index is authoritative: it names each session by its session file name
 (see :mod:`pytest_insight.storage.session_files`), gives its line's bytes,
@@ -25,10 +27,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from pytest_insight.errors import CorruptStoreError
 from pytest_insight.storage.session_files import is_session_file
@@ -39,11 +41,22 @@ __all__ = [
     "Key",
     "PackIndex",
     "PackWriter",
+    "file_holds",
+    "holds",
     "is_pack_file",
+    "members",
     "new_pack_name",
     "read_index",
+    "read_names",
     "read_lines",
 ]
+
+try:
+    from orjson import loads as _orjson_loads
+except ImportError:  # pragma: no cover - the fastjson extra is not installed
+    _fast_loads: Callable[[bytes], Any] | None = None
+else:
+    _fast_loads = _orjson_loads  # an index holds no number beyond 64 bits: orjson reads it as json does
 
 PACK_BYTES = 32 << 20
 """A commit starts a new pack once one holds this many bytes (dropping a session rewrites its pack)."""
@@ -51,8 +64,10 @@ PACK_BYTES = 32 << 20
 FORMAT = 1
 _FORMAT_KEY = "pytest-insight-pack"
 _SUFFIX = ".pack"
-_FOOTER = 17  # 16 hex digits and a newline
+_FOOTER = 33  # two offsets of 16 hex digits, and a newline
+_DIGEST = 64  # hex digits of a session file name's SHA-256
 _HEX = frozenset("0123456789abcdef")
+_HEX_BYTES = b"0123456789abcdef"
 _READ_BYTES = 8 << 20  # most bytes one read of a pack's lines takes
 
 
@@ -132,9 +147,10 @@ class PackWriter:
             [name, offset, length, key.session_id, key.sut_name, key.start.isoformat()]
             for name, (offset, length, key) in self._entries.items()
         ]
-        index = json.dumps({_FORMAT_KEY: FORMAT, "sessions": sessions}, separators=(",", ":"))
-        start = self.size
-        self._write(index.encode("ascii") + b"\n" + b"%016x\n" % start)
+        index = json.dumps({_FORMAT_KEY: FORMAT, "sessions": sessions}, separators=(",", ":")).encode("ascii")
+        digests = "".join(sorted(name[:_DIGEST] for name in self._entries)).encode("ascii")
+        start, names_start = self.size, self.size + len(index) + 1
+        self._write(b"%s\n%s\n%016x%016x\n" % (index, digests, start, names_start))
         if durable:
             os.fsync(self._fd)
         self.close()
@@ -146,6 +162,84 @@ class PackWriter:
             self._fd = -1
 
 
+def _trailer(path: Path, file: BinaryIO) -> tuple[int, int, int]:
+    """The offsets of a pack's index line and names line, and the file's size."""
+    size = os.fstat(file.fileno()).st_size
+    footer = os.pread(file.fileno(), _FOOTER, size - _FOOTER) if size >= _FOOTER else b""
+    whole = len(footer) == _FOOTER and footer.endswith(b"\n") and not footer[:-1].strip(_HEX_BYTES)
+    start, names_start = (int(footer[:16], 16), int(footer[16:32], 16)) if whole else (-1, -1)
+    if not 0 <= start < names_start < size - _FOOTER:
+        raise CorruptStoreError(str(path), None, "not a whole pack: no index offsets at its end")
+    return start, names_start, size
+
+
+def read_names(path: Path) -> bytes:
+    """A pack's names line: the 64-hex-digit SHA-256 of each session's id, sorted, unseparated.
+
+    Raises:
+        FileNotFoundError: the pack is gone (a writer dropped it).
+        CorruptStoreError: the file is not a whole pack.
+    """
+    with path.open("rb") as file:
+        _, names_start, size = _trailer(path, file)
+        names = os.pread(file.fileno(), size - _FOOTER - names_start - 1, names_start)
+    return _checked_names(path, names)
+
+
+def _checked_names(path: Path, names: bytes) -> bytes:
+    if len(names) % _DIGEST or names.translate(None, _HEX_BYTES):
+        raise CorruptStoreError(str(path), None, "not a whole pack: its names line is not names")
+    return names
+
+
+def holds(names: bytes, name: str) -> bool:
+    """Whether a names line (see :func:`read_names`) holds the session file ``name``."""
+    return _search(lambda at: names[at * _DIGEST : (at + 1) * _DIGEST], len(names) // _DIGEST, name)
+
+
+def file_holds(path: Path, names: Collection[str]) -> set[str]:
+    """Which of ``names`` a pack holds: a binary search of its names line on disk, a read a step.
+
+    For a few names, this reads a few hundred bytes where :func:`read_names` reads 64 a session.
+
+    Raises:
+        FileNotFoundError: the pack is gone (a writer dropped it).
+        CorruptStoreError: the file is not a whole pack.
+    """
+    with path.open("rb") as file:
+        _, names_start, size = _trailer(path, file)
+        count, left = divmod(size - _FOOTER - names_start - 1, _DIGEST)
+        if left:
+            raise CorruptStoreError(str(path), None, "not a whole pack: its names line is not names")
+
+        def record(at: int) -> bytes:
+            return _checked_names(path, os.pread(file.fileno(), _DIGEST, names_start + at * _DIGEST))
+
+        return {name for name in names if _search(record, count, name)}
+
+
+def _search(record: Callable[[int], bytes], count: int, name: str) -> bool:
+    wanted = name[:_DIGEST].encode("ascii", "replace")
+    low, high = 0, count
+    while low < high:
+        middle = (low + high) // 2
+        found = record(middle)
+        if found == wanted:
+            return True
+        if found < wanted:
+            low = middle + 1
+        else:
+            high = middle
+    return False
+
+
+def members(names: bytes) -> frozenset[str]:
+    """The session file names a names line holds."""
+    return frozenset(
+        names[at : at + _DIGEST].decode("ascii") + ".json" for at in range(0, len(names), _DIGEST)
+    )
+
+
 def read_index(path: Path) -> dict[str, Entry]:
     """Return a pack's index.
 
@@ -154,39 +248,44 @@ def read_index(path: Path) -> dict[str, Entry]:
         CorruptStoreError: the file is not a whole pack.
     """
     with path.open("rb") as file:
-        size = os.fstat(file.fileno()).st_size
-        footer = os.pread(file.fileno(), _FOOTER, size - _FOOTER) if size >= _FOOTER else b""
-        digits = footer[:16]
-        whole = (
-            footer[16:] == b"\n" and len(digits) == 16 and all(byte in b"0123456789abcdef" for byte in digits)
-        )
-        start = int(digits, 16) if whole else -1
-        if not 0 <= start <= size - _FOOTER:
-            raise CorruptStoreError(str(path), None, "not a whole pack: no index offset at its end")
-        text = os.pread(file.fileno(), size - _FOOTER - start, start)
+        start, names_start, _ = _trailer(path, file)
+        text = os.pread(file.fileno(), names_start - start, start)
     try:
-        index = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        index = (_fast_loads or json.loads)(text)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise CorruptStoreError(str(path), None, f"unreadable pack index: {exc}") from exc
     return _checked(path, index, start)
 
 
 def _checked(path: Path, index: object, limit: int) -> dict[str, Entry]:
+    """The entries of a parsed index, checked: names, lines in file order inside the lines' part, keys."""
     if not isinstance(index, dict) or index.get(_FORMAT_KEY) != FORMAT:
         raise CorruptStoreError(str(path), None, f"not a pack of format {FORMAT}")
     sessions = index.get("sessions")
+    if not isinstance(sessions, list):
+        raise CorruptStoreError(str(path), None, "pack index without sessions")
     entries: dict[str, Entry] = {}
     end = 0
-    for entry in sessions if isinstance(sessions, list) else [None]:
-        match entry:
-            case [str(name), int(offset), int(length), str(session_id), str(sut_name), str(started)] if (
-                is_session_file(name) and end <= offset and length > 0 and offset + length < limit
-            ):
-                key = Key(session_id, sut_name, _utc(path, started))
-                entries[name] = Entry(offset, length, len(entries) + 1, key)
-                end = offset + length + 1
-            case _:
-                raise CorruptStoreError(str(path), None, f"pack index entry out of place: {entry!r}")
+    for number, entry in enumerate(sessions, 1):
+        try:
+            name, offset, length, session_id, sut_name, started = entry
+            fine = (
+                type(offset) is int
+                and type(length) is int
+                and end <= offset
+                and length > 0
+                and offset + length < limit
+                and type(session_id) is str
+                and type(sut_name) is str
+                and type(started) is str
+                and is_session_file(name)
+            )
+        except (TypeError, ValueError):
+            fine = False
+        if not fine:
+            raise CorruptStoreError(str(path), None, f"pack index entry out of place: {entry!r}")
+        entries[name] = Entry(offset, length, number, Key(session_id, sut_name, _utc(path, started)))
+        end = offset + length + 1
     return entries
 
 
