@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable, Sequence, Set
+from collections.abc import Collection, Iterable, Set
 from pathlib import Path
 
 from pytest_insight.core.bundle import CANONICAL_START, EncodedSession
@@ -106,19 +106,12 @@ class PackShelf:
         Raises:
             CorruptStoreError: a line is not a session, or not the one its index names.
         """
-        index = self.index(pack)
-        if index is None:
+        items = self.items(pack, names, reuse=False)
+        if items is None:
             return None
-        path = self.directory / pack
-        try:
-            return [
-                (name, _decode(path, name, index[name], line), line)
-                for name, line in packs.read_lines(path, index, names)
-            ]
-        except FileNotFoundError:
-            return None
+        return [(name, item.session, item.line) for name, item in items if isinstance(item, SessionLine)]
 
-    def items(self, pack: str, names: Sequence[str], reuse: bool) -> list[Item] | None:
+    def items(self, pack: str, names: Iterable[str] | None, reuse: bool) -> list[Item] | None:
         """Like :meth:`read`; with ``reuse``, a canonical line comes undecoded, keyed by the index.
 
         Raises:
