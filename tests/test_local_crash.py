@@ -2,9 +2,9 @@
 
 Each trial starts a worker that saves sessions (single saves and batches,
 as session files or packs) and prints each batch's ids once its save has
-returned; the test kills it after reading a random number of lines. Trials run in chains on one store,
-so a later worker may itself be killed while recovering what an earlier one
-left behind.
+returned; the test kills it after reading a random number of lines. Trials
+run in chains on one store, so a later worker may itself be killed while
+recovering what an earlier one left behind.
 """
 
 from __future__ import annotations

@@ -106,11 +106,10 @@ async def export_sessions(
                         encoded.append(item)
                     else:
                         session = item.session if isinstance(item, SessionLine) else item
+                        line = item.line if isinstance(item, SessionLine) else None
                         if not scope.admits(session):
                             continue
-                        encoded.append(
-                            encode_or_reuse(session, item.line if isinstance(item, SessionLine) else None)
-                        )
+                        encoded.append(encode_or_reuse(session, line))
                     if progress is not None:
                         progress("read", len(encoded), None)
         else:

@@ -1,10 +1,12 @@
-"""GetObject and PutObject of bundles without botocore's per-request machinery.
+"""GetObject and PutObject of bundles, and ListObjectsV2, without botocore's per-request machinery.
 
 A boto3 call spends about 400 µs of CPU on parameter validation, the event
-chain, serialisation and response parsing before and after the bytes move:
-on two cores that, not the network, caps a transfer of many small bundles
-(``python -m tests.bench.s3``). These two calls, the hot path of export and
-import, are sent here instead, over the client's own parts:
+chain, serialisation and response parsing before and after the bytes move
+(a listing page about 0.1 ms a key): on two cores that, not the network,
+caps a transfer of many small bundles (``python -m tests.bench.s3``). These
+calls, the hot path of export and import, are sent here instead, over the
+client's own parts (:mod:`~pytest_insight.storage.s3_answers` reads their
+answers):
 
 - its credentials (refreshed as boto3 refreshes them), region and
   endpoint, with the bucket addressed as the client addresses it;

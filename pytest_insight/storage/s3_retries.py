@@ -1,4 +1,4 @@
-"""botocore's retry handlers for the direct GET and PUT of :mod:`~pytest_insight.storage.s3_direct`.
+"""botocore's retry handlers for the direct GET, PUT and LIST of :mod:`~pytest_insight.storage.s3_direct`.
 
 A boto3 client wires its retry handlers to its own event chain, and its
 calls emit the events they listen to. The direct calls skip that chain, so
