@@ -10,9 +10,10 @@ stages puts and deletes and commits them as one batch when its context exits
 without an exception. Per-backend differences:
 
 - memory: a dict guarded by a lock; commits are atomic.
-- local (JSON files): one file per session; a transaction holds the store's
-  file lock from the first lookup to the commit, so read-modify-write is safe
-  across processes, and the commit is all-or-nothing even under SIGKILL.
+- local (JSON files): a file per session, or a pack file per bulk commit; a
+  transaction holds the store's file lock from the first lookup to the
+  commit, so read-modify-write is safe across processes, and the commit is
+  all-or-nothing even under SIGKILL.
 - S3: sessions live in bundles; a transaction writes new bundles with
   ``If-None-Match: *`` and rewrites changed ones conditionally on their ETag.
 
