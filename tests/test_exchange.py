@@ -31,11 +31,13 @@ STRATEGIES = [strategy.value for strategy in MergeStrategy]
 Make = Callable[..., TestSession]
 
 
-@pytest.fixture(params=["memory", "local"])
+@pytest.fixture(params=["memory", "local", "packed"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
-    """An empty target store, once per backend."""
+    """An empty target store, once per backend (``packed``: every batch of two or more as a pack)."""
     if request.param == "memory":
         return InMemoryStorage(name="target")
+    if request.param == "packed":
+        return Storage(LocalBackend(tmp_path / "target-store", pack_from=2))
     return JSONStorage(tmp_path / "target-store")
 
 

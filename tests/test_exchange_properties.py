@@ -30,8 +30,9 @@ from pytest_insight.core.exchange import MergeStrategy
 from pytest_insight.core.fields import name_problem
 from pytest_insight.core.layout import encode_sut
 from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
-from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
+from pytest_insight.core.storage import InMemoryStorage, Storage
 from pytest_insight.storage.base import Scope
+from pytest_insight.storage.local import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
 
 FORMATS = ["json", "jsonl.gz", "directory"]
@@ -286,9 +287,10 @@ def test_any_sequence_of_imports_matches_the_reference_model(
         check_against_model(storage, model, sources, root, batch_size)
 
 
+@pytest.mark.parametrize("pack_from", [1000, 2], ids=["files", "packs"])
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_a_sequence_of_imports_into_a_local_store_matches_the_model(
-    tmp_path: Path, strategy: MergeStrategy
+    tmp_path: Path, strategy: MergeStrategy, pack_from: int
 ) -> None:
     shared = TestSession("api", "x", BASE, BASE + timedelta(seconds=5), session_tags={"v": "1"})
     other = dataclasses.replace(shared, session_tags={"v": "2"})
@@ -300,7 +302,7 @@ def test_a_sequence_of_imports_into_a_local_store_matches_the_model(
         ([dataclasses.replace(third, session_id=sid) for sid in ids], "directory"),
         ([dataclasses.replace(other, session_id="a"), dataclasses.replace(third, session_id="a")], "json"),
     ]
-    storage = JSONStorage(tmp_path / "store")
+    storage = Storage(LocalBackend(tmp_path / "store", pack_from=pack_from))
     storage.save_sessions([dataclasses.replace(third, session_id="a-1")])
     model = Model(strategy)
     model.store = {"a-1": dataclasses.replace(third, session_id="a-1")}
