@@ -99,13 +99,12 @@ class LocalTransaction:
             line = lines.get(session.session_id) if lines else None
             key = packs.Key(session.session_id, session.sut_name, session.session_start_time)
             batch[name] = (encode_file(session).removesuffix(b"\n") if line is None else line, key)
-        ids = {session_file_name(session.session_id): session.session_id for session in sessions}
         backend = self._backend
         # A minted id cannot be stored yet; its file is still looked for, as that costs one stat.
         await backend.in_thread(self._locate, batch, replace or not minted)
         for name in batch:
             if not replace and self._stored(name):
-                raise SessionExistsError(ids[name])
+                raise SessionExistsError(batch[name][1].session_id)
             if name in self._packed:
                 self._drops.setdefault(self._packed[name], set()).add(name)
         await backend.in_thread(self._stage, batch)

@@ -166,7 +166,7 @@ def _trailer(path: Path, file: BinaryIO) -> tuple[int, int, int]:
     """The offsets of a pack's index line and names line, and the file's size."""
     size = os.fstat(file.fileno()).st_size
     footer = os.pread(file.fileno(), _FOOTER, size - _FOOTER) if size >= _FOOTER else b""
-    whole = len(footer) == _FOOTER and footer.endswith(b"\n") and not footer[:-1].strip(_HEX_BYTES)
+    whole = len(footer) == _FOOTER and footer.endswith(b"\n") and not footer[:-1].translate(None, _HEX_BYTES)
     start, names_start = (int(footer[:16], 16), int(footer[16:32], 16)) if whole else (-1, -1)
     if not 0 <= start < names_start < size - _FOOTER:
         raise CorruptStoreError(str(path), None, "not a whole pack: no index offsets at its end")
