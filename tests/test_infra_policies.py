@@ -2,15 +2,19 @@
 
 Enforcement uses moto's IAM access control: ``set_initial_no_auth_action_count(0)``
 makes every request after it authenticate with real IAM access keys and pass
-the user's attached policies. Two gaps of moto (5.2) are worked around or
-named here, never hidden:
+the user's attached policies. moto's gaps are worked around or named here,
+never hidden, and the tests under "moto's IAM, as we rely on it" fail when
+moto changes under us:
 
 - moto ignores ``StringLike`` and ``Null`` conditions, so the ``s3:prefix``
   limit on listing and the ``s3:if-none-match`` requirement on puts are
   checked as documents (below), not enforced;
 - moto authorises ``DeleteObjects`` against the bucket's ARN instead of each
   key's (AWS checks ``s3:DeleteObject`` per key): :func:`per_key_batch_delete`
-  makes it check each key, as AWS does.
+  makes it check each key, as AWS does;
+- moto 5.2.6 authorises ``ListObjectsV2`` as the IAM action
+  ``s3:ListObjectsV2`` instead of ``s3:ListBucket``, so every policy that
+  grants listing is refused; the test dependencies exclude that release.
 """
 
 from __future__ import annotations
@@ -203,6 +207,72 @@ def per_key_batch_delete(monkeypatch: pytest.MonkeyPatch) -> None:
         original(self, bucket_name=bucket_name, key_name=key_name)
 
     monkeypatch.setattr(S3Response, "_authenticate_and_authorize_s3_action", per_key)
+
+
+# -- moto's IAM, as we rely on it ---------------------------------------------
+
+
+def _lister(iam: Any, bucket: str, condition: dict[str, Any] | None) -> Keys:
+    """A user whose one statement allows ``s3:ListBucket`` on ``bucket``, under ``condition``."""
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": f"arn:aws:s3:::{bucket}",
+    }
+    if condition is not None:
+        statement["Condition"] = condition
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    arn = iam.create_policy(PolicyName=f"list-{uuid.uuid4().hex[:8]}", PolicyDocument=document)["Policy"][
+        "Arn"
+    ]
+    return _user_with_policy(iam, "lister", arn)
+
+
+def _listing(keys: Keys, bucket: str, prefix: str) -> str:
+    """``allowed``, or the error code of a ``ListObjectsV2`` of ``prefix`` with ``keys``."""
+    try:
+        keys.s3().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    except ClientError as exc:
+        return str(exc.response["Error"]["Code"])
+    return "allowed"
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [None, {"StringLike": {"s3:prefix": "team/*"}}],
+    ids=["unconditioned", "prefix-conditioned"],
+)
+def test_moto_lets_a_list_bucket_grant_list_objects(aws_env: dict[str, str], condition: Any) -> None:
+    """AWS authorises ListObjectsV2 as ``s3:ListBucket``; moto 5.2.6 asked for ``s3:ListObjectsV2``.
+
+    Every policy of ours grants listing this way: if this fails, moto has
+    regressed again and the infra tests below would fail for moto's reason.
+    """
+    from moto import mock_aws
+
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="listing")
+        keys = _lister(boto3.client("iam", region_name=REGION), "listing", condition)
+        assert with_iam_auth(lambda: _listing(keys, "listing", "team/v1/")) == "allowed"
+
+
+def test_moto_still_ignores_the_prefix_condition(aws_env: dict[str, str]) -> None:
+    """A known gap, recorded so that we hear when it closes.
+
+    AWS refuses a listing outside ``team/*`` under this policy; moto allows it.
+    When this fails while the test above passes, moto enforces ``StringLike`` on ``s3:prefix``: then make
+    :func:`test_deployed_policies_are_enforced` check that the publisher
+    cannot list another SUT's partition, and drop the first point of the
+    module docstring.
+    """
+    from moto import mock_aws
+
+    with mock_aws():
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="listing")
+        keys = _lister(
+            boto3.client("iam", region_name=REGION), "listing", {"StringLike": {"s3:prefix": "team/*"}}
+        )
+        assert with_iam_auth(lambda: _listing(keys, "listing", "elsewhere/")) == "allowed"
 
 
 # moto's CloudFormation does not know AWS::S3::BucketPolicy: it says so in a warning and goes on
