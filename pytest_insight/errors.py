@@ -22,6 +22,9 @@ Every error carries the context it is about (``uri``, ``key``, ``path``,
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Collection
+
 __all__ = [
     "AccessDeniedError",
     "BundleTooLargeError",
@@ -36,7 +39,25 @@ __all__ = [
     "StorageError",
     "StoreLockedError",
     "UnknownProfileError",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(value: str, choices: Collection[str]) -> str:
+    """``"; did you mean 'x'?"`` for the choice closest to ``value``, or ``""`` when none is close.
+
+    ``keep-both`` finds ``keep_both`` and ``S3`` finds ``s3``: case and dashes
+    are the commonest slips and fall below a plain similarity cut-off.
+    """
+    normal = {choice.lower().replace("-", "_"): choice for choice in choices}
+    close = normal.get(value.lower().replace("-", "_"))
+    starting = [choice for choice in choices if len(value) >= 3 and choice.startswith(value)]
+    if close is None and len(starting) == 1:  # "replace" for "replace_existing"
+        close = starting[0]
+    if close is None:
+        matches = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.7)
+        close = matches[0] if matches else None
+    return f"; did you mean {close!r}?" if close is not None else ""
 
 
 class InsightError(Exception):
@@ -54,7 +75,7 @@ class UnknownProfileError(ConfigurationError):
         self.name = name
         self.known = sorted(known)
         listing = ", ".join(self.known) if self.known else "none defined"
-        super().__init__(f"unknown profile {name!r} (known profiles: {listing})")
+        super().__init__(f"unknown profile {name!r}{did_you_mean(name, known)} (known profiles: {listing})")
 
 
 class DependencyError(InsightError, ImportError):

@@ -23,7 +23,8 @@ import pytest
 
 from pytest_insight.ci_context import ci_tags
 from pytest_insight.core.models import MAX_NAME_LENGTH
-from pytest_insight.errors import InsightError
+from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
+from pytest_insight.errors import ConfigurationError, InsightError
 from pytest_insight.recorder import SessionRecorder, testing_system
 
 __all__ = [
@@ -176,13 +177,13 @@ def _destination(config: pytest.Config, env: Mapping[str, str]) -> tuple[str | N
     cli = (config.getoption("insight_storage"), config.getoption("insight_profile"))
     if cli[0] and cli[1]:
         raise pytest.UsageError("--insight-storage and --insight-profile cannot be used together")
-    ini_storage = config.getini("insight_storage")
-    if ini_storage and "://" not in ini_storage and config.inipath is not None:
+    ini_storage = _checked_uri(config.getini("insight_storage"))
+    if ini_storage and not split_uri(ini_storage, STORAGE_SCHEMES)[0] and config.inipath is not None:
         path = Path(ini_storage).expanduser()
         ini_storage = str(path if path.is_absolute() else config.inipath.parent / path)
     levels = (
-        cli,
-        (env.get("PYTEST_INSIGHT_STORAGE"), env.get("PYTEST_INSIGHT_PROFILE")),
+        (_checked_uri(cli[0]), cli[1]),
+        (_checked_uri(env.get("PYTEST_INSIGHT_STORAGE")), env.get("PYTEST_INSIGHT_PROFILE")),
         (ini_storage, config.getini("insight_profile")),
     )
     # at one level a profile wins over a storage URI, as in get_storage_instance()
@@ -192,6 +193,16 @@ def _destination(config: pytest.Config, env: Mapping[str, str]) -> tuple[str | N
         if storage and storage.strip():
             return storage.strip(), None
     return None, None
+
+
+def _checked_uri(uri: str | None) -> str | None:
+    """``uri``, refused before the tests run (not after them) when it is a mistyped URI."""
+    if uri and uri.strip():
+        try:
+            split_uri(uri.strip(), STORAGE_SCHEMES)
+        except ConfigurationError as exc:
+            raise pytest.UsageError(f"insight storage: {exc}") from None
+    return uri
 
 
 def _tags(items: list[str], source: str) -> dict[str, str]:

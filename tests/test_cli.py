@@ -16,7 +16,7 @@ import pytest
 
 from pytest_insight import __version__
 from pytest_insight.core.models import TestSession
-from pytest_insight.core.storage import JSONStorage
+from pytest_insight.core.storage import InMemoryStorage, JSONStorage
 from pytest_insight.storage.local import session_file_name
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -189,10 +189,7 @@ def damaged_sources(folder: Path, sessions: list[TestSession]) -> dict[str, Path
     return {name: folder / name for name in sources}
 
 
-@pytest.mark.parametrize(
-    ("name", "imported"),
-    [("bad-line.jsonl.gz", 2), ("truncated.jsonl.gz", 2), ("wrong-shape.json", 0), ("not-gzip.jsonl.gz", 0)],
-)
+@pytest.mark.parametrize(("name", "imported"), [("bad-line.jsonl.gz", 2), ("truncated.jsonl.gz", 2)])
 def test_a_damaged_source_is_counted_named_and_exits_1(
     insight: Run, tmp_path: Path, sessions: list[TestSession], name: str, imported: int
 ) -> None:
@@ -206,6 +203,56 @@ def test_a_damaged_source_is_counted_named_and_exits_1(
     assert name in stats["error_messages"][0]
     assert result.stderr.startswith(f"insight: warning: {source}")
     assert len(stored_ids(target)) == imported
+
+
+@pytest.mark.parametrize("name", ["wrong-shape.json", "not-gzip.jsonl.gz"])
+def test_a_file_that_is_no_export_is_one_line_and_exits_3(
+    insight: Run, tmp_path: Path, sessions: list[TestSession], name: str
+) -> None:
+    source = damaged_sources(tmp_path, sessions)[name]
+    result = insight("import", source, "--storage", tmp_path / "target")
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"insight: error: {source}: ")
+    assert result.stderr.count("\n") == 1
+    assert not (tmp_path / "target").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"name": "app", "version": "1.0.0"}', "expected an export document"),  # package.json
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)), "not valid UTF-8"),  # a binary
+        (gzip.compress(b"package.json\x00\x00\x00\x00ustar  \x00" + bytes(512)), "not an export"),  # .tar.gz
+    ],
+    ids=["json", "binary", "tarball"],
+)
+def test_random_files_are_refused_as_not_an_export(
+    insight: Run, tmp_path: Path, content: bytes, reason: str
+) -> None:
+    source = tmp_path / "random"
+    source.write_bytes(content)
+    result = insight("import", source, "--storage", tmp_path / "target")
+    assert (result.returncode, result.stdout) == (3, "")
+    assert result.stderr.startswith(f"insight: error: {source}: ")
+    assert reason in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_directory_without_bundles_says_so_and_skips_hidden_directories(
+    insight: Run, tmp_path: Path, sessions: list[TestSession]
+) -> None:
+    source = tmp_path / "project"
+    (source / ".hypothesis" / "examples").mkdir(parents=True)
+    (source / ".hypothesis" / "examples" / "charmap.json.gz").write_bytes(gzip.compress(b"[1, 2]"))
+    result = insight("import", source, "--storage", tmp_path / "target")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"insight: warning: no bundles found at {source}\n"
+    assert result.stdout.startswith("Imported 0 sessions")
+    InMemoryStorage(sessions[:1]).export_sessions(source)  # now the layout is there, next to .hypothesis
+    result = insight("import", source, "--storage", tmp_path / "target", "--json")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["added"] == 1
 
 
 def test_import_human_summary_names_the_bad_line(

@@ -19,7 +19,7 @@ from pytest_insight.core.bundle import encode_bundle
 from pytest_insight.core.exchange import ImportStats, MergeStrategy
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
-from pytest_insight.errors import ConfigurationError, NotFoundError, StorageError
+from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
@@ -265,15 +265,28 @@ def test_a_gzip_bomb_is_refused(store: Storage, tmp_path: Path, monkeypatch: pyt
     assert result["error_messages"] == [f"{source}: more than {4 << 20} bytes once decompressed (limit)"]
 
 
-def test_a_json_file_of_the_wrong_shape_is_one_error_naming_it(store: Storage, tmp_path: Path) -> None:
+def test_a_json_file_of_the_wrong_shape_is_not_an_export(store: Storage, tmp_path: Path) -> None:
     source = tmp_path / "wrong.json"
     source.write_text('{"results": [1, 2, 3]}')
-    result = store.import_sessions(source)
-    assert numbers(result) == stats(total=1, errors=1)
-    assert result["error_messages"] == [
+    with pytest.raises(InvalidDataError) as caught:
+        store.import_sessions(source)
+    assert str(caught.value) == (
         f'{source}: expected an export document {{"sessions": [...]}} or a list of sessions, '
         "got an object with keys ['results']"
-    ]
+    )
+    assert store.load_sessions() == []
+
+
+def test_the_same_file_inside_a_directory_is_one_error_and_the_rest_imports(
+    store: Storage, make_session: Make, tmp_path: Path
+) -> None:
+    (tmp_path / "bundles").mkdir()
+    InMemoryStorage([make_session()]).export_sessions(tmp_path / "bundles" / "good.jsonl.gz")
+    with gzip.open(tmp_path / "bundles" / "tarball.jsonl.gz", "wb") as stream:
+        stream.write(b"package.json\0\0\0ustar\n")
+    result = store.import_sessions(tmp_path / "bundles")
+    assert result["added"] == 1
+    assert result["errors"] == 1
 
 
 def test_a_missing_source_raises_naming_the_path(store: Storage, tmp_path: Path) -> None:
@@ -454,7 +467,7 @@ def test_bundle_file_export_is_deterministic(spread: list[TestSession], tmp_path
 def test_export_to_an_unsupported_file_type_is_refused(make_session: Make, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="unsupported export target"):
         InMemoryStorage([make_session()]).export_sessions(tmp_path / "out.csv")
-    with pytest.raises(ConfigurationError, match="unsupported location scheme 'ftp'"):
+    with pytest.raises(ConfigurationError, match="unsupported URI scheme in 'ftp://host/x'"):
         InMemoryStorage([make_session()]).export_sessions("ftp://host/x")
 
 

@@ -98,7 +98,7 @@ def test_storage_uris_select_the_backend(tmp_path: Path) -> None:
     assert isinstance(local, JSONStorage)
     assert local.uri == (tmp_path / "store").as_uri()
     assert open_storage(tmp_path / "bare").uri == (tmp_path / "bare").as_uri()
-    with pytest.raises(ConfigurationError, match="unsupported storage URI 'ftp://x'"):
+    with pytest.raises(ConfigurationError, match="unsupported URI scheme in 'ftp://x'"):
         open_storage("ftp://x")
     with pytest.raises(ConfigurationError, match="apply only to s3://"):
         open_storage("memory://", region="eu-west-1")

@@ -55,8 +55,10 @@ def test_the_spec_import_paths() -> None:
 
 
 def test_every_error_derives_from_the_root() -> None:
-    for name in errors.__all__:
-        assert issubclass(getattr(errors, name), errors.InsightError)
+    classes = [getattr(errors, name) for name in errors.__all__ if isinstance(getattr(errors, name), type)]
+    assert len(classes) == len(errors.__all__) - 1  # and the one message helper, did_you_mean
+    for error in classes:
+        assert issubclass(error, errors.InsightError)
 
 
 def test_importing_the_storage_facade_does_not_import_boto3() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from typing import Any
 
 from pytest_insight.cli.options import UsageError, now, open_selected_storage, parse_age, parse_date
@@ -43,14 +44,29 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
     age.add_argument(
         "--older-than",
         metavar="AGE",
-        type=parse_age,
-        help="only sessions of UTC days that ended longer ago than AGE (90d, 12h, 2w): whole days, "
-        "so a bucket's partitions are deleted whole and no bundle is rewritten",
+        type=_days,
+        help="only sessions of UTC days that ended longer ago than AGE, in days or weeks (90d, 2w): "
+        "whole days, so a bucket's partitions are deleted whole and no bundle is rewritten",
     )
     parser.add_argument("--all", action="store_true", help="select every session (needed without filters)")
     parser.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.set_defaults(handler=run_clear)
+
+
+def _days(text: str) -> timedelta:
+    """An age for ``--older-than``: whole days or weeks, since the cut-off is a UTC midnight.
+
+    Raises:
+        argparse.ArgumentTypeError: not an age, or one in hours, minutes or seconds.
+    """
+    age = parse_age(text)
+    if age % timedelta(days=1):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: --older-than counts whole UTC days; use days or weeks (30d, 2w), "
+            "or --before with a time"
+        )
+    return age
 
 
 def _scope(args: argparse.Namespace) -> Scope:
@@ -112,6 +128,11 @@ def run_clear(args: argparse.Namespace, console: Console) -> int:
         StorageError: the store cannot be read or written.
     """
     scope = _scope(args)
+    if args.older_than is not None and scope.until is not None:  # say what whole days made of the age
+        console.note(
+            f"--older-than {args.older_than.days}d: sessions that started before "
+            f"{format_time(scope.until)} UTC"
+        )
     if not (args.yes or args.dry_run or (sys.stdin is not None and sys.stdin.isatty())):
         raise UsageError("refusing to clear without confirmation: stdin is not a terminal (add --yes)")
     storage = open_selected_storage(args)

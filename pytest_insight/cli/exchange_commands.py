@@ -7,7 +7,8 @@ from typing import Any
 
 from pytest_insight.cli.options import add_session_filters, open_selected_storage
 from pytest_insight.cli.output import Console, plural
-from pytest_insight.core.exchange import MergeStrategy
+from pytest_insight.core.merging import MergeStrategy, parse_strategy
+from pytest_insight.errors import ConfigurationError
 
 __all__ = ["add_parsers", "run_export", "run_import"]
 
@@ -57,12 +58,20 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
     imports.add_argument("source", metavar="SOURCE", help="file, directory, file:// or s3:// URI")
     imports.add_argument(
         "--strategy",
-        choices=[strategy.value for strategy in MergeStrategy],
+        type=_strategy,
         default=MergeStrategy.SKIP_EXISTING.value,
-        help="what to do with a session whose id is already stored (default: %(default)s)",
+        help="what to do with a session whose id is already stored: "
+        f"{', '.join(strategy.value for strategy in MergeStrategy)} (default: %(default)s)",
     )
     add_session_filters(imports, "import")
     imports.set_defaults(handler=run_import)
+
+
+def _strategy(text: str) -> str:
+    try:
+        return parse_strategy(text).value
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run_export(args: argparse.Namespace, console: Console) -> int:
@@ -104,7 +113,15 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
         InvalidDataError: the source as a whole is not an export.
     """
     storage = open_selected_storage(args)
-    with console.progress() as progress:
+    listed: list[int] = []  # bundles found, when the source is a directory or a bucket prefix
+    with console.progress() as bar:
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            if phase == "list":
+                listed.append(done)
+            if bar is not None:
+                bar(phase, done, total)
+
         stats = storage.import_sessions(
             args.source,
             args.strategy,
@@ -113,6 +130,9 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
             since=args.since,
             progress=progress,
         )
+    if listed and listed[-1] == 0:
+        filtered = any(value is not None for value in (args.sut, args.days, args.since))
+        console.warn(f"no bundles found at {args.source}{' for these filters' if filtered else ''}")
     messages = stats["error_messages"]
     for message in messages[:_MAX_ERRORS_SHOWN]:
         console.warn(message)

@@ -10,6 +10,7 @@ command name.
 from __future__ import annotations
 
 import argparse
+import re
 from typing import NoReturn
 
 from pytest_insight import __version__
@@ -22,8 +23,13 @@ from pytest_insight.cli import (
     summary_command,
 )
 from pytest_insight.cli.options import UsageError
+from pytest_insight.errors import did_you_mean
 
 __all__ = ["InsightArgumentParser", "build_parser"]
+
+_INVALID_CHOICE = re.compile(r"invalid choice: '(?P<value>[^']*)' \(choose from (?P<choices>.*)\)")
+_UNRECOGNIZED = "unrecognized arguments:"
+_OPTION = re.compile(r"--[a-z][a-z0-9-]*")
 
 
 class InsightArgumentParser(argparse.ArgumentParser):
@@ -33,13 +39,27 @@ class InsightArgumentParser(argparse.ArgumentParser):
     code 2, the same way as every other usage error.
     """
 
+    #: every option of every command, for "did you mean" on an unknown one (set by build_parser)
+    known_options: frozenset[str] = frozenset()
+
     def error(self, message: str) -> NoReturn:
-        """Raise the parse error as a :class:`UsageError`.
+        """Raise the parse error as a :class:`UsageError`, with the closest valid word when one is close.
 
         Raises:
             UsageError: always.
         """
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        raise UsageError(f"{message}{self._hint(message)} (see '{self.prog} --help')")
+
+    def _hint(self, message: str) -> str:
+        choice = _INVALID_CHOICE.search(message)
+        if choice is not None:
+            choices = [item.strip().strip("'") for item in choice["choices"].split(",")]
+            return did_you_mean(choice["value"], choices)
+        if message.startswith(_UNRECOGNIZED):
+            for word in message.removeprefix(_UNRECOGNIZED).split():
+                if word.startswith("--") and (hint := did_you_mean(word.split("=")[0], self.known_options)):
+                    return hint
+        return ""
 
 
 def _output_options() -> argparse.ArgumentParser:
@@ -100,4 +120,6 @@ def build_parser() -> InsightArgumentParser:
     browse_commands.add_parsers(commands, parents=[output, storage])
     summary_command.add_parser(commands, parents=[output, storage])
     profile_commands.add_parsers(commands, parents=[output])
+    usages = [parser.format_usage(), *(command.format_usage() for command in commands.choices.values())]
+    parser.known_options = frozenset(_OPTION.findall(" ".join(usages)))
     return parser

@@ -25,7 +25,7 @@ import anyio
 import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
-from pytest_insight.core.compression import GZIP_MAGIC
+from pytest_insight.core.compression import ERRORS, GZIP_MAGIC, inflater
 from pytest_insight.core.decoding import (
     BundleDecoder,
     DecodedItem,
@@ -37,6 +37,7 @@ from pytest_insight.core.decoding import (
 from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, DocumentSink
 from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.core.progress import ProgressCallback
+from pytest_insight.core.uris import split_uri
 from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError
 from pytest_insight.storage.base import Scope
 
@@ -113,23 +114,19 @@ def register_location(scheme: str, factory: LocationFactory | str) -> None:
 
 def _resolve(location: str | os.PathLike[str]) -> Path | Any:
     text = os.fspath(location)
-    if "://" not in text:
+    scheme, rest = split_uri(text, {"file", *_REGISTRY})
+    if not scheme:
         return Path(text).expanduser()
-    scheme, _, rest = text.partition("://")
-    scheme = scheme.lower()
     if scheme == "file":
         return Path(rest).expanduser()
-    factory = _REGISTRY.get(scheme)
-    if factory is None:
-        known = ", ".join(sorted({"file", *_REGISTRY}))
-        raise ConfigurationError(f"{text}: unsupported location scheme {scheme!r} (known: {known})")
+    factory = _REGISTRY[scheme]
     if isinstance(factory, str):
         module_name, _, attribute = factory.partition(":")
         try:
             factory = getattr(importlib.import_module(module_name), attribute)
         except (ImportError, AttributeError) as exc:
             raise ConfigurationError(f"{text}: {scheme}:// locations are not available: {exc}") from exc
-    return factory(text)
+    return factory(f"{scheme}://{rest}")
 
 
 def open_source(location: str | os.PathLike[str]) -> Source:
@@ -147,7 +144,7 @@ def open_source(location: str | os.PathLike[str]) -> Source:
     if resolved.is_dir():
         return DirectorySource(resolved)
     if resolved.is_file():
-        return FileSource(resolved)
+        return FileSource(resolved, whole=True)
     if resolved.exists():
         raise ConfigurationError(f"{resolved}: not a file or directory")
     raise NotFoundError(f"{resolved}: no such file or directory", uri=str(resolved))
@@ -158,6 +155,7 @@ def open_sink(location: str | os.PathLike[str]) -> Sink:
 
     Raises:
         ConfigurationError: an unsupported scheme or file type.
+        NotFoundError: a file target whose directory does not exist.
     """
     resolved = _resolve(location)
     if not isinstance(resolved, Path):
@@ -167,10 +165,13 @@ def open_sink(location: str | os.PathLike[str]) -> Sink:
     name = resolved.name.lower()
     if resolved.is_dir():
         return DirectorySink(resolved)
-    if name.endswith(".json"):
-        return DocumentSink(resolved)
-    if name.endswith((*_BUNDLE_SUFFIXES, ".gz")):
-        return BundleFileSink(resolved)
+    if name.endswith((".json", *_BUNDLE_SUFFIXES, ".gz")):
+        if not resolved.parent.is_dir():  # a typo in the path must not create directories
+            raise NotFoundError(
+                f"{resolved}: no such directory {resolved.parent} (only a directory target is created)",
+                uri=str(resolved),
+            )
+        return DocumentSink(resolved) if name.endswith(".json") else BundleFileSink(resolved)
     if resolved.exists() or resolved.suffix:
         raise ConfigurationError(
             f"{resolved}: unsupported export target (use a .json or .jsonl.gz file, or a directory)"
@@ -188,10 +189,16 @@ class FileSource:
     ``.jsonl`` / ``.ndjson`` is read as uncompressed lines.
     """
 
-    def __init__(self, path: Path, partition: BundleKey | None = None) -> None:
-        """Read ``path``; when ``partition`` is given, a session outside it is an error record."""
+    def __init__(self, path: Path, partition: BundleKey | None = None, *, whole: bool = False) -> None:
+        """Read ``path``; when ``partition`` is given, a session outside it is an error record.
+
+        ``whole``: the file is the whole import, so content that is not an
+        export at all (another JSON file, a tarball, a binary) raises instead
+        of being counted as one bad record.
+        """
         self.path = path
         self.partition = partition
+        self.whole = whole
 
     @property
     def uri(self) -> str:
@@ -210,8 +217,15 @@ class FileSource:
                         for item in decode_document(data, source, limits):
                             yield self._checked(item, None)
                     except InvalidDataError as exc:
+                        if self.whole:
+                            raise
                         yield exc
                     return
+                if self.whole and not _starts_like_lines(head):
+                    raise InvalidDataError(
+                        "not an export: the content is not JSON lines (a bundle is gzipped JSON lines)",
+                        source=source,
+                    )
                 decoder = BundleDecoder(source, limits, compressed=head.startswith(GZIP_MAGIC))
                 chunk = head
                 try:
@@ -247,7 +261,8 @@ class DirectorySource:
     Bundles inside the layout are skipped when their SUT or day partition
     lies outside the scope, and a session in one that does not belong to its
     partition is an error record; other bundle files are always read. Files
-    not named like a bundle (a README, hidden and temporary files) are ignored.
+    not named like a bundle (a README, hidden and temporary files) and hidden
+    directories (``.hypothesis``, ``.git``) are ignored.
     """
 
     def __init__(self, root: Path) -> None:
@@ -274,13 +289,25 @@ class DirectorySource:
             found = [
                 path
                 for path in self.root.rglob("*.gz")
-                if path.name.endswith(_BUNDLE_SUFFIXES) and not path.name.startswith(".") and path.is_file()
+                if path.name.endswith(_BUNDLE_SUFFIXES)
+                and not any(part.startswith(".") for part in path.relative_to(self.root).parts)
+                and path.is_file()
             ]
         except OSError as exc:
             raise StorageError(
                 f"{self.root}: cannot list: {exc.strerror or exc}", uri=str(self.root)
             ) from exc
         return sorted(path for path in found if _in_scope(path, scope))
+
+
+def _starts_like_lines(head: bytes) -> bool:
+    """Whether ``head`` (gzipped or not) starts as JSON lines do: with ``{`` after any blank space."""
+    if head.startswith(GZIP_MAGIC):
+        try:
+            head = inflater().decompress(head, 4096)
+        except ERRORS:
+            return True  # corrupt gzip: the decoder names the problem
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"")
 
 
 def _layout_key(path: Path) -> BundleKey | None:

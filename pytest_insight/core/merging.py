@@ -25,7 +25,7 @@ from pytest_insight.core.bundle import content_digest
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
-from pytest_insight.errors import ConfigurationError, InvalidDataError
+from pytest_insight.errors import ConfigurationError, InvalidDataError, did_you_mean
 from pytest_insight.storage.base import Backend, Transaction
 
 __all__ = ["MAX_ERROR_MESSAGES", "ImportStats", "MergeStrategy", "Merger", "parse_strategy"]
@@ -67,8 +67,9 @@ def parse_strategy(name: str) -> MergeStrategy:
             return MergeStrategy(name.strip().lower().replace("-", "_"))
         except ValueError:
             pass
-    valid = ", ".join(strategy.value for strategy in MergeStrategy)
-    raise ConfigurationError(f"unknown merge strategy {name!r} (valid: {valid})")
+    valid = [strategy.value for strategy in MergeStrategy]
+    hint = did_you_mean(name, valid) if isinstance(name, str) else ""
+    raise ConfigurationError(f"unknown merge strategy {name!r}{hint} (valid: {', '.join(valid)})")
 
 
 class _Batch:

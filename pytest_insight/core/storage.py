@@ -18,6 +18,7 @@ from pytest_insight.core import exchange
 from pytest_insight.core.facade import PathLike, Storage, run_sync
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.profiles import resolve_storage_uri
+from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.storage.memory import MemoryBackend
 
@@ -155,19 +156,15 @@ def open_storage(uri: PathLike, **options: Any) -> Storage:
             were given to a backend that takes none.
     """
     text = os.fspath(uri)
-    scheme, _, rest = text.partition("://") if "://" in text else ("", "", text)
+    scheme, rest = split_uri(text, STORAGE_SCHEMES)
     if scheme == "s3":
-        return S3Storage.from_uri(text, **options)
+        return S3Storage.from_uri(f"s3://{rest}", **options)
     if options:
         raise ConfigurationError(f"{text}: options {sorted(options)} apply only to s3:// storages")
     if scheme == "memory":
         return InMemoryStorage(name=rest)
     if scheme == "file":
         return JSONStorage(rest)
-    if scheme:
-        raise ConfigurationError(
-            f"unsupported storage URI {text!r} (use a path, file://, s3:// or memory://)"
-        )
     return JSONStorage(text)
 
 

@@ -1,0 +1,171 @@
+"""Typos a new user makes: each exits non-zero with one line naming the fix, and creates nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pytest_insight.core.storage import JSONStorage, open_storage
+from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
+from pytest_insight.errors import ConfigurationError, UnknownProfileError, did_you_mean
+from tests.conftest import build_session
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def insight(insight_home: Path, tmp_path: Path) -> Run:
+    """Run ``python -m pytest_insight ARGS`` in ``tmp_path`` with the test's insight home."""
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "PYTEST_INSIGHT_HOME": str(insight_home)}
+        for name in ("PYTEST_INSIGHT_PROFILE", "PYTEST_INSIGHT_STORAGE"):
+            env.pop(name, None)
+        command = [sys.executable, "-m", "pytest_insight", *map(str, args)]
+        return subprocess.run(
+            command,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    return run
+
+
+def one_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("insight: error: ")
+    assert result.stderr.count("\n") == 1, result.stderr
+    return result.stderr
+
+
+def entries(root: Path) -> set[str]:
+    return {path.relative_to(root).as_posix() for path in root.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    ("uri", "meant"),
+    [
+        ("s3:/bucket/team", "s3://bucket/team"),
+        ("s3:bucket/team", "s3://bucket/team"),
+        ("S3:/bucket", "s3://bucket"),
+        ("memory:", "memory://"),
+        ("file:/tmp/store", "file:///tmp/store"),
+    ],
+)
+@pytest.mark.parametrize("where", ["--storage", "export", "import"])
+def test_a_uri_with_a_slash_missing_is_refused_with_the_one_meant(
+    insight: Run, tmp_path: Path, uri: str, meant: str, where: str
+) -> None:
+    before = entries(tmp_path)
+    arguments = {
+        "--storage": ["--storage", uri, "sessions"],
+        "export": ["export", uri],
+        "import": ["import", uri],
+    }
+    error = one_error(insight(*arguments[where]), 2)
+    assert f"did you mean {meant!r}?" in error
+    assert entries(tmp_path) == before  # no ./s3:/bucket/team directory
+
+
+@pytest.mark.parametrize(
+    ("uri", "hint"), [("s4://bucket", "; did you mean 's3://'?"), ("azure://bucket", "")]
+)
+def test_an_unknown_scheme_is_refused_naming_the_known_ones(insight: Run, uri: str, hint: str) -> None:
+    error = one_error(insight("--storage", uri, "sessions"), 2)
+    assert (
+        f"unsupported URI scheme in {uri!r}{hint} (use a path or one of file://, memory://, s3://)" in error
+    )
+
+
+def test_the_scheme_is_case_insensitive_everywhere(tmp_path: Path) -> None:
+    assert open_storage("MEMORY://x").uri == open_storage("memory://x").uri
+    assert split_uri("S3://bucket/p", STORAGE_SCHEMES) == ("s3", "bucket/p")
+
+
+@pytest.mark.parametrize("path", ["C:\\store", "results:v1", "./s3:/bucket", "relative/dir"])
+def test_paths_that_only_contain_a_colon_stay_paths(path: str) -> None:
+    assert split_uri(path, STORAGE_SCHEMES) == ("", path)
+
+
+def test_a_mistyped_uri_stops_a_pytest_run_before_its_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_one():\n    raise AssertionError('must not run')\n")
+    result = pytester.runpytest("--insight", "--insight-storage", "s3:/bucket/team")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*insight storage: 's3:/bucket/team' looks like a mistyped URI*"])
+    assert not (pytester.path / "s3:").exists()
+
+
+def test_an_export_file_in_a_missing_directory_is_refused(insight: Run, tmp_path: Path) -> None:
+    JSONStorage(tmp_path / "store").save_session(build_session("one"))
+    for target in (tmp_path / "missing" / "dir" / "x.json", tmp_path / "missing" / "x.jsonl.gz"):
+        error = one_error(insight("export", target, "--storage", tmp_path / "store"), 3)
+        assert f"no such directory {target.parent}" in error
+    assert not (tmp_path / "missing").exists()
+    # a directory target is created, parents included, as documented
+    assert insight("export", tmp_path / "new" / "bundles", "--storage", tmp_path / "store").returncode == 0
+    assert any((tmp_path / "new" / "bundles").rglob("*.jsonl.gz"))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "hint"),
+    [
+        (["exprt", "x.json"], "did you mean 'export'?"),
+        (["sessions", "--sutt", "api"], "did you mean '--sut'?"),
+        (["sessions", "--limt=3"], "did you mean '--limit'?"),
+        (["import", "x.json", "--strategy", "keepboth"], "did you mean 'keep_both'?"),
+        (["import", "x.json", "--strategy", "replace"], "did you mean 'replace_existing'?"),
+    ],
+)
+def test_close_matches_are_suggested(insight: Run, arguments: list[str], hint: str) -> None:
+    assert hint in one_error(insight(*arguments), 2)
+
+
+def test_keep_both_with_a_dash_is_the_strategy_the_library_accepts(insight: Run, tmp_path: Path) -> None:
+    JSONStorage(tmp_path / "theirs").save_session(build_session("one", tests=2))  # another "one"
+    JSONStorage(tmp_path / "theirs").export_sessions(tmp_path / "theirs.json")
+    JSONStorage(tmp_path / "mine").save_session(build_session("one"))
+    result = insight(
+        "import", tmp_path / "theirs.json", "--strategy", "keep-both", "--storage", tmp_path / "mine"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(JSONStorage(tmp_path / "mine").load_sessions()) == 2
+
+
+def test_an_unknown_profile_suggests_the_close_one(insight: Run) -> None:
+    assert insight("profile", "create", "production", "memory://p").returncode == 0
+    assert "did you mean 'production'?" in one_error(insight("--profile", "prodution", "sessions"), 2)
+    error = UnknownProfileError("stagin", ["staging", "prod"])
+    assert str(error) == "unknown profile 'stagin'; did you mean 'staging'? (known profiles: prod, staging)"
+
+
+def test_did_you_mean_stays_quiet_when_nothing_is_close() -> None:
+    assert did_you_mean("zzz", ["export", "import"]) == ""
+    assert did_you_mean("KEEP-BOTH", ["keep_both"]) == "; did you mean 'keep_both'?"
+    with pytest.raises(ConfigurationError, match="unsupported URI scheme"):
+        split_uri("ftp://host/x", STORAGE_SCHEMES)
+
+
+@pytest.mark.parametrize("age", ["5m", "1h", "90s", "36h"])
+def test_older_than_refuses_ages_below_whole_days(insight: Run, tmp_path: Path, age: str) -> None:
+    JSONStorage(tmp_path / "store").save_session(build_session("one"))
+    error = one_error(insight("clear", "--older-than", age, "--yes", "--storage", tmp_path / "store"), 2)
+    assert "--older-than counts whole UTC days" in error
+    assert len(JSONStorage(tmp_path / "store").load_sessions()) == 1
+
+
+def test_older_than_says_what_the_cutoff_became(insight: Run, tmp_path: Path) -> None:
+    JSONStorage(tmp_path / "store").save_session(build_session("one"))
+    result = insight("clear", "--older-than", "2w", "--yes", "--storage", tmp_path / "store")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.startswith("--older-than 14d: sessions that started before ")
+    assert result.stderr.rstrip().endswith("00:00:00 UTC")
