@@ -7,9 +7,11 @@ from typing import Any
 
 from pytest_insight.cli.options import (
     add_session_filters,
+    add_tag_filters,
     filters_scope,
     open_selected_storage,
     positive_count,
+    tag_filter,
 )
 from pytest_insight.cli.output import (
     Console,
@@ -24,6 +26,9 @@ from pytest_insight.errors import NotFoundError
 
 __all__ = ["add_parsers", "run_sessions", "run_show"]
 
+_FAILING = frozenset({TestOutcome.FAILED, TestOutcome.ERROR})
+_FAILURE_LINES = 15
+
 
 def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argparse.ArgumentParser]) -> None:
     """Add the ``sessions`` and ``show`` sub-commands to ``commands``."""
@@ -31,12 +36,14 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         "sessions",
         parents=parents,
         help="list stored sessions, newest first",
-        description="List stored sessions, newest first: id, SUT, start (UTC), duration and the "
-        "number of tests by outcome.",
-        epilog="example:\n  insight sessions --sut api --days 7 --limit 20",
+        description="List stored sessions, newest first: id, SUT, start (UTC), duration, the "
+        "number of tests by outcome, and the session's tags.",
+        epilog="examples:\n  insight sessions --sut api --days 7 --limit 20\n"
+        "  insight sessions --branch main --tag python=3.12",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_session_filters(listing, "list")
+    add_tag_filters(listing, "list")
     listing.add_argument("--limit", metavar="N", type=positive_count, help="show at most the N newest")
     listing.set_defaults(handler=run_sessions)
 
@@ -45,7 +52,7 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         parents=parents,
         help="show one session in detail",
         description="Show one session: metadata, tags, testing system, every test with its outcome "
-        "and duration, and rerun groups.",
+        "and duration, the end of each failure's text, and rerun groups.",
         epilog="example:\n  insight show 3f2a9c1e-run-42 --json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -61,7 +68,10 @@ def run_sessions(args: argparse.Namespace, console: Console) -> int:
         StorageError: the store cannot be read.
     """
     storage = open_selected_storage(args)
-    sessions = list(reversed(storage.load_sessions(filters_scope(args))))
+    wanted = tag_filter(args)
+    sessions = [
+        session for session in reversed(storage.load_sessions(filters_scope(args))) if wanted(session)
+    ]
     if args.limit is not None:
         sessions = sessions[: args.limit]
     console.result([session_summary(session) for session in sessions], lambda: _sessions_table(sessions))
@@ -73,7 +83,7 @@ def _sessions_table(sessions: list[TestSession]) -> str:
         return "No sessions."
     counted = [session.outcome_counts() for session in sessions]
     outcomes = [outcome for outcome in TestOutcome if any(counts.get(outcome) for counts in counted)]
-    headers = ["ID", "SUT", "START (UTC)", "DURATION", "TESTS", *(o.value.upper() for o in outcomes)]
+    headers = ["ID", "SUT", "START (UTC)", "DURATION", "TESTS", *(o.value.upper() for o in outcomes), "TAGS"]
     rows = [
         [
             session.session_id,
@@ -82,10 +92,20 @@ def _sessions_table(sessions: list[TestSession]) -> str:
             format_duration(session.session_duration),
             str(len(session.test_results)),
             *(str(counts.get(outcome, 0)) for outcome in outcomes),
+            _tags_cell(session.session_tags),
         ]
         for session, counts in zip(sessions, counted, strict=True)
     ]
-    return render_table(headers, rows, right=range(3, len(headers)))
+    return render_table(headers, rows, right=range(3, len(headers) - 1))
+
+
+def _tags_cell(tags: dict[str, str], width: int = 60) -> str:
+    """The tags as ``key=value`` pairs, the CI run's branch and commit first, cut to ``width``."""
+    first = [key for key in ("branch", "commit") if key in tags]
+    pairs = [f"{key}={tags[key][:12] if key == 'commit' else tags[key]}" for key in first]
+    pairs += [f"{key}={value}" for key, value in sorted(tags.items()) if key not in first]
+    text = " ".join(pairs)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def run_show(args: argparse.Namespace, console: Console) -> int:
@@ -101,6 +121,14 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
         raise NotFoundError(f"no session {args.session_id!r} in {storage.uri}", uri=storage.uri)
     console.result(session.to_dict(), lambda: _details(session))
     return 0
+
+
+def _tail(text: str, keep: int = _FAILURE_LINES) -> list[str]:
+    """The last ``keep`` lines of a failure's text: pytest ends it with the error itself."""
+    lines = text.rstrip().splitlines()
+    if len(lines) <= keep:
+        return lines
+    return [f"... ({len(lines) - keep} lines above; all of it with --json)", *lines[-keep:]]
 
 
 def _mapping(title: str, values: dict[str, Any]) -> list[str]:
@@ -129,6 +157,12 @@ def _details(session: TestSession) -> str:
         ]
         table = render_table(["OUTCOME", "DURATION", "NODE ID"], rows, right=[1])
         lines.extend(f"  {line}" for line in table.splitlines())
+    failures = [r for r in session.test_results if r.outcome in _FAILING and r.longreprtext.strip()]
+    if failures:
+        lines.append(f"Failures ({len(failures)}):")
+        for result in failures:
+            lines.append(f"  {result.outcome.value.upper()} {result.nodeid}")
+            lines.extend(f"    {line}" for line in _tail(result.longreprtext))
     if session.rerun_test_groups:
         lines.append(f"Reruns ({len(session.rerun_test_groups)}):")
         for group in session.rerun_test_groups:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from pytest_insight.core.models import to_utc
+from pytest_insight.core.models import TestSession, to_utc
 from pytest_insight.core.storage import Storage, get_storage_instance, open_storage
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.storage.base import Scope
@@ -14,6 +15,7 @@ from pytest_insight.storage.base import Scope
 __all__ = [
     "UsageError",
     "add_session_filters",
+    "add_tag_filters",
     "count",
     "filters_scope",
     "now",
@@ -21,6 +23,7 @@ __all__ = [
     "parse_age",
     "parse_date",
     "positive_count",
+    "tag_filter",
 ]
 
 _AGE = re.compile(r"(\d+)\s*([smhdw])")
@@ -108,6 +111,54 @@ def add_session_filters(parser: argparse.ArgumentParser, verb: str) -> None:
         type=parse_date,
         help=f"only {verb} sessions that started at or after DATE (YYYY-MM-DD or ISO 8601, UTC)",
     )
+
+
+def add_tag_filters(parser: argparse.ArgumentParser, verb: str) -> None:
+    """Add ``--tag``, ``--branch`` and ``--commit``: filters on the tags a session was recorded with."""
+    tags = parser.add_argument_group("tag filters")
+    tags.add_argument(
+        "--tag",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_tag,
+        default=[],
+        help=f"only {verb} sessions tagged KEY=VALUE (repeat to require several)",
+    )
+    tags.add_argument("--branch", metavar="NAME", help=f"only {verb} sessions of this branch (CI tag)")
+    tags.add_argument(
+        "--commit",
+        metavar="SHA",
+        help=f"only {verb} sessions of this commit (CI tag; 7 or more leading hex digits)",
+    )
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise argparse.ArgumentTypeError(f"not KEY=VALUE: {text!r}")
+    return key.strip(), value.strip()
+
+
+def tag_filter(args: argparse.Namespace) -> Callable[[TestSession], bool]:
+    """Whether a session has every tag ``--tag``, ``--branch`` and ``--commit`` ask for.
+
+    Raises:
+        UsageError: ``--commit`` is shorter than 7 characters (it would match by chance).
+    """
+    wanted: dict[str, str] = dict(args.tag)
+    if args.branch is not None:
+        wanted["branch"] = args.branch
+    commit: str | None = args.commit
+    if commit is not None and len(commit) < 7:
+        raise UsageError(f"--commit {commit!r}: give at least 7 characters of the commit")
+
+    def matches(session: TestSession) -> bool:
+        tags = session.session_tags
+        if any(tags.get(key) != value for key, value in wanted.items()):
+            return False
+        return commit is None or tags.get("commit", "").lower().startswith(commit.lower())
+
+    return matches
 
 
 def filters_scope(args: argparse.Namespace) -> Scope:

@@ -120,6 +120,7 @@ def session_summary(session: TestSession) -> dict[str, Any]:
         "session_duration": session.session_duration,
         "tests": len(session.test_results),
         "outcomes": {outcome.value: counts[outcome] for outcome in TestOutcome if outcome in counts},
+        "tags": dict(session.session_tags),
     }
 
 

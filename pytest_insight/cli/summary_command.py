@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from pytest_insight.cli.options import (
     add_session_filters,
+    add_tag_filters,
     filters_scope,
     open_selected_storage,
     positive_count,
+    tag_filter,
 )
 from pytest_insight.cli.output import Console, format_duration, outcome_summary, plural, render_table
-from pytest_insight.core.summary import TestStats, summarize
+from pytest_insight.core.models import TestOutcome, TestSession
+from pytest_insight.core.summary import Summary, TestStats, summarize
 
 __all__ = ["add_parser", "run_summary"]
 
@@ -24,11 +29,12 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
         parents=parents,
         help="failing, slowest and flaky tests across sessions",
         description="Summarise the selected sessions: outcome counts, the tests that failed, "
-        "the slowest tests and the flaky ones (rerun, or both passed and failed).",
+        "the slowest tests and the flaky ones (rerun, or both passed and failed), each per SUT.",
         epilog="example:\n  insight summary --sut api --days 30 --top 5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_session_filters(summary, "summarise")
+    add_tag_filters(summary, "summarise")
     summary.add_argument("--top", metavar="N", type=positive_count, default=10, help="rows per list (10)")
     summary.set_defaults(handler=run_summary)
 
@@ -36,36 +42,60 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
 def run_summary(args: argparse.Namespace, console: Console) -> int:
     """Run ``insight summary``; returns the exit code.
 
+    Statistics are kept per SUT: the same node id in two projects is two tests.
+    Each ranked test is labelled with its SUT, and the human output gets a SUT
+    column when more than one SUT is selected.
+
     Raises:
         ConfigurationError: the storage is not valid.
         StorageError: the store cannot be read.
     """
-    found = summarize(open_selected_storage(args).load_sessions(filters_scope(args)), args.top)
+    wanted = tag_filter(args)
+    by_sut: dict[str, list[TestSession]] = defaultdict(list)
+    for session in open_selected_storage(args).load_sessions(filters_scope(args)):
+        if wanted(session):
+            by_sut[session.sut_name].append(session)
+    found = {sut: summarize(sessions, args.top) for sut, sessions in sorted(by_sut.items())}
+    outcomes: Counter[TestOutcome] = Counter()
+    for summary in found.values():
+        outcomes.update(summary.outcomes)
+    total = sum(summary.sessions for summary in found.values())
+    failing = _ranked(found, "failing", lambda e: (-e.failed_runs, e.nodeid), args.top)
+    slowest = _ranked(found, "slowest", lambda e: (-e.mean_duration, e.nodeid), args.top)
+    flaky = _ranked(found, "flaky", lambda e: (-(e.failed_runs + e.reruns), e.nodeid), args.top)
     data = {
-        "sessions": found.sessions,
-        "outcomes": {outcome.value: n for outcome, n in found.outcomes.items()},
-        "failing": [_stats(entry) for entry in found.failing],
-        "slowest": [_stats(entry) for entry in found.slowest],
-        "flaky": [_stats(entry) for entry in found.flaky],
+        "sessions": total,
+        "suts": {sut: summary.sessions for sut, summary in found.items()},
+        "outcomes": {outcome.value: n for outcome, n in outcomes.items()},
+        "failing": [_stats(sut, entry) for sut, entry in failing],
+        "slowest": [_stats(sut, entry) for sut, entry in slowest],
+        "flaky": [_stats(sut, entry) for sut, entry in flaky],
     }
 
     def text() -> str:
-        lines = [f"{plural(found.sessions, 'session')}: {outcome_summary(found.outcomes)}"]
-        for title, entries in (
-            ("Failing", found.failing),
-            ("Slowest", found.slowest),
-            ("Flaky", found.flaky),
-        ):
+        lines = [f"{plural(total, 'session')}: {outcome_summary(dict(outcomes))}"]
+        if len(found) > 1:
+            lines[0] += f" ({', '.join(f'{sut} {n.sessions}' for sut, n in found.items())})"
+        for title, entries in (("Failing", failing), ("Slowest", slowest), ("Flaky", flaky)):
             lines.append(f"\n{title} tests:")
-            lines.append(_table(entries) if entries else "  none")
+            lines.append(_table(entries, with_sut=len(found) > 1) if entries else "  none")
         return "\n".join(lines)
 
     console.result(data, text)
     return 0
 
 
-def _stats(entry: TestStats) -> dict[str, Any]:
+def _ranked(
+    found: dict[str, Summary], ranking: str, key: Callable[[TestStats], Any], top: int
+) -> list[tuple[str, TestStats]]:
+    """The ``top`` entries of one ranking over every SUT's, each with its SUT."""
+    entries = [(sut, entry) for sut, summary in found.items() for entry in getattr(summary, ranking)]
+    return sorted(entries, key=lambda item: (key(item[1]), item[0]))[:top]
+
+
+def _stats(sut: str, entry: TestStats) -> dict[str, Any]:
     return {
+        "sut_name": sut,
         "nodeid": entry.nodeid,
         "runs": entry.runs,
         "passed_runs": entry.passed_runs,
@@ -73,19 +103,25 @@ def _stats(entry: TestStats) -> dict[str, Any]:
         "reruns": entry.reruns,
         "mean_duration": entry.mean_duration,
         "max_duration": entry.max_duration,
+        "last_failure": entry.last_failure.isoformat() if entry.last_failure else None,
+        "last_failed_session": entry.last_failed_session or None,
+        "last_error": entry.last_error or None,
     }
 
 
-def _table(entries: list[TestStats]) -> str:
+def _table(entries: list[tuple[str, TestStats]], *, with_sut: bool) -> str:
     rows = [
         [
+            *([sut] if with_sut else []),
             str(entry.runs),
             str(entry.failed_runs),
             str(entry.reruns),
             format_duration(entry.mean_duration),
             entry.nodeid,
         ]
-        for entry in entries
+        for sut, entry in entries
     ]
-    table = render_table(["RUNS", "FAILED", "RERUNS", "MEAN", "NODE ID"], rows, right=range(4))
+    headers = [*(["SUT"] if with_sut else []), "RUNS", "FAILED", "RERUNS", "MEAN", "NODE ID"]
+    first = 1 if with_sut else 0
+    table = render_table(headers, rows, right=range(first, first + 4))
     return "\n".join(f"  {line}" for line in table.splitlines())

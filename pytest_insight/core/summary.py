@@ -54,6 +54,7 @@ class TestStats:
     total_duration: float = 0.0
     max_duration: float = 0.0
     last_failure: datetime | None = None
+    last_failed_session: str = ""
     last_error: str = ""
 
     @property
@@ -83,6 +84,7 @@ def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
     stats: dict[str, TestStats] = {}
     for session in sessions:
         start = session.session_start_time
+        run = (session.session_id, start)
         # most node ids have one result a session: a list only for the others (reruns, teardown errors)
         grouped: dict[str, TestResult | list[TestResult]] = {}
         for result in session.test_results:
@@ -98,13 +100,13 @@ def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
             if entry is None:
                 entry = stats[nodeid] = TestStats(nodeid)
             if isinstance(results, list):
-                _add_run(entry, start, results)
+                _add_run(entry, run, results)
             else:
-                _add_single_run(entry, start, results)
+                _add_single_run(entry, run, results)
     return stats
 
 
-def _add_single_run(entry: TestStats, start: datetime, result: TestResult) -> None:
+def _add_single_run(entry: TestStats, run: tuple[str, datetime], result: TestResult) -> None:
     """:func:`_add_run` for one result, without building lists: thousands of calls a session."""
     outcome = result.outcome
     duration = result.duration
@@ -116,12 +118,12 @@ def _add_single_run(entry: TestStats, start: datetime, result: TestResult) -> No
     if outcome is TestOutcome.RERUN:
         entry.reruns += 1
     elif outcome in _FAILING:
-        _add_failure(entry, start, result)
+        _add_failure(entry, run, result)
     elif outcome is TestOutcome.PASSED:
         entry.passed_runs += 1
 
 
-def _add_run(entry: TestStats, start: datetime, results: list[TestResult]) -> None:
+def _add_run(entry: TestStats, run: tuple[str, datetime], results: list[TestResult]) -> None:
     outcomes = [result.outcome for result in results]
     duration = sum(result.duration for result in results)
     entry.runs += 1
@@ -133,16 +135,18 @@ def _add_run(entry: TestStats, start: datetime, results: list[TestResult]) -> No
     entry.max_duration = max(entry.max_duration, duration)
     failures = [result for result in results if result.outcome in _FAILING]
     if failures:
-        _add_failure(entry, start, failures[-1])
+        _add_failure(entry, run, failures[-1])
     elif TestOutcome.PASSED in outcomes:
         entry.passed_runs += 1
 
 
-def _add_failure(entry: TestStats, start: datetime, last: TestResult) -> None:
-    """Count a failed run; the latest session's failure text is the one kept."""
+def _add_failure(entry: TestStats, run: tuple[str, datetime], last: TestResult) -> None:
+    """Count a failed run; the latest session's id and failure text are the ones kept."""
     entry.failed_runs += 1
+    session_id, start = run
     if entry.last_failure is None or start >= entry.last_failure:
         entry.last_failure = start
+        entry.last_failed_session = session_id
         entry.last_error = last.longreprtext
 
 
