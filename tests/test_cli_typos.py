@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -169,3 +170,38 @@ def test_older_than_says_what_the_cutoff_became(insight: Run, tmp_path: Path) ->
     assert result.returncode == 0, result.stderr
     assert result.stderr.startswith("--older-than 14d: sessions that started before ")
     assert result.stderr.rstrip().endswith("00:00:00 UTC")
+
+
+def test_a_storage_chosen_by_the_environment_is_named(insight_home: Path, tmp_path: Path) -> None:
+    JSONStorage(tmp_path / "env-store").save_session(build_session("one"))
+    env = {
+        **os.environ,
+        "PYTEST_INSIGHT_HOME": str(insight_home),
+        "PYTEST_INSIGHT_STORAGE": str(tmp_path / "env-store"),
+    }
+    env.pop("PYTEST_INSIGHT_PROFILE", None)
+    command = [sys.executable, "-m", "pytest_insight", "sessions", "--json"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    store_uri = (tmp_path / "env-store").as_uri()
+    assert (
+        result.stderr
+        == f"insight: storage {store_uri} (from PYTEST_INSIGHT_STORAGE={tmp_path / 'env-store'})\n"
+    )
+    assert [entry["session_id"] for entry in json.loads(result.stdout)] == ["one"]
+    named = subprocess.run(
+        [*command, "--storage", str(tmp_path)], env=env, capture_output=True, text=True, check=False
+    )
+    assert named.stderr == ""  # named on the command line: nothing to explain
+
+
+@pytest.mark.parametrize("verb", ["export", "import"])
+def test_the_storage_itself_is_refused_as_a_source_or_target(insight: Run, tmp_path: Path, verb: str) -> None:
+    store = tmp_path / "store"
+    JSONStorage(store).save_session(build_session("one"))
+    before = entries(store)
+    error = one_error(insight(verb, store, "--storage", f"file://{store}/"), 2)
+    assert f"{store} is the storage itself" in error
+    assert entries(store) == before
+    error = one_error(insight(verb, "s3://bucket/team/v1/sut=api", "--storage", "s3://bucket/team"), 2)
+    assert "is the storage itself (s3://bucket/team)" in error

@@ -67,7 +67,7 @@ def run_sessions(args: argparse.Namespace, console: Console) -> int:
         ConfigurationError: the storage is not valid.
         StorageError: the store cannot be read.
     """
-    storage = open_selected_storage(args)
+    storage = open_selected_storage(args, console)
     wanted = tag_filter(args)
     sessions = [
         session for session in reversed(storage.load_sessions(filters_scope(args))) if wanted(session)
@@ -115,7 +115,7 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
         NotFoundError: no session has that id.
         StorageError: the store cannot be read.
     """
-    storage = open_selected_storage(args)
+    storage = open_selected_storage(args, console)
     session = storage.get_session_by_id(args.session_id)
     if session is None:
         raise NotFoundError(f"no session {args.session_id!r} in {storage.uri}", uri=storage.uri)

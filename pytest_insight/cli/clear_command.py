@@ -135,7 +135,7 @@ def run_clear(args: argparse.Namespace, console: Console) -> int:
         )
     if not (args.yes or args.dry_run or (sys.stdin is not None and sys.stdin.isatty())):
         raise UsageError("refusing to clear without confirmation: stdin is not a terminal (add --yes)")
-    storage = open_selected_storage(args)
+    storage = open_selected_storage(args, console)
     if args.yes and not args.dry_run and hasattr(storage.backend, "clear_scope"):
         # S3: whole partitions are deleted unread, so the sessions are counted, not listed
         cleared = storage.clear_sessions(scope=scope)

@@ -48,7 +48,7 @@ def run_compact(args: argparse.Namespace, console: Console) -> int:
     """
     if args.location and (getattr(args, "storage", None) or getattr(args, "profile", None)):
         raise UsageError("give the store either as URI or with --storage / --profile, not both")
-    storage = open_storage(args.location) if args.location else open_selected_storage(args)
+    storage = open_storage(args.location) if args.location else open_selected_storage(args, console)
     if not isinstance(storage, S3Storage):
         raise UsageError(f"{storage.uri}: compact works on s3:// stores only")
     stats = storage.compact(sut_name=args.sut, days=args.days)

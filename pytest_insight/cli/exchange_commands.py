@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from pytest_insight.cli.options import add_session_filters, open_selected_storage
+from pytest_insight.cli.options import UsageError, add_session_filters, open_selected_storage
 from pytest_insight.cli.output import Console, plural
+from pytest_insight.core.facade import Storage
+from pytest_insight.core.layout import LAYOUT_VERSION
 from pytest_insight.core.merging import MergeStrategy, parse_strategy
+from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError
 
 __all__ = ["add_parsers", "run_export", "run_import"]
@@ -67,6 +71,23 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
     imports.set_defaults(handler=run_import)
 
 
+def _refuse_own_storage(storage: Storage, location: str, verb: str) -> None:
+    """Exporting a store into itself (or importing it from itself) moves nothing, or worse."""
+    place, own = _place(location), _place(storage.uri).rstrip("/")
+    if place == own or f"{place}/".startswith(f"{own}/{LAYOUT_VERSION}/"):  # the storage or its layout
+        raise UsageError(
+            f"{location} is the storage itself ({storage.uri}): {verb} moves sessions between a "
+            "storage and another place; name the storage with --storage or --profile"
+        )
+
+
+def _place(location: str) -> str:
+    scheme, rest = split_uri(location, {"file", *STORAGE_SCHEMES})
+    if scheme in ("", "file"):
+        return Path(rest).expanduser().resolve().as_uri()
+    return f"{scheme}://{rest.strip('/')}"
+
+
 def _strategy(text: str) -> str:
     try:
         return parse_strategy(text).value
@@ -81,7 +102,8 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
         ConfigurationError: the storage or destination is not valid.
         StorageError: the store or destination cannot be read or written.
     """
-    storage = open_selected_storage(args)
+    storage = open_selected_storage(args, console)
+    _refuse_own_storage(storage, args.destination, "export")
     bundles: dict[str, int] = {}  # from the "new bundles" report of a directory or bucket export
 
     with console.progress() as bar:
@@ -112,7 +134,8 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
         StorageError: the source or the store cannot be read or written.
         InvalidDataError: the source as a whole is not an export.
     """
-    storage = open_selected_storage(args)
+    storage = open_selected_storage(args, console)
+    _refuse_own_storage(storage, args.source, "import")
     listed: list[int] = []  # bundles found, when the source is a directory or a bucket prefix
     with console.progress() as bar:
 

@@ -7,7 +7,9 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from pytest_insight.cli.output import Console
 from pytest_insight.core.models import TestSession, to_utc
+from pytest_insight.core.profiles import storage_from_environment
 from pytest_insight.core.storage import Storage, get_storage_instance, open_storage
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.storage.base import Scope
@@ -170,8 +172,10 @@ def filters_scope(args: argparse.Namespace) -> Scope:
     return Scope(sut_name=args.sut, since=since)
 
 
-def open_selected_storage(args: argparse.Namespace) -> Storage:
+def open_selected_storage(args: argparse.Namespace, console: Console) -> Storage:
     """Open the storage named by ``--storage`` or ``--profile``, else the configured one.
+
+    When the environment chose it, ``console`` gets a note that says so.
 
     Raises:
         UsageError: both ``--storage`` and ``--profile`` were given.
@@ -183,4 +187,8 @@ def open_selected_storage(args: argparse.Namespace) -> Storage:
         raise UsageError("--storage and --profile cannot be used together")
     if uri:
         return open_storage(uri)
-    return get_storage_instance(profile)
+    storage = get_storage_instance(profile)
+    origin = storage_from_environment() if profile is None else None
+    if origin is not None:
+        console.note(f"insight: storage {storage.uri} (from {origin})")
+    return storage

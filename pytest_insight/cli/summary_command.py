@@ -52,7 +52,7 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
     """
     wanted = tag_filter(args)
     by_sut: dict[str, list[TestSession]] = defaultdict(list)
-    for session in open_selected_storage(args).load_sessions(filters_scope(args)):
+    for session in open_selected_storage(args, console).load_sessions(filters_scope(args)):
         if wanted(session):
             by_sut[session.sut_name].append(session)
     found = {sut: summarize(sessions, args.top) for sut, sessions in sorted(by_sut.items())}

@@ -31,6 +31,7 @@ __all__ = [
     "insight_home",
     "list_profiles",
     "resolve_storage_uri",
+    "storage_from_environment",
     "use_profile",
 ]
 
@@ -178,6 +179,19 @@ def use_profile(name: str | None) -> None:
         raise UnknownProfileError(name, list(data["profiles"]))
     data["active"] = name
     _write(data)
+
+
+def storage_from_environment() -> str | None:
+    """The variable that chooses the storage when no profile is named, if one does.
+
+    So that a command can say where its storage came from: a variable pasted
+    into a shell once (``PYTEST_INSIGHT_STORAGE=s3://...``) redirects every
+    command after it, silently otherwise.
+    """
+    for variable in ("PYTEST_INSIGHT_PROFILE", "PYTEST_INSIGHT_STORAGE"):
+        if os.environ.get(variable):
+            return f"{variable}={os.environ[variable]}"
+    return None
 
 
 def resolve_storage_uri(profile: str | None = None) -> tuple[str, dict[str, Any]]:
