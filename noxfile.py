@@ -1,4 +1,4 @@
-"""Development sessions: tests, lint, typecheck, demo, bench, a local S3 server, and the lock.
+"""Development sessions: tests, lint, typecheck, docs, demo, bench, a local S3 server, and the lock.
 
 Every session installs from the committed ``uv.lock`` (``uv sync --locked``), so a
 fresh machine tests with the versions the last reviewed commit tested with. A
@@ -15,7 +15,7 @@ import sys
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
@@ -76,6 +76,13 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: store save/load scaling, exchange throughput, S3 against its peers."""
     sync(session, "bench")
     session.run("python", "-m", "tests.bench", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into build/site; any warning (a broken link, a bad reference) fails it."""
+    sync(session, "docs", project=False)
+    session.run("mkdocs", "build", "--strict", "--quiet", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
 
 
 @nox.session(python=PYTHON, name="s3-server")
