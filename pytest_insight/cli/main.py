@@ -40,7 +40,6 @@ from pytest_insight.errors import ConfigurationError, DependencyError, InsightEr
 __all__ = [
     "EXIT_BROKEN_PIPE",
     "EXIT_DATA",
-    "EXIT_ERRORS",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_USAGE",
@@ -49,7 +48,6 @@ __all__ = [
 ]
 
 EXIT_OK = 0
-EXIT_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_DATA = 3
 EXIT_INTERRUPTED = 130

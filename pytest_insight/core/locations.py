@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import anyio
+import aiofiles
 import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
@@ -209,7 +209,7 @@ class FileSource:
     ) -> AsyncIterator[SourceItem]:
         source = str(self.path)
         try:
-            async with await anyio.open_file(self.path, "rb") as stream:
+            async with aiofiles.open(self.path, "rb") as stream:
                 head = await stream.read(_CHUNK)
                 if not head.startswith(GZIP_MAGIC) and not self.path.name.endswith((".jsonl", ".ndjson")):
                     data = head + await stream.read(max(limits.max_bytes + 1 - len(head), 0))
