@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import aiofiles
 import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
@@ -207,6 +206,8 @@ class FileSource:
     async def records(
         self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
     ) -> AsyncIterator[SourceItem]:
+        import aiofiles  # here, not at the top: a plugin's save never reads files and skips its import
+
         source = str(self.path)
         try:
             async with aiofiles.open(self.path, "rb") as stream:
