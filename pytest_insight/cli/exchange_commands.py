@@ -12,7 +12,8 @@ from pytest_insight.core.facade import Storage
 from pytest_insight.core.layout import LAYOUT_VERSION
 from pytest_insight.core.merging import MergeStrategy, parse_strategy
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
-from pytest_insight.errors import ConfigurationError
+from pytest_insight.errors import ConfigurationError, NotFoundError
+from pytest_insight.junit.locations import JUnitSink, JUnitSource
 
 __all__ = ["add_parsers", "run_export", "run_import"]
 
@@ -24,6 +25,7 @@ examples:
   insight export backup.jsonl.gz --days 7       the last week, one gzipped bundle
   insight export ./bundles --sut api            bundle layout (sut=/date=) in a directory
   insight export s3://bucket/team --profile ci  publish to a bucket prefix
+  insight export results.xml --days 1           JUnit XML for a CI's test tab
 """
 
 _IMPORT_EXAMPLES = """\
@@ -31,6 +33,8 @@ examples:
   insight import team.json                            add what is new, skip known ids
   insight import ./bundles --strategy replace_existing
   insight import s3://bucket/team/v1/sut=api --days 30 --json
+  insight import junit.xml --sut api                  a JUnit report (pytest, Surefire, ...)
+  insight import target/surefire-reports --sut api    every report and bundle in a directory
 """
 
 
@@ -47,6 +51,11 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("destination", metavar="DEST", help="file, directory, file:// or s3:// URI")
+    export.add_argument(
+        "--format",
+        choices=["junit"],
+        help="junit: write DEST as JUnit XML whatever its name (a .xml DEST is JUnit anyway)",
+    )
     add_session_filters(export, "export")
     export.set_defaults(handler=run_export)
 
@@ -60,6 +69,12 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     imports.add_argument("source", metavar="SOURCE", help="file, directory, file:// or s3:// URI")
+    imports.add_argument(
+        "--junit-sessions",
+        choices=["file", "testsuite"],
+        help="JUnit XML: one session per file or per <testsuite> (default: per file, per suite for "
+        "pytest-insight's own exports); the SUT is --sut, else the suite's name",
+    )
     imports.add_argument(
         "--strategy",
         type=_strategy,
@@ -88,6 +103,13 @@ def _place(location: str) -> str:
     return f"{scheme}://{rest.strip('/')}"
 
 
+def _file_target(destination: str) -> Path:
+    path = Path(destination).expanduser()
+    if not path.parent.is_dir():
+        raise NotFoundError(f"{path}: no such directory {path.parent}", uri=str(path))
+    return path
+
+
 def _strategy(text: str) -> str:
     try:
         return parse_strategy(text).value
@@ -114,8 +136,9 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
             if bar is not None:
                 bar(phase, done, total)
 
+        target = JUnitSink(_file_target(args.destination)) if args.format == "junit" else args.destination
         exported = storage.export_sessions(
-            args.destination, days=args.days, sut_name=args.sut, since=args.since, progress=progress
+            target, days=args.days, sut_name=args.sut, since=args.since, progress=progress
         )
     text = f"Exported {plural(exported, 'session')} from {storage.uri} to {args.destination}"
     if bundles:  # so that a log tells a re-export that changed nothing from a real upload
@@ -145,8 +168,13 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
             if bar is not None:
                 bar(phase, done, total)
 
+        source = args.source
+        if args.junit_sessions is not None:
+            if not Path(source).expanduser().is_file():
+                raise UsageError(f"--junit-sessions: {source} is not a file (it applies to one JUnit report)")
+            source = JUnitSource(Path(source).expanduser(), grouping=args.junit_sessions, whole=True)
         stats = storage.import_sessions(
-            args.source,
+            source,
             args.strategy,
             sut_name=args.sut,
             days=args.days,

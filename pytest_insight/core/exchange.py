@@ -25,7 +25,7 @@ import anyio
 
 from pytest_insight.core.bundle import EncodedSession, encode_or_reuse, encode_session
 from pytest_insight.core.decoding import Limits, SessionLine
-from pytest_insight.core.locations import open_sink, open_source
+from pytest_insight.core.locations import Sink, Source, open_sink, open_source
 from pytest_insight.core.merging import MAX_ERROR_MESSAGES, ImportStats, Merger, MergeStrategy, parse_strategy
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
@@ -77,7 +77,7 @@ def scope_for(
 
 async def export_sessions(
     source: Backend,
-    export_path: str | os.PathLike[str],
+    export_path: str | os.PathLike[str] | Sink,
     *,
     scope: Scope,
     sessions: Iterable[TestSession] | None = None,
@@ -121,7 +121,7 @@ async def export_sessions(
 
 async def import_sessions(
     target: Backend,
-    import_path: str | os.PathLike[str],
+    import_path: str | os.PathLike[str] | Source,
     *,
     merge_strategy: MergeStrategy,
     scope: Scope,

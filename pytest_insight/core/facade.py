@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from pytest_insight.core import exchange
+from pytest_insight.core.locations import Sink, Source
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.session_ids import names_itself
 from pytest_insight.storage.base import Backend, Scope
@@ -172,7 +173,7 @@ class Storage:
 
     async def export_sessions_async(
         self,
-        export_path: PathLike,
+        export_path: PathLike | Sink,
         days: int | None = None,
         sut_name: str | None = None,
         *,
@@ -188,7 +189,7 @@ class Storage:
 
     def export_sessions(
         self,
-        export_path: PathLike,
+        export_path: PathLike | Sink,
         days: int | None = None,
         sut_name: str | None = None,
         *,
@@ -221,7 +222,7 @@ class Storage:
 
     async def import_sessions_async(
         self,
-        import_path: PathLike,
+        import_path: PathLike | Source,
         merge_strategy: str = "skip_existing",
         *,
         sut_name: str | None = None,
@@ -238,7 +239,7 @@ class Storage:
 
     def import_sessions(
         self,
-        import_path: PathLike,
+        import_path: PathLike | Source,
         merge_strategy: str = "skip_existing",
         *,
         sut_name: str | None = None,

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import anyio
 import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
@@ -38,6 +39,7 @@ from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, par
 from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.core.uris import split_uri
 from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError
+from pytest_insight.junit.locations import JUnitSink, JUnitSource
 from pytest_insight.storage.base import Scope
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
 
 _CHUNK = 1 << 20
 _BUNDLE_SUFFIXES = (BUNDLE_SUFFIX, ".json.gz")
+_JUNIT_SUFFIX = ".xml"
 
 
 @runtime_checkable
@@ -128,13 +131,15 @@ def _resolve(location: str | os.PathLike[str]) -> Path | Any:
     return factory(f"{scheme}://{rest}")
 
 
-def open_source(location: str | os.PathLike[str]) -> Source:
-    """Return the import source at ``location``.
+def open_source(location: str | os.PathLike[str] | Source) -> Source:
+    """Return the import source at ``location`` (a source given as it is).
 
     Raises:
         NotFoundError: a local path that does not exist.
         ConfigurationError: an unsupported scheme, or one that cannot be read from.
     """
+    if isinstance(location, Source):
+        return location
     resolved = _resolve(location)
     if not isinstance(resolved, Path):
         if not isinstance(resolved, Source):
@@ -143,19 +148,23 @@ def open_source(location: str | os.PathLike[str]) -> Source:
     if resolved.is_dir():
         return DirectorySource(resolved)
     if resolved.is_file():
+        if resolved.name.lower().endswith(_JUNIT_SUFFIX):
+            return JUnitSource(resolved, whole=True)
         return FileSource(resolved, whole=True)
     if resolved.exists():
         raise ConfigurationError(f"{resolved}: not a file or directory")
     raise NotFoundError(f"{resolved}: no such file or directory", uri=str(resolved))
 
 
-def open_sink(location: str | os.PathLike[str]) -> Sink:
-    """Return the export sink at ``location``, chosen by suffix (see the module docstring).
+def open_sink(location: str | os.PathLike[str] | Sink) -> Sink:
+    """Return the export sink at ``location``, chosen by suffix (see the module docstring); a sink as it is.
 
     Raises:
         ConfigurationError: an unsupported scheme or file type.
         NotFoundError: a file target whose directory does not exist.
     """
+    if isinstance(location, Sink):
+        return location
     resolved = _resolve(location)
     if not isinstance(resolved, Path):
         if not isinstance(resolved, Sink):
@@ -164,16 +173,18 @@ def open_sink(location: str | os.PathLike[str]) -> Sink:
     name = resolved.name.lower()
     if resolved.is_dir():
         return DirectorySink(resolved)
-    if name.endswith((".json", *_BUNDLE_SUFFIXES, ".gz")):
+    if name.endswith((".json", _JUNIT_SUFFIX, *_BUNDLE_SUFFIXES, ".gz")):
         if not resolved.parent.is_dir():  # a typo in the path must not create directories
             raise NotFoundError(
                 f"{resolved}: no such directory {resolved.parent} (only a directory target is created)",
                 uri=str(resolved),
             )
+        if name.endswith(_JUNIT_SUFFIX):
+            return JUnitSink(resolved)
         return DocumentSink(resolved) if name.endswith(".json") else BundleFileSink(resolved)
     if resolved.exists() or resolved.suffix:
         raise ConfigurationError(
-            f"{resolved}: unsupported export target (use a .json or .jsonl.gz file, or a directory)"
+            f"{resolved}: unsupported export target (use a .json, .jsonl.gz or .xml file, or a directory)"
         )
     return DirectorySink(resolved)
 
@@ -210,7 +221,8 @@ class FileSource:
 
         source = str(self.path)
         try:
-            async with aiofiles.open(self.path, "rb") as stream:
+            stream = await aiofiles.open(self.path, "rb")
+            try:
                 head = await stream.read(_CHUNK)
                 if not head.startswith(GZIP_MAGIC) and not self.path.name.endswith((".jsonl", ".ndjson")):
                     data = head + await stream.read(max(limits.max_bytes + 1 - len(head), 0))
@@ -238,6 +250,10 @@ class FileSource:
                         yield self._checked(item, decoder.line, decoder.last_line)
                 except InvalidDataError as exc:
                     yield exc
+            finally:
+                # shielded: a cancelled import must still close the file (aiofiles' close is a thread call)
+                with anyio.CancelScope(shield=True):
+                    await stream.close()
         except FileNotFoundError as exc:
             raise NotFoundError(f"{source}: no such file", uri=source) from exc
         except OSError as exc:
@@ -257,7 +273,7 @@ class FileSource:
 
 
 class DirectorySource:
-    """Every bundle (``*.jsonl.gz``, ``*.json.gz``) under a directory, in path order.
+    """Every bundle (``*.jsonl.gz``, ``*.json.gz``) and JUnit report (``*.xml``) under a directory.
 
     Bundles inside the layout are skipped when their SUT or day partition
     lies outside the scope, and a session in one that does not belong to its
@@ -280,7 +296,12 @@ class DirectorySource:
         if progress is not None:
             progress("list", len(paths), None)
         for done, path in enumerate(paths, start=1):
-            async for item in FileSource(path, _layout_key(path)).records(scope, limits):
+            source: Source = (
+                JUnitSource(path)
+                if path.name.endswith(_JUNIT_SUFFIX)
+                else FileSource(path, _layout_key(path))
+            )
+            async for item in source.records(scope, limits):
                 yield item
             if progress is not None:
                 progress("transfer", done, len(paths))
@@ -289,8 +310,8 @@ class DirectorySource:
         try:
             found = [
                 path
-                for path in self.root.rglob("*.gz")
-                if path.name.endswith(_BUNDLE_SUFFIXES)
+                for path in self.root.rglob("*")
+                if path.name.endswith((*_BUNDLE_SUFFIXES, _JUNIT_SUFFIX))
                 and not any(part.startswith(".") for part in path.relative_to(self.root).parts)
                 and path.is_file()
             ]

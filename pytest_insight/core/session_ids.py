@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pytest_insight.core.fields import to_utc
 from pytest_insight.core.models import MAX_NAME_LENGTH, TestSession
 
-__all__ = ["id_start", "names_itself", "new_session_id"]
+__all__ = ["id_start", "imported_session_id", "names_itself", "new_session_id"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PLUGIN_ID = re.compile(r"(?P<sut>.+)-(?P<start>\d{8}T\d{6}Z)-[0-9a-f]{12}")
@@ -29,6 +29,14 @@ def _readable(sut_name: str) -> str:
 def new_session_id(sut_name: str, start: datetime) -> str:
     """A new id for a session of ``sut_name`` that started at ``start``."""
     return f"{_readable(sut_name)}-{to_utc(start):{_STAMP}}-{uuid.uuid4().hex[:12]}"[:MAX_NAME_LENGTH]
+
+
+def imported_session_id(sut_name: str, start: datetime, digest: str) -> str:
+    """The id of a session read from another format: the plugin's form, with 12 hex of ``digest``.
+
+    The same report imported twice gets the same id, so the second import skips it.
+    """
+    return f"{_readable(sut_name)}-{to_utc(start):{_STAMP}}-{digest[:12]}"[:MAX_NAME_LENGTH]
 
 
 def id_start(session_id: str) -> datetime | None:
