@@ -510,7 +510,8 @@ def test_a_test_with_one_result_in_a_session_counts_as_the_general_path_counts_i
         for item in each.test_results:
             grouped.setdefault(item.nodeid, []).append(item)
         for nodeid, results in grouped.items():
-            summary._add_run(expected.setdefault(nodeid, TestStats(nodeid)), each.session_start_time, results)
+            run = (each.session_id, each.session_start_time)
+            summary._add_run(expected.setdefault(nodeid, TestStats(nodeid)), run, results)
     assert summary.test_stats(sessions) == expected
 
 
