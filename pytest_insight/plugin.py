@@ -26,6 +26,7 @@ from pytest_insight.core.models import MAX_NAME_LENGTH
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, InsightError
 from pytest_insight.recorder import SessionRecorder, testing_system
+from pytest_insight.redaction import Redactor
 
 __all__ = [
     "InsightPlugin",
@@ -54,6 +55,9 @@ class InsightSettings:
     profile: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     strict: bool = False
+    redact: bool = True
+    redact_patterns: tuple[str, ...] = ()
+    redact_allow: tuple[str, ...] = ()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -112,12 +116,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="insight_strict",
         help="make a failure to save the session fail the run (env PYTEST_INSIGHT_STRICT=1)",
     )
+    group.addoption(
+        "--insight-no-redact",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="insight_redact",
+        help="keep secrets in captured output and tags (env PYTEST_INSIGHT_REDACT=0, ini insight_redact)",
+    )
+    group.addoption(
+        "--insight-redact-pattern",
+        metavar="REGEX",
+        action="append",
+        default=[],
+        dest="insight_redact_patterns",
+        help="also redact what this regular expression matches, repeatable (ini insight_redact_patterns)",
+    )
+    group.addoption(
+        "--insight-redact-allow",
+        metavar="VALUE",
+        action="append",
+        default=[],
+        dest="insight_redact_allow",
+        help="never redact this exact value, repeatable (ini insight_redact_allow)",
+    )
     parser.addini("insight", "record every run as a session", type="bool", default=None)
     parser.addini("insight_sut", "system under test the sessions belong to", default=None)
     parser.addini("insight_storage", "storage URI to save sessions to", default=None)
     parser.addini("insight_profile", "storage profile to save sessions to", default=None)
     parser.addini("insight_tags", "session tags, one key=value per line", type="linelist", default=None)
     parser.addini("insight_strict", "make a failure to save fail the run", type="bool", default=None)
+    parser.addini("insight_redact", "redact secrets before saving (default true)", type="bool", default=None)
+    parser.addini(
+        "insight_redact_patterns", "extra regexes to redact, one a line", type="linelist", default=[]
+    )
+    parser.addini("insight_redact_allow", "values never redacted, one a line", type="linelist", default=[])
 
 
 def resolve_settings(config: pytest.Config, environ: Mapping[str, str] | None = None) -> InsightSettings:
@@ -147,10 +180,19 @@ def resolve_settings(config: pytest.Config, environ: Mapping[str, str] | None = 
     tags.update(_tags(env.get("PYTEST_INSIGHT_TAGS", "").split(","), "PYTEST_INSIGHT_TAGS"))
     tags.update(_tags(config.getoption("insight_tags") or [], "--insight-tag"))
     strict = _flag(config, env, "insight_strict", "PYTEST_INSIGHT_STRICT")
-    return InsightSettings(True, sut_name, storage, profile, tags, strict)
+    redact = _flag(config, env, "insight_redact", "PYTEST_INSIGHT_REDACT", default=True)
+    patterns = (*config.getini("insight_redact_patterns"), *config.getoption("insight_redact_patterns"))
+    allow = (*config.getini("insight_redact_allow"), *config.getoption("insight_redact_allow"))
+    try:
+        Redactor(patterns, allow)  # a bad pattern stops the run before its tests
+    except ConfigurationError as exc:
+        raise pytest.UsageError(f"insight: {exc}") from None
+    return InsightSettings(True, sut_name, storage, profile, tags, strict, redact, patterns, allow)
 
 
-def _flag(config: pytest.Config, env: Mapping[str, str], name: str, variable: str) -> bool:
+def _flag(
+    config: pytest.Config, env: Mapping[str, str], name: str, variable: str, default: bool = False
+) -> bool:
     option = config.getoption(name)
     if option is not None:
         return bool(option)
@@ -163,7 +205,8 @@ def _flag(config: pytest.Config, env: Mapping[str, str], name: str, variable: st
         raise pytest.UsageError(
             f"{variable}={env[variable]!r}: expected one of 1, true, yes, on, 0, false, no, off"
         )
-    return bool(config.getini(name))
+    ini = config.getini(name)
+    return default if ini is None else bool(ini)
 
 
 def _text(config: pytest.Config, env: Mapping[str, str], name: str, variable: str) -> str | None:
@@ -260,6 +303,9 @@ class InsightPlugin:
         if self.recorder is None or self.config.option.collectonly:
             return
         recorded = self.recorder.build()
+        redactor = Redactor(self.settings.redact_patterns, self.settings.redact_allow)
+        if self.settings.redact:
+            redactor.session(recorded)
         try:
             storage = _open_storage(self.settings)
             storage.save_recorded_session(recorded)
@@ -267,9 +313,10 @@ class InsightPlugin:
             self._failed(session, recorded.session_id, exc)
         else:
             self.saved = True
+            redacted = f"; {redactor.summary()}" if redactor.total else ""
             self.summary = (
                 f"pytest-insight: saved session {recorded.session_id} "
-                f"({len(recorded.test_results)} test results) to {storage.uri}"
+                f"({len(recorded.test_results)} test results{redacted}) to {storage.uri}"
             )
 
     def _failed(self, session: pytest.Session, session_id: str, exc: BaseException) -> None:

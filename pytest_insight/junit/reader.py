@@ -22,9 +22,10 @@ each ``<rerunFailure>``/``<rerunError>``  a ``rerun`` result before the final
 
 The node id is ``file::Class::name`` when the case names its file (pytest's
 xunit1) or comes from pytest (a suite named ``pytest``: the module is the
-dotted class name up to its first capitalised part), else ``classname::name``. Times become durations; ``system-out`` and
-``system-err`` the captured output; the failure's text (or message) the long
-representation; a suite's properties the session's tags.
+dotted class name up to its first capitalised part), else ``classname::name``.
+Times become durations; ``system-out`` and ``system-err`` the captured
+output; the failure's text (or message) the long representation; a suite's
+properties the session's tags.
 """
 
 from __future__ import annotations

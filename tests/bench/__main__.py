@@ -17,6 +17,7 @@ BENCHMARKS = [
     ("exchange: local files", "tests.bench.exchange", []),
     ("decode: sessions of 1,000 results", "tests.bench.decode", []),
     ("plugin: a pytest run with and without recording", "tests.bench.plugin", []),
+    ("redaction: captured output, clean and with secrets", "tests.bench.redaction", []),
     ("s3: SeaweedFS, against aws s3 cp, s5cmd and boto3", "tests.bench.s3", sys.argv[1:]),
 ]
 
