@@ -139,6 +139,11 @@ class Redactor:
                 value = kind.pattern.sub(functools.partial(self._replace, kind=kind.name), value)
         return value
 
+    def may_hold_secret(self, value: str) -> bool:
+        """Whether :meth:`text` could replace anything in ``value`` (a cheap test, no false negatives)."""
+        lowered = value.lower()
+        return any(kind.may_match(value, lowered) for kind in self._kinds)
+
     def _replace(self, match: re.Match[str], *, kind: str) -> str:
         secret = "secret" if "secret" in (match.re.groupindex or {}) else 0
         found = match.group(secret)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.redaction import KINDS, Redactor
-from tests.conftest import build_session
+from tests.conftest import BASE_TIME, build_session
+from tests.s3servers import S3Target
 
 # built, not written out, so that no scanner takes this file for a leak
 AWS_KEY_ID = "AKIA" + "Q3EXAMPLE7" + "ZX4W9K"
@@ -149,3 +157,79 @@ def test_redaction_can_be_turned_off_and_tuned(pytester: pytest.Pytester, tmp_pa
     )
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*insight: redaction pattern '(':*"])
+
+
+def leaky_session(session_id: str) -> TestSession:
+    """A session as another tool (or an opted-out run) stored it: secrets and all."""
+    session = build_session(session_id, tags={"deploy": f"https://ci:{DB_PASSWORD}@ci.example.com"})
+    session.test_results[0].capstdout = f"export AWS_ACCESS_KEY_ID={AWS_KEY_ID}\n"
+    session.test_results[
+        1
+    ].longreprtext = (
+        f"E   assert token == {GITHUB!r}\n-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----"
+    )
+    return session
+
+
+def everything_under(path: Path) -> bytes:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    data = b""
+    for file in files:
+        raw = file.read_bytes()
+        data += gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+    return data
+
+
+@pytest.mark.parametrize("target", ["bundle.jsonl.gz", "export.json", "bundles", "report.xml"])
+def test_an_export_leaves_no_secret_in_any_format(tmp_path: Path, target: str) -> None:
+    store = JSONStorage(tmp_path / "store")
+    store.save_sessions([leaky_session("leaky"), build_session("clean", start=BASE_TIME + timedelta(days=1))])
+    redactor = Redactor()
+    assert store.export_sessions(tmp_path / target, redact=redactor) == 2
+    written = everything_under(tmp_path / target)
+    for secret in (AWS_KEY_ID, GITHUB, DB_PASSWORD, "MIIEv"):
+        assert secret.encode() not in written
+    assert b"[REDACTED:aws-access-key-id]" in written
+    assert redactor.counts == {"aws-access-key-id": 1, "github-token": 1, "url-password": 1, "private-key": 1}
+    assert store.get_session_by_id("leaky") == leaky_session("leaky")  # the store itself is not changed
+    kept = tmp_path / f"kept-{target}"
+    store.export_sessions(kept, redact=False)
+    assert AWS_KEY_ID.encode() in everything_under(kept)
+
+
+def test_a_clean_session_is_exported_as_stored(tmp_path: Path) -> None:
+    store = JSONStorage(tmp_path / "store")
+    store.save_session(build_session("clean"))
+    store.export_sessions(tmp_path / "redacted.jsonl.gz")
+    store.export_sessions(tmp_path / "as-is.jsonl.gz", redact=False)
+    assert everything_under(tmp_path / "redacted.jsonl.gz") == everything_under(tmp_path / "as-is.jsonl.gz")
+
+
+def test_the_cli_export_redacts_and_counts_and_can_be_told_not_to(tmp_path: Path, insight_home: Path) -> None:
+    JSONStorage(tmp_path / "store").save_session(leaky_session("leaky"))
+    env = {**os.environ, "PYTEST_INSIGHT_HOME": str(insight_home)}
+    command = [sys.executable, "-m", "pytest_insight", "export", "--storage", str(tmp_path / "store")]
+    done = subprocess.run(
+        [*command, str(tmp_path / "out.json")], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(
+        "; 4 secrets redacted (1 aws-access-key-id, 1 github-token, 1 private-key, 1 url-password)"
+    )
+    assert AWS_KEY_ID not in (tmp_path / "out.json").read_text()
+    raw = [*command, str(tmp_path / "raw.json"), "--no-redact", "--json"]
+    kept = subprocess.run(raw, env=env, capture_output=True, text=True, check=False)
+    assert json.loads(kept.stdout)["redacted"] is None
+    assert AWS_KEY_ID in (tmp_path / "raw.json").read_text()
+
+
+def test_publishing_to_a_bucket_redacts(tmp_path: Path, moto_server_s3: S3Target) -> None:
+    store = JSONStorage(tmp_path / "store")
+    store.save_session(leaky_session("leaky"))
+    store.export_sessions(f"s3://{moto_server_s3.bucket}/team")
+    (key,) = moto_server_s3.keys("team/")
+    body = gzip.decompress(
+        moto_server_s3.client.get_object(Bucket=moto_server_s3.bucket, Key=key)["Body"].read()
+    )
+    assert AWS_KEY_ID.encode() not in body
+    assert b"[REDACTED:github-token]" in body

@@ -14,6 +14,7 @@ from pytest_insight.core.merging import MergeStrategy, parse_strategy
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, NotFoundError
 from pytest_insight.junit.locations import JUnitSink, JUnitSource
+from pytest_insight.redaction import Redactor
 
 __all__ = ["add_parsers", "run_export", "run_import"]
 
@@ -51,6 +52,11 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("destination", metavar="DEST", help="file, directory, file:// or s3:// URI")
+    export.add_argument(
+        "--no-redact",
+        action="store_true",
+        help="export secrets found in output and tags as they are (by default they become [REDACTED:<kind>])",
+    )
     export.add_argument(
         "--format",
         choices=["junit"],
@@ -127,6 +133,7 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
     storage = open_selected_storage(args, console)
     _refuse_own_storage(storage, args.destination, "export")
     bundles: dict[str, int] = {}  # from the "new bundles" report of a directory or bucket export
+    redactor = None if args.no_redact else Redactor()
 
     with console.progress() as bar:
 
@@ -138,13 +145,27 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
 
         target = JUnitSink(_file_target(args.destination)) if args.format == "junit" else args.destination
         exported = storage.export_sessions(
-            target, days=args.days, sut_name=args.sut, since=args.since, progress=progress
+            target,
+            days=args.days,
+            sut_name=args.sut,
+            since=args.since,
+            progress=progress,
+            redact=redactor or False,
         )
     text = f"Exported {plural(exported, 'session')} from {storage.uri} to {args.destination}"
+    if redactor and redactor.total:
+        text += f"; {redactor.summary()}"
     if bundles:  # so that a log tells a re-export that changed nothing from a real upload
         text += f" ({bundles['new_bundles']} of {plural(bundles['bundles'], 'bundle')} new)"
     console.result(
-        {"exported": exported, "destination": args.destination, "storage": storage.uri, **bundles}, text
+        {
+            "exported": exported,
+            "destination": args.destination,
+            "storage": storage.uri,
+            "redacted": dict(redactor.counts) if redactor else None,
+            **bundles,
+        },
+        text,
     )
     return 0
 

@@ -15,6 +15,7 @@ completes it without duplicates.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -31,6 +32,7 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.core.spool import SessionSpool
 from pytest_insight.errors import ConfigurationError, InvalidDataError
+from pytest_insight.redaction import Redactor
 from pytest_insight.storage.base import Backend, Scope
 
 __all__ = [
@@ -82,8 +84,13 @@ async def export_sessions(
     scope: Scope,
     sessions: Iterable[TestSession] | None = None,
     progress: ProgressCallback | None = None,
+    redactor: Redactor | None = None,
 ) -> int:
     """Export the sessions of ``source`` inside ``scope`` (or ``sessions``) to ``export_path``.
+
+    With a ``redactor``, every secret in what is exported is replaced first
+    (a session imported from elsewhere may hold some); a session with none
+    is exported as stored.
 
     Returns:
         The number of sessions written.
@@ -103,20 +110,30 @@ async def export_sessions(
                     if isinstance(item, EncodedSession):  # keyed by the store, its line canonical
                         if not scope.admits_key(item.sut_name, item.start_time):
                             continue
-                        encoded.append(item)
+                        encoded.append(_redacted(item, redactor))
                     else:
                         session = item.session if isinstance(item, SessionLine) else item
                         line = item.line if isinstance(item, SessionLine) else None
                         if not scope.admits(session):
                             continue
-                        encoded.append(encode_or_reuse(session, line))
+                        encoded.append(_redacted(encode_or_reuse(session, line), redactor))
                     if progress is not None:
                         progress("read", len(encoded), None)
         else:
             for session in sessions:
                 if scope.admits(session):
-                    encoded.append(encode_session(session))
+                    encoded.append(_redacted(encode_session(session), redactor))
         return await sink.write(encoded, progress)
+
+
+def _redacted(item: EncodedSession, redactor: Redactor | None) -> EncodedSession:
+    """``item`` with its secrets replaced: decoded and encoded again only when it may hold one."""
+    if redactor is None or not redactor.may_hold_secret(item.line.decode("utf-8", "replace")):
+        return item
+    session = TestSession.from_dict(json.loads(item.line))
+    found = redactor.total
+    redactor.session(session)
+    return item if redactor.total == found else encode_session(session)
 
 
 async def import_sessions(

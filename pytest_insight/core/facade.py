@@ -21,6 +21,7 @@ from pytest_insight.core import exchange
 from pytest_insight.core.locations import Sink, Source
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.session_ids import names_itself
+from pytest_insight.redaction import Redactor
 from pytest_insight.storage.base import Backend, Scope
 
 if TYPE_CHECKING:
@@ -180,11 +181,13 @@ class Storage:
         sessions: Iterable[TestSession] | None = None,
         since: datetime | None = None,
         progress: ProgressCallback | None = None,
+        redact: bool | Redactor = True,
     ) -> int:
         """Async twin of :meth:`export_sessions`."""
         scope = exchange.scope_for(sut_name=sut_name, days=days, since=since)
+        redactor = redact if isinstance(redact, Redactor) else Redactor() if redact else None
         return await exchange.export_sessions(
-            self.backend, export_path, scope=scope, sessions=sessions, progress=progress
+            self.backend, export_path, scope=scope, sessions=sessions, progress=progress, redactor=redactor
         )
 
     def export_sessions(
@@ -196,6 +199,7 @@ class Storage:
         sessions: Iterable[TestSession] | None = None,
         since: datetime | None = None,
         progress: ProgressCallback | None = None,
+        redact: bool | Redactor = True,
     ) -> int:
         """Export sessions for sharing with another store.
 
@@ -210,13 +214,17 @@ class Storage:
                 narrow them.
             since: only sessions that started at or after this time.
             progress: called as work advances, for progress bars.
+            redact: replace secrets before they leave (see
+                :mod:`pytest_insight.redaction`); False exports sessions as
+                stored; a :class:`~pytest_insight.redaction.Redactor` of your
+                own sets the patterns and counts what it replaced.
 
         Returns:
             The number of sessions exported.
         """
         return run_sync(
             lambda: self.export_sessions_async(
-                export_path, days, sut_name, sessions=sessions, since=since, progress=progress
+                export_path, days, sut_name, sessions=sessions, since=since, progress=progress, redact=redact
             )
         )
 
