@@ -233,3 +233,26 @@ def test_publishing_to_a_bucket_redacts(tmp_path: Path, moto_server_s3: S3Target
     )
     assert AWS_KEY_ID.encode() not in body
     assert b"[REDACTED:github-token]" in body
+
+
+def test_every_kind_printed_by_a_real_run_reaches_no_bucket_object_and_no_junit_report(
+    pytester: pytest.Pytester, moto_server_s3: S3Target, tmp_path: Path, insight_home: Path
+) -> None:
+    lines = "\n".join(f"    print({text!r})" for text, _ in SAMPLES.values())
+    pytester.makepyfile(test_every_kind=f"def test_prints_every_kind():\n{lines}\n")
+    bucket = f"s3://{moto_server_s3.bucket}/team"
+    pytester.runpytest("--insight", "--insight-storage", bucket).assert_outcomes(passed=1)
+    objects = b"".join(
+        gzip.decompress(
+            moto_server_s3.client.get_object(Bucket=moto_server_s3.bucket, Key=key)["Body"].read()
+        )
+        for key in moto_server_s3.keys("team/")
+    )
+    report = tmp_path / "report.xml"
+    env = {**os.environ, "PYTEST_INSIGHT_HOME": str(insight_home)}
+    command = [sys.executable, "-m", "pytest_insight", "export", str(report), "--storage", bucket]
+    assert subprocess.run(command, env=env, capture_output=True, check=False).returncode == 0
+    for kind, (_, secret) in SAMPLES.items():
+        assert secret.encode() not in objects, kind
+        assert secret.encode() not in report.read_bytes(), kind
+        assert f"[REDACTED:{kind}]".encode() in objects
