@@ -40,6 +40,7 @@ __all__ = [
     "StoreLockedError",
     "UnknownProfileError",
     "did_you_mean",
+    "file_error",
 ]
 
 
@@ -180,3 +181,10 @@ class InvalidDataError(InsightError, ValueError):
 
 class BundleTooLargeError(InvalidDataError):
     """Decompressed data exceeded the configured limit (a gzip bomb or an oversized line)."""
+
+
+def file_error(exc: OSError, path: str, verb: str = "read") -> StorageError:
+    """The error to raise for ``exc``, met while trying to ``verb`` the local file ``path``."""
+    if isinstance(exc, FileNotFoundError):
+        return NotFoundError(f"{path}: no such file", uri=path)
+    return StorageError(f"{path}: cannot {verb}: {exc.strerror or exc}", uri=path)

@@ -38,7 +38,13 @@ from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, Docume
 from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.core.uris import split_uri
-from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError
+from pytest_insight.errors import (
+    ConfigurationError,
+    InvalidDataError,
+    NotFoundError,
+    StorageError,
+    file_error,
+)
 from pytest_insight.junit.locations import JUnitSink, JUnitSource
 from pytest_insight.storage.base import Scope
 
@@ -254,10 +260,8 @@ class FileSource:
                 # shielded: a cancelled import must still close the file (aiofiles' close is a thread call)
                 with anyio.CancelScope(shield=True):
                     await stream.close()
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"{source}: no such file", uri=source) from exc
         except OSError as exc:
-            raise StorageError(f"{source}: cannot read: {exc.strerror or exc}", uri=source) from exc
+            raise file_error(exc, source) from exc
 
     def _checked(self, item: DecodedItem, line: int | None, text: bytes | None = None) -> SourceItem:
         """Refuse a session whose SUT or UTC start day is not the partition its file lies in.

@@ -13,7 +13,7 @@ from pytest_insight.core.decoding import Limits, SourceItem
 from pytest_insight.core.file_sinks import write_atomic
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.progress import ProgressCallback
-from pytest_insight.errors import InvalidDataError, NotFoundError, StorageError
+from pytest_insight.errors import InvalidDataError, file_error
 from pytest_insight.junit.reader import Grouping, read_junit
 from pytest_insight.junit.writer import junit_pieces
 from pytest_insight.storage.base import Scope
@@ -51,12 +51,8 @@ class JUnitSource:
                 raise
             yield exc
             return
-        except FileNotFoundError as exc:
-            raise NotFoundError(f"{self.path}: no such file", uri=str(self.path)) from exc
         except OSError as exc:
-            raise StorageError(
-                f"{self.path}: cannot read: {exc.strerror or exc}", uri=str(self.path)
-            ) from exc
+            raise file_error(exc, str(self.path)) from exc
         for session in sessions:
             yield session
 
