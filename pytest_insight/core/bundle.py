@@ -16,15 +16,13 @@ Decoding, streaming and bounded, is :mod:`pytest_insight.core.decoding`.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
 from pytest_insight.core.compression import gzip_compress
 from pytest_insight.core.models import TestSession
-from pytest_insight.errors import InvalidDataError
+from pytest_insight.core.schema import encode_line
 
 __all__ = [
     "BUNDLE_ID_LENGTH",
@@ -40,10 +38,6 @@ __all__ = [
 ]
 
 BUNDLE_ID_LENGTH = 32
-
-
-def _canonical(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +61,9 @@ def encode_session(session: TestSession) -> EncodedSession:
     Raises:
         InvalidDataError: the session holds a value JSON cannot carry (NaN, infinity).
     """
-    try:
-        line = _canonical(session.to_dict())
-    except ValueError as exc:
-        raise InvalidDataError(str(exc), source=f"session {session.session_id!r}") from exc
-    return EncodedSession(session.sut_name, session.session_start_time, session.session_id, line)
+    return EncodedSession(
+        session.sut_name, session.session_start_time, session.session_id, encode_line(session)
+    )
 
 
 CANONICAL_START = b'{"rerun_test_groups":'
@@ -97,13 +89,12 @@ def encode_or_reuse(session: TestSession, line: bytes | None) -> EncodedSession:
 
 
 def content_digest(session: TestSession) -> str:
-    """Hex digest of the session's canonical content without its id: equal for identical sessions."""
-    data = session.to_dict()
-    data.pop("session_id", None)
-    try:
-        return hashlib.sha256(_canonical(data)).hexdigest()
-    except ValueError as exc:
-        raise InvalidDataError(str(exc), source=f"session {session.session_id!r}") from exc
+    """Hex digest of the session's canonical content without its id: equal for identical sessions.
+
+    Raises:
+        InvalidDataError: the session cannot be encoded.
+    """
+    return hashlib.sha256(encode_line(session, session_id="")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,8 +18,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_insight.core import compression, fastjson
+from pytest_insight.core import compression
 from pytest_insight.core.fields import kind
+from pytest_insight.core.lenient import read_line
 from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
 
@@ -228,7 +229,7 @@ class BundleDecoder:
         if not line.strip():
             return
         try:
-            session = TestSession.from_dict(_parse(line))
+            session = read_line(line)
         except InvalidDataError as exc:
             self._errors += 1
             if self._errors > self.limits.max_errors:  # a bomb of bad lines costs microseconds each
@@ -241,21 +242,6 @@ class BundleDecoder:
             return
         self.last_line = line
         yield session
-
-
-def _parse(line: bytes) -> Any:
-    try:
-        return fastjson.loads(line, _parse_text)
-    except UnicodeDecodeError:
-        raise InvalidDataError("not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidDataError(f"not valid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise InvalidDataError(_TOO_DEEP) from None
-
-
-def _parse_text(line: bytes) -> Any:
-    return json.loads(line.decode("utf-8"))
 
 
 def iter_bundle(

@@ -23,6 +23,7 @@ __all__ = [
     "Record",
     "kind",
     "name_problem",
+    "nesting_depth",
     "to_utc",
 ]
 
@@ -164,7 +165,7 @@ class Record:
             return {}
         if not isinstance(value, dict):
             raise self.fail(name, f"expected an object, got {kind(value)}")
-        if _depth(value) > MAX_NESTING:  # deeper data overflows the stack of copy and encode
+        if nesting_depth(value) > MAX_NESTING:  # deeper data overflows the stack of copy and encode
             raise self.fail(name, f"nested deeper than {MAX_NESTING} levels")
         return dict(value)
 
@@ -176,7 +177,7 @@ class Record:
         return value
 
 
-def _depth(value: object) -> int:
+def nesting_depth(value: object) -> int:
     """Nesting depth of lists and dicts in ``value``, without recursion."""
     deepest = 0
     pending: list[tuple[object, int]] = [(value, 1)]
