@@ -52,19 +52,23 @@ class RerunRecord(msgspec.Struct, frozen=True):
     final_outcome: TestOutcome | None
 
 
-class SessionRecord(msgspec.Struct):
-    """A session as written. Fields in the model's order (errors come in it); lines sort the keys."""
+class SessionRecord(msgspec.Struct, kw_only=True):
+    """A session as written.
 
-    sut_name: Name
-    session_id: Name
+    The fields are in the order they are checked, so that of two faults the
+    one reported is the one pytest-insight always reported; lines sort the keys.
+    """
+
+    test_results: list[TestResult] = []
     session_start_time: UtcTime
     session_stop_time: UtcTime
     session_duration: Duration
-    schema_version: Literal[1] = SCHEMA_VERSION
+    sut_name: Name
+    session_id: Name
     session_tags: dict[str, str] = {}
     testing_system: dict[str, Any] = {}
-    test_results: list[TestResult] = []
     rerun_test_groups: list[RerunRecord] = []
+    schema_version: Literal[1] = SCHEMA_VERSION
 
 
 _DECODER = msgspec.json.Decoder(SessionRecord)
@@ -80,7 +84,10 @@ def decode_line(line: bytes) -> TestSession:
             then reads it, or words the error.
         InvalidDataError: a rerun group's final outcome is not its last attempt's.
     """
-    record = _DECODER.decode(line)
+    try:
+        record = _DECODER.decode(line)
+    except OverflowError:  # a time of year 1 or 9999 shifted past the calendar by its offset
+        raise msgspec.ValidationError("a timestamp out of range") from None
     if beyond_schema(record) is not None:
         raise msgspec.ValidationError("valid but for a rule msgspec cannot declare")
     return from_record(record)
