@@ -13,6 +13,7 @@ worth the 3 ms a megabyte. Without ISA-L, zlib's level 6 does it all.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import Protocol, cast
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "ERRORS",
     "GZIP_MAGIC",
     "GzipWriter",
+    "Gunzip",
     "Inflater",
     "gzip_compress",
     "inflater",
@@ -43,7 +45,7 @@ class Inflater(Protocol):
     def unused_data(self) -> bytes: ...
     @property
     def unconsumed_tail(self) -> bytes: ...
-    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+    def decompress(self, data: bytes | memoryview, max_length: int = ..., /) -> bytes: ...
 
 
 _WORTH_ZLIB = 8  # a ratio better than 1:8 from ISA-L's level 1 means zlib's level 6 will do much better
@@ -112,6 +114,53 @@ def not_gzip(head: bytes) -> str | None:
 def inflater() -> Inflater:
     """A new incremental decompressor for one gzip member (``decompress(data, max_length)``)."""
     return _inflater()
+
+
+_IN_STEP = 64 << 10  # input handed to the inflater at once: what each call copies back as unconsumed_tail
+_OUT_STEP = 1 << 20  # most bytes inflated per call, so a bomb never allocates more than this at once
+
+
+class Gunzip:
+    """Inflates a gzip stream fed in chunks of any size, in time linear in its size.
+
+    Concatenated members form one stream, as gunzip reads them. Each piece
+    it yields is at most 1 MiB, however well the input compresses (gzip
+    bombs). A chunk is handed to the inflater 64 KiB at a time: an inflater
+    given more input than it can use returns the rest as a new bytes object
+    on every call, which made inflating one large chunk quadratic.
+    """
+
+    def __init__(self) -> None:
+        self._inflate = _inflater()
+        self.in_member = False
+        """Whether the stream so far ends inside a member: at the end of the input, it was truncated."""
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Inflate the next chunk of the stream; yield what it holds, piece by piece.
+
+        Raises:
+            Exception: one of :data:`ERRORS`, for data that is not gzip or is corrupt.
+        """
+        view = memoryview(chunk)
+        for start in range(0, len(view), _IN_STEP):
+            yield from self._inflate_slice(view[start : start + _IN_STEP])
+
+    def _inflate_slice(self, data: bytes | memoryview) -> Iterator[bytes]:
+        inflate = self._inflate
+        while data:
+            self.in_member = True
+            piece = inflate.decompress(data, _OUT_STEP)
+            data = inflate.unconsumed_tail
+            if piece:
+                yield piece
+            while len(piece) == _OUT_STEP and not data and not inflate.eof:
+                piece = inflate.decompress(b"", _OUT_STEP)  # output still held inside the inflater
+                if piece:
+                    yield piece
+            if inflate.eof:  # the next member, if any, starts in what this one did not use
+                data = inflate.unused_data
+                inflate = self._inflate = _inflater()
+                self.in_member = False
 
 
 class GzipWriter:

@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 _BLANK_RUN = re.compile(rb"\n*")  # always matches; a [^\n]+ search costs ~10 ns a byte on blank runs
-_STEP = 1 << 20  # most bytes inflated per call, so a bomb never allocates more than this at once
 _TOO_DEEP = "not valid JSON: nested too deeply"
 
 DecodedItem = TestSession | InvalidDataError
@@ -113,12 +112,11 @@ class BundleDecoder:
         self.source = source
         self.limits = limits or Limits()
         self._compressed = compressed
-        self._inflate = compression.inflater() if compressed else None
+        self._gunzip = compression.Gunzip() if compressed else None
         self._pending = bytearray()
         self._line = 0
         self._total = 0
         self._fed = False
-        self._in_member = False
         self._errors = 0
         self.last_line = b""
         """The bytes of the last line decoded: the line of the session just yielded."""
@@ -137,32 +135,20 @@ class BundleDecoder:
         """
         if chunk and not self._fed:
             self._fed = True
-            if self._inflate is not None and (reason := compression.not_gzip(chunk)) is not None:
+            if self._gunzip is not None and (reason := compression.not_gzip(chunk)) is not None:
                 raise InvalidDataError(reason, source=self.source)
-        if self._inflate is None:
+        if self._gunzip is None:
             yield from self._text(chunk)
             return
-        inflate = self._inflate
-        data = chunk
-        while data:
-            self._in_member = True
-            piece = self._inflate_step(inflate, data)
-            data = inflate.unconsumed_tail
+        pieces = self._gunzip.feed(chunk)
+        while True:
+            try:
+                piece = next(pieces, None)
+            except compression.ERRORS as exc:
+                raise InvalidDataError(f"corrupt gzip data: {exc}", source=self.source) from None
+            if piece is None:
+                return
             yield from self._text(piece)
-            while len(piece) == _STEP and not data and not inflate.eof:
-                piece = self._inflate_step(inflate, b"")  # output still buffered inside zlib
-                yield from self._text(piece)
-            if inflate.eof:  # concatenated gzip members form one stream
-                data = inflate.unused_data
-                inflate = self._inflate = compression.inflater()
-                self._in_member = False
-
-    def _inflate_step(self, inflate: Any, data: bytes) -> bytes:
-        try:
-            piece: bytes = inflate.decompress(data, _STEP)
-        except compression.ERRORS as exc:
-            raise InvalidDataError(f"corrupt gzip data: {exc}", source=self.source) from None
-        return piece
 
     def finish(self) -> Iterator[DecodedItem]:
         """Decode what remains at the end of the source.
@@ -172,7 +158,7 @@ class BundleDecoder:
         """
         if not self._fed:
             raise InvalidDataError("empty file", source=self.source)
-        if self._in_member:
+        if self._gunzip is not None and self._gunzip.in_member:
             raise InvalidDataError(
                 f"truncated gzip stream after {self._line} complete lines", source=self.source
             )
