@@ -96,9 +96,15 @@ class TestOutcome(StrEnum):
         raise InvalidDataError(f"unknown outcome {value!r} (expected one of: {known})")
 
 
-@dataclass(slots=True)
-class TestResult:
-    """One report of one test: its outcome, timing and captured output."""
+class TestResult(msgspec.Struct, gc=False):
+    """One report of one test: its outcome, timing and captured output.
+
+    A msgspec Struct, so that decoding builds it directly. Never tracked by
+    the garbage collector (``gc=False``): it holds only strings, times,
+    numbers and an outcome, so it cannot be part of a reference cycle, and a
+    store's hundreds of thousands of results would otherwise make every full
+    collection walk them all.
+    """
 
     __test__ = False
 

@@ -4,9 +4,9 @@ Run with ``python -m tests.bench.decode [--sessions 200] [--results 1000] [--rou
 Prints the best time over the rounds, in ms per session, for:
 
 - ``decode``: a bundle line to a ``TestSession`` through :class:`BundleDecoder`
-  (orjson when installed, the inline checks of results as written), beside
-  the same lines through ``json.loads`` and ``TestSession.from_dict``, which
-  is what decoding costs without orjson;
+  (the msgspec schema of :mod:`pytest_insight.core.schema`), beside the same
+  lines through ``json.loads`` and the lenient reader (``TestSession.from_dict``),
+  which is what a line that is not canonical costs;
 - ``encode``: a session to its canonical bundle line (``encode_session``);
 - ``summarize``: the counts and the three rankings of ``insight summary`` in
   one call, beside ``outcome_counts``, ``failing_tests``, ``slowest_tests``
@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 from pytest_insight.cli.main import rare_full_collections
-from pytest_insight.core import fastjson
 from pytest_insight.core.bundle import encode_session
 from pytest_insight.core.decoding import BundleDecoder
 from pytest_insight.core.models import TestSession
@@ -74,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         flaky_tests(sessions)
 
     rows = [
-        (f"decode ({fastjson.BACKEND})", ours, "json.loads + from_dict", standard),
+        ("decode (msgspec schema)", ours, "json.loads + from_dict", standard),
         ("encode", lambda: [encode_session(s) for s in sessions], None, None),
         ("summarize", lambda: summarize(sessions), "the four summaries", separately),
     ]
