@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_insight.core.lenient import read_line
 from pytest_insight.core.models import (
     SCHEMA_VERSION,
     RerunTestGroup,
@@ -20,7 +21,6 @@ from pytest_insight.core.models import (
     TestResult,
     TestSession,
 )
-from pytest_insight.core.lenient import read_line
 from pytest_insight.core.schema import decode_line, encode_line
 from pytest_insight.errors import InvalidDataError
 

@@ -33,7 +33,9 @@ def by_id(storage: JSONStorage | InMemoryStorage | S3Storage) -> dict[str, dict[
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*") if path.is_file()}
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes() for path in root.rglob("*") if path.is_file()
+    }
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def sessions() -> list[TestSession]:
             start,
             start + timedelta(microseconds=9),
             9.5e-06,
-            capstdout="tab\tnul\x00 quote\" backslash\\ é 😀\n",
+            capstdout='tab\tnul\x00 quote" backslash\\ é 😀\n',
             longreprtext="",
         )
     )
