@@ -56,7 +56,7 @@ def stage_by_hand(
 
 
 def encoded(session_dict: dict[str, object]) -> bytes:
-    """A store file as this release writes it: the session's canonical bundle line (sorted keys if invalid)."""
+    """A store file as this release writes it: the session's canonical line (or, if invalid, sorted keys)."""
     try:
         return encode_line(TestSession.from_dict(session_dict)) + b"\n"
     except InvalidDataError:  # a session no release would write: its dict in the same form

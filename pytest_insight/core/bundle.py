@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pytest_insight.core.compression import gzip_compress
+from pytest_insight.core.compression import GzipWriter
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.schema import encode_line
 
@@ -112,16 +112,37 @@ class Bundle:
 
 
 def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
-    """Encode sessions as one deterministic bundle.
+    """Encode sessions as one deterministic bundle, a line at a time.
+
+    Only the compressed bundle and one line are in memory at once: a spool's
+    sessions are read line by line, and in-memory sessions encoded one by one.
 
     Raises:
         InvalidDataError: a session cannot be encoded.
     """
-    items = [item if isinstance(item, EncodedSession) else encode_session(item) for item in sessions]
-    items.sort(key=lambda item: (item.start_time, item.session_id))
-    raw = b"".join(item.line + b"\n" for item in items)
-    ids = tuple(item.session_id for item in items)
-    return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], gzip_compress(raw), ids)
+    from pytest_insight.core.spool import Selection  # the spool is built on this module
+
+    items: Sequence[EncodedSession | TestSession] = (
+        sessions.ordered() if isinstance(sessions, Selection) else sorted(sessions, key=_bundle_order)
+    )
+    digest = hashlib.sha256()
+    writer = GzipWriter()
+    data = bytearray()
+    ids: list[str] = []
+    for item in items:
+        encoded = item if isinstance(item, EncodedSession) else encode_session(item)
+        line = encoded.line + b"\n"
+        digest.update(line)
+        data += writer.compress(line)
+        ids.append(encoded.session_id)
+    data += writer.flush()
+    return Bundle(digest.hexdigest()[:BUNDLE_ID_LENGTH], bytes(data), tuple(ids))
+
+
+def _bundle_order(item: EncodedSession | TestSession) -> tuple[datetime, str]:
+    if isinstance(item, EncodedSession):
+        return item.start_time, item.session_id
+    return item.session_start_time, item.session_id
 
 
 def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], Sequence[EncodedSession]]:
@@ -143,11 +164,11 @@ def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], S
 def ordered(sessions: Sequence[EncodedSession]) -> Sequence[EncodedSession]:
     """The sessions in bundle order: start time, then id.
 
-    A :class:`~pytest_insight.core.spool.SessionSpool` is ordered without
-    reading its lines.
+    A spool's :class:`~pytest_insight.core.spool.Selection` (the spool, or
+    one partition of it) is ordered without reading its lines.
     """
-    from pytest_insight.core.spool import SessionSpool  # the spool is built on this module
+    from pytest_insight.core.spool import Selection  # the spool is built on this module
 
-    if isinstance(sessions, SessionSpool):
+    if isinstance(sessions, Selection):
         return sessions.ordered()
     return sorted(sessions, key=lambda item: (item.start_time, item.session_id))

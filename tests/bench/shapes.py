@@ -61,7 +61,8 @@ _OUTCOMES += [TestOutcome.XFAILED, TestOutcome.ERROR]
 def _log_line(rng: random.Random, when: datetime, module: str) -> str:
     words = " ".join(rng.choices(_WORDS, k=rng.randint(4, 12)))
     level = rng.choice(("INFO", "INFO", "DEBUG", "WARNING"))
-    return f"{when:%Y-%m-%d %H:%M:%S},{rng.randint(0, 999):03d} {level} {module}: {words} id={rng.getrandbits(32):08x}"
+    stamp = f"{when:%Y-%m-%d %H:%M:%S},{rng.randint(0, 999):03d}"
+    return f"{stamp} {level} {module}: {words} id={rng.getrandbits(32):08x}"
 
 
 def _traceback(rng: random.Random, module: str, test: str) -> str:
