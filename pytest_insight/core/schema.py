@@ -23,7 +23,6 @@ import msgspec
 
 from pytest_insight.core.fields import EARLIEST, LATEST, MAX_NESTING, nesting_depth
 from pytest_insight.core.models import (
-    SCHEMA_VERSION,
     Duration,
     Name,
     RerunTestGroup,
@@ -68,7 +67,7 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     session_tags: dict[str, str] = {}
     testing_system: dict[str, Any] = {}
     rerun_test_groups: list[RerunRecord] = []
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1  # SCHEMA_VERSION: the one version this release writes and reads directly
 
 
 _FIRST_YEAR, _LAST_YEAR = EARLIEST.year, LATEST.year - 1
