@@ -71,18 +71,25 @@ def _phases(folder: Path) -> None:
     them: store is the batches' writes alone (one transaction each), merge
     is a ``skip_existing`` merge of the same batches less that.
     """
+    from pytest_insight.cli.main import rare_full_collections
+    from pytest_insight.core.layout import BUNDLE_SUFFIX
+
+    with rare_full_collections():  # as ``insight`` runs an import
+        _timed_phases(sorted(path for path in folder.rglob(f"*{BUNDLE_SUFFIX}") if path.is_file()))
+
+
+def _timed_phases(files: list[Path]) -> None:
+    """:func:`_phases` on ``files``."""
     import tempfile
     import time
 
     import anyio
 
     from pytest_insight.core.decoding import Limits, SessionLine
-    from pytest_insight.core.layout import BUNDLE_SUFFIX
     from pytest_insight.core.merging import Merger, MergeStrategy
     from pytest_insight.storage.local import LocalBackend
     from pytest_insight.storage.s3_codec import decode_verified
 
-    files = sorted(path for path in folder.rglob(f"*{BUNDLE_SUFFIX}") if path.is_file())
     bodies = [(path, path.read_bytes()) for path in files]
     began = time.process_time()
     batches: list[list[SessionLine]] = [[]]
