@@ -45,14 +45,14 @@ __all__ = [
 ]
 
 
-class RerunRecord(msgspec.Struct, frozen=True):
+class RerunRecord(msgspec.Struct, frozen=True, gc=False):
     """A rerun group as written: its attempts are the session's results with its node id."""
 
     nodeid: str
     final_outcome: TestOutcome | None
 
 
-class SessionRecord(msgspec.Struct, kw_only=True):
+class SessionRecord(msgspec.Struct, kw_only=True, gc=False):
     """A session as written.
 
     The fields are in the order they are checked, so that of two faults the
