@@ -68,8 +68,9 @@ def _phases(folder: Path) -> None:
 
     Decode is :func:`decode_verified` of each object's bytes; merge and store
     are timed apart on fresh local stores, in batches as an import makes
-    them: store is the batches' writes alone (one transaction each), merge
-    is a ``skip_existing`` merge of the same batches less that.
+    them: store is the batches' writes into a local store (one transaction
+    each, no fsync), merge what a ``skip_existing`` merge into memory adds to
+    plain puts into memory.
     """
     from pytest_insight.cli.main import rare_full_collections
     from pytest_insight.core.layout import BUNDLE_SUFFIX
@@ -88,6 +89,7 @@ def _timed_phases(files: list[Path]) -> None:
     from pytest_insight.core.decoding import Limits, SessionLine
     from pytest_insight.core.merging import Merger, MergeStrategy
     from pytest_insight.storage.local import LocalBackend
+    from pytest_insight.storage.memory import MemoryBackend
     from pytest_insight.storage.s3_codec import decode_verified
 
     bodies = [(path, path.read_bytes()) for path in files]
@@ -102,14 +104,14 @@ def _timed_phases(files: list[Path]) -> None:
     decode = time.process_time() - began
     results = sum(len(item.session.test_results) for batch in batches for item in batch)
 
-    async def merge_into(target: LocalBackend) -> float:
+    async def merge_into(target: LocalBackend | MemoryBackend) -> float:
         merger = Merger(target, MergeStrategy.SKIP_EXISTING)
         began = time.process_time()
         for batch in batches:
             await merger.merge(list(batch), None)
         return time.process_time() - began
 
-    async def store_into(target: LocalBackend) -> float:
+    async def store_into(target: LocalBackend | MemoryBackend) -> float:
         began = time.process_time()
         for batch in batches:
             async with target.transaction() as transaction:
@@ -117,10 +119,10 @@ def _timed_phases(files: list[Path]) -> None:
                 await transaction.put([item.session for item in batch], lines=lines)
         return time.process_time() - began
 
+    # the merge's own work (lookups, decisions) is what it adds to plain puts into memory
+    merge = max(anyio.run(merge_into, MemoryBackend()) - anyio.run(store_into, MemoryBackend()), 0.0)
     with tempfile.TemporaryDirectory(prefix="insight-phases-") as scratch:
-        store = anyio.run(store_into, LocalBackend(Path(scratch) / "stored", durable=False))
-        merged = anyio.run(merge_into, LocalBackend(Path(scratch) / "merged", durable=False))
-    merge = max(merged - store, 0.0)  # the merge's own work: its decisions and lookups
+        store = anyio.run(store_into, LocalBackend(Path(scratch), durable=False))
     figures = (("decode", decode), ("merge", merge), ("store", store))
     print(" ".join(f"{name}={seconds / results * 1e6:.2f}" for name, seconds in figures), results)
 
