@@ -12,7 +12,8 @@ Run with ``python -m tests.bench.decode [--sessions 200] [--results 1000] [--rou
   one call, beside ``outcome_counts``, ``failing_tests``, ``slowest_tests``
   and ``flaky_tests`` called one after the other.
 
-Then one bundle of ``--big-mb`` megabytes of real-shaped sessions
+Then the time and size of gzip levels (zlib 6 and 1, ISA-L 1 to 3; bundles
+use ISA-L 2) on real-shaped sessions, and one bundle of ``--big-mb`` megabytes of real-shaped sessions
 (``tests/bench/shapes.py``), as ``compact`` and day exports make them, given
 whole as a download gives it: seconds to inflate it alone
 (:class:`~pytest_insight.core.compression.Gunzip`), and to decode and verify
@@ -28,8 +29,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from functools import partial
 
 from pytest_insight.cli.main import rare_full_collections
 from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session
@@ -98,7 +101,31 @@ def main(argv: Sequence[str] | None = None) -> None:
                 continue
             peer_ms = _best(options.rounds, peer) * per
             print(f"{name:<28}{ours_ms:>11.2f}   {peer_name:<26}{peer_ms:>11.2f}{peer_ms / ours_ms:>9.2f}x")
+        _compression(options.rounds)
         _big_bundle(options.big_mb)
+
+
+def _compression(rounds: int) -> None:
+    """Time and size of gzip levels on one real-shaped session and on four sessions of 40 results."""
+    from isal import igzip
+
+    shapes = {
+        "real-shaped, 1,000 results": encode_session(real_session("c-0", "api", BASE_TIME, 1000)).line,
+        "4 sessions of 40 results": b"\n".join(
+            encode_session(real_session(f"c-{n}", "api", BASE_TIME, 40)).line for n in range(4)
+        ),
+    }
+    levels: list[tuple[str, Callable[[bytes], bytes]]] = [
+        ("zlib 6", lambda raw: zlib.compress(raw, 6, wbits=31)),
+        ("zlib 1", lambda raw: zlib.compress(raw, 1, wbits=31)),
+        *((f"isal {n}", lambda raw, n=n: igzip.compress(raw, n, mtime=0)) for n in (1, 2, 3)),
+    ]
+    for name, raw in shapes.items():
+        cells = []
+        for label, compress in levels:
+            seconds = _best(rounds, partial(compress, raw))
+            cells.append(f"{label} {seconds * 1e3:.2f} ms {len(compress(raw)) / len(raw):.1%}")
+        print(f"gzip of {name} ({len(raw) / 1e3:.0f} KB): {', '.join(cells)}")
 
 
 def _big_bundle(megabytes: int) -> None:
