@@ -79,11 +79,12 @@ class Record:
         self.data: Mapping[str, Any] = data
         self.path = path
 
-    def _field(self, name: str) -> str:
+    def path_of(self, name: str) -> str:
+        """The dotted path of field ``name`` of this record."""
         return f"{self.path}.{name}" if self.path else name
 
     def fail(self, name: str, reason: str) -> InvalidDataError:
-        return InvalidDataError(reason, field=self._field(name))
+        return InvalidDataError(reason, field=self.path_of(name))
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.data.get(name, default)

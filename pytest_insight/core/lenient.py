@@ -267,7 +267,7 @@ def _raise_ours(data: object, fields: Any, where: str, segments: list[str | int]
         what = spec[step]
         if isinstance(what, tuple):
             items = record.sequence(step)
-            holder, spec, where = items, what, record._field(step)
+            holder, spec, where = items, what, record.path_of(step)
             continue
         _check(record, step, what)
         return
