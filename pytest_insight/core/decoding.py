@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import msgspec
 
 from pytest_insight.core import compression
 from pytest_insight.core.fields import kind
@@ -37,6 +39,8 @@ __all__ = [
 
 _BLANK_RUN = re.compile(rb"\n*")  # always matches; a [^\n]+ search costs ~10 ns a byte on blank runs
 _TOO_DEEP = "not valid JSON: nested too deeply"
+
+T = TypeVar("T")
 
 DecodedItem = TestSession | InvalidDataError
 """What decoding yields: a valid session, or the error of one bad line or source."""
@@ -273,6 +277,24 @@ def decode_document(data: bytes, source: str, limits: Limits | None = None) -> I
     if len(data) > bounds.max_bytes:
         raise BundleTooLargeError(f"more than {bounds.max_bytes} bytes (limit)", source=source)
     try:
+        shaped = _DOCUMENT.decode(data)
+    except (msgspec.MsgspecError, RecursionError):
+        shaped = None  # not plainly one of the shapes: parsed below, which words what is wrong
+    if shaped is not None:
+        if isinstance(shaped, _Document):
+            version = shaped.schema_version
+            if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+                raise InvalidDataError(
+                    f"schema version {version} is newer than this release reads ({SCHEMA_VERSION})",
+                    source=source,
+                    field="schema_version",
+                )
+        lines = shaped.sessions if isinstance(shaped, _Document) else shaped
+        prefix = "sessions" if isinstance(shaped, _Document) else ""
+        # each session's own text: canonical ones go straight through the schema
+        yield from _records((bytes(raw) for raw in lines), read_line, source, prefix, bounds)
+        return
+    try:
         text = data.decode("utf-8-sig")
         if not text.strip():
             raise InvalidDataError("empty file", source=source)
@@ -309,10 +331,31 @@ def decode_document(data: bytes, source: str, limits: Limits | None = None) -> I
             f'expected an export document {{"sessions": [...]}} or a list of sessions, got {got}',
             source=source,
         )
+    yield from _records(records, TestSession.from_dict, source, prefix, bounds)
+
+
+class _Document(msgspec.Struct):
+    """An export document (or a 0.9 storage file): each session kept as its JSON text."""
+
+    sessions: list[msgspec.Raw]
+    schema_version: Any = 0
+
+
+_DOCUMENT = msgspec.json.Decoder(_Document | list[msgspec.Raw])
+
+
+def _records(
+    records: Iterable[T],
+    read: Callable[[T], TestSession],
+    source: str,
+    prefix: str,
+    bounds: Limits,
+) -> Iterator[DecodedItem]:
+    """Read each record of a document; a bad one is an error naming its index and field."""
     errors = 0
     for index, record in enumerate(records):
         try:
-            yield TestSession.from_dict(record)
+            yield read(record)
         except InvalidDataError as exc:
             errors += 1
             if errors > bounds.max_errors:
