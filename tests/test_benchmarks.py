@@ -20,7 +20,11 @@ ROOT = Path(__file__).parent.parent
     [
         ("tests.bench.store", ["--sizes", "10,20", "--saves", "2", "--loads", "1"], "save(20) / save(10) ="),
         ("tests.bench.exchange", ["--sessions", "20", "--tests", "3"], "import <- bundles"),
-        ("tests.bench.decode", ["--sessions", "3", "--results", "5", "--rounds", "1"], "the four summaries"),
+        (
+            "tests.bench.decode",
+            ["--sessions", "3", "--results", "5", "--rounds", "1", "--big-mb", "1"],
+            "MB gzipped",
+        ),
     ],
 )
 def test_a_benchmark_runs_to_its_report(module: str, arguments: list[str], expected: str) -> None:

@@ -6,7 +6,6 @@ import gzip
 import importlib.util
 import os
 import sys
-import zlib
 from types import ModuleType
 
 import pytest
@@ -76,13 +75,11 @@ def _os_unknown(data: bytes) -> bytes:
     return data[:9] + b"\xff" + data[10:]
 
 
-def test_repetitive_data_gets_zlibs_ratio_and_noise_the_fast_path() -> None:
+def test_every_bundle_is_one_pass_of_isal_level_2() -> None:
     noise = os.urandom(60_000).hex().encode()
-    assert compression.gzip_compress(noise) == _os_unknown(igzip.compress(noise, 1, mtime=0))
     sessions = b"".join(encode_session(build_session(f"s-{n}", tests=50)).line + b"\n" for n in range(50))
-    small = compression.gzip_compress(sessions)
-    assert small == _os_unknown(zlib.compress(sessions, 6, wbits=31))
-    assert len(small) * 3 < len(igzip.compress(sessions, 1, mtime=0)) * 2  # what the second pass buys
+    for raw in (noise, sessions):
+        assert compression.gzip_compress(raw) == _os_unknown(igzip.compress(raw, 2, mtime=0))
 
 
 @pytest.mark.parametrize("piece", [1, 4096, 1 << 20])
@@ -94,7 +91,7 @@ def test_a_gzip_written_in_pieces_is_the_same_gzip(codec: ModuleType, piece: int
         assert out + writer.flush() == codec.gzip_compress(raw)
 
 
-def test_a_large_gzip_written_in_pieces_chooses_on_its_first_megabyte(codec: ModuleType) -> None:
+def test_a_large_gzip_written_in_pieces_is_about_as_small_as_one_written_at_once(codec: ModuleType) -> None:
     sessions = b"".join(encode_session(build_session(f"s-{n}", tests=60)).line + b"\n" for n in range(150))
     noise = os.urandom(700_000).hex().encode()
     assert len(sessions) > 1 << 20
@@ -104,6 +101,6 @@ def test_a_large_gzip_written_in_pieces_chooses_on_its_first_megabyte(codec: Mod
         out = b"".join(writer.compress(raw[at : at + 65536]) for at in range(0, len(raw), 65536))
         written[name] = out + writer.flush()
         assert gzip.decompress(written[name]) == raw
-    assert written["sessions"] == _os_unknown(zlib.compress(sessions, 6, wbits=31))  # zlib's ratio
-    # noise goes the fast way where ISA-L is (its output then depends on the pieces, not its size)
-    assert len(written["noise"]) <= len(codec.gzip_compress(noise)) * 1.01
+    # past the first megabyte ISA-L's output depends on the pieces: a few percent larger, no more
+    for name, raw in (("sessions", sessions), ("noise", noise)):
+        assert len(written[name]) <= len(codec.gzip_compress(raw)) * 1.1

@@ -9,10 +9,19 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from pytest_insight.core.models import TestSession
+from pytest_insight.core.schema import encode_line
 from pytest_insight.core.storage import JSONStorage, open_storage, run_sync
-from pytest_insight.errors import ConfigurationError, CorruptStoreError, StorageError, StoreLockedError
+from pytest_insight.errors import (
+    ConfigurationError,
+    CorruptStoreError,
+    InvalidDataError,
+    StorageError,
+    StoreLockedError,
+)
 from pytest_insight.storage.local import LocalBackend, session_file_name
 from pytest_insight.storage.locking import FileLock
 from tests.conftest import MakeSession
@@ -47,8 +56,11 @@ def stage_by_hand(
 
 
 def encoded(session_dict: dict[str, object]) -> bytes:
-    """A store file as this release writes it: the session's canonical bundle line."""
-    return (json.dumps(session_dict, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    """A store file as this release writes it: the session's canonical line (or, if invalid, sorted keys)."""
+    try:
+        return encode_line(TestSession.from_dict(session_dict)) + b"\n"
+    except InvalidDataError:  # a session no release would write: its dict in the same form
+        return msgspec.json.encode(session_dict, order="sorted") + b"\n"
 
 
 def encoded_before(session_dict: dict[str, object]) -> bytes:

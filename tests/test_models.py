@@ -8,18 +8,20 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_insight.core.lenient import read_line
 from pytest_insight.core.models import (
     SCHEMA_VERSION,
     RerunTestGroup,
     TestOutcome,
     TestResult,
     TestSession,
-    _result_as_written,
 )
+from pytest_insight.core.schema import decode_line, encode_line
 from pytest_insight.errors import InvalidDataError
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -269,7 +271,7 @@ def test_to_dict_is_stable(session: TestSession) -> None:
     assert once == session.to_dict()
 
 
-# -- property-based: the quick path for results as written agrees with the validating one ---
+# -- one schema: a line read directly and the same data read leniently agree ----------
 
 _VALUES: list[object] = [
     None,
@@ -296,40 +298,55 @@ _VALUES: list[object] = [
 ]
 
 
-@st.composite
-def result_dicts(draw: st.DrawFn) -> object:
-    """Results as written, then with some fields replaced, dropped or added."""
-    data: dict[str, Any] = draw(results()).to_dict()
-    for name in draw(st.lists(st.sampled_from([*data, "extra"]), max_size=3)):
-        if draw(st.booleans()):
-            data.pop(name, None)
-        else:
-            data[name] = draw(st.sampled_from(_VALUES))
-    return draw(st.sampled_from([data, [data], "text"])) if draw(st.integers(0, 9)) == 0 else data
-
-
-def assert_quick_path_agrees(data: object) -> None:
-    quick = _result_as_written(data)
+def assert_line_reads_as_its_dict(data: dict[str, Any]) -> None:
+    """The schema reading a line directly accepts nothing the lenient reader refuses, and builds the same."""
+    line = json.dumps(data).encode()
     try:
-        validated: TestResult | None = TestResult._validated(data, "")
+        direct: TestSession | None = decode_line(line)
+    except (msgspec.MsgspecError, InvalidDataError):
+        direct = None
+    try:
+        lenient: TestSession | None = TestSession.from_dict(json.loads(line))
     except InvalidDataError:
-        validated = None
-    assert quick is None or quick == validated, data
+        lenient = None
+    assert direct is None or direct == lenient, data
+    if lenient is not None:  # and what the line reader builds, by whichever path
+        assert read_line(line) == lenient
 
 
-@given(result_dicts())
-def test_the_quick_path_builds_what_validation_builds_and_nothing_it_refuses(data: object) -> None:
-    assert_quick_path_agrees(data)
+@st.composite
+def session_dicts(draw: st.DrawFn) -> dict[str, Any]:
+    """Sessions as written, with some fields of the session or of a result replaced or dropped."""
+    data: dict[str, Any] = draw(sessions()).to_dict()
+    holders = [data, *data["test_results"]]
+    for _ in range(draw(st.integers(0, 3))):
+        holder = draw(st.sampled_from(holders))
+        name = draw(st.sampled_from([*holder, "extra"]))
+        if draw(st.booleans()):
+            holder.pop(name, None)
+        else:
+            holder[name] = draw(st.sampled_from(_VALUES))
+    return data
 
 
-def test_the_quick_path_agrees_on_every_odd_value_of_every_field() -> None:
-    written = TestResult("t.py::a", TestOutcome.PASSED, T0, T0 + timedelta(seconds=1), 1.0).to_dict()
-    for name in written:
-        assert_quick_path_agrees({key: value for key, value in written.items() if key != name})
-        for value in _VALUES:
-            assert_quick_path_agrees({**written, name: value})
+@given(session_dicts())
+def test_a_line_read_directly_is_what_the_lenient_reader_builds(data: dict[str, Any]) -> None:
+    assert_line_reads_as_its_dict(data)
 
 
-@given(results())
-def test_the_quick_path_takes_every_result_as_written(result: TestResult) -> None:
-    assert _result_as_written(json.loads(json.dumps(result.to_dict()))) == result
+def test_lines_agree_on_every_odd_value_of_every_field() -> None:
+    written = _valid()
+    for name in [*written, *written["test_results"][0]]:
+        for value in [..., *_VALUES]:
+            data = json.loads(json.dumps(written))
+            holder = data if name in data else data["test_results"][0]
+            if value is ...:
+                del holder[name]
+            else:
+                holder[name] = value
+            assert_line_reads_as_its_dict(data)
+
+
+@given(sessions())
+def test_every_canonical_line_is_read_directly(session: TestSession) -> None:
+    assert decode_line(encode_line(session)) == session

@@ -25,16 +25,15 @@ traceback.
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 
 from pytest_insight.cli.output import Console
 from pytest_insight.cli.parser import build_parser
+from pytest_insight.core.collections_policy import rare_full_collections
 from pytest_insight.errors import ConfigurationError, DependencyError, InsightError
 
 __all__ = [
@@ -54,25 +53,6 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 _USER_ERRORS = (InsightError, OSError)
-
-
-@contextmanager
-def rare_full_collections() -> Iterator[None]:
-    """Run with CPython's full garbage collections at most a hundredth as often.
-
-    An import keeps a few batches of decoded sessions alive, each session
-    with thousands of result objects, and every full collection walks all of
-    them. Importing 1,000 sessions of 1,000 results spent a third of its time
-    there (7.2 s, 5.2 s with this). Sessions form no reference cycles, so
-    those collections find nothing; the young generations, where short-lived
-    garbage goes, are collected as often as before.
-    """
-    thresholds = gc.get_threshold()
-    gc.set_threshold(thresholds[0], thresholds[1], max(thresholds[2], 1000))
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,15 +16,13 @@ Decoding, streaming and bounded, is :mod:`pytest_insight.core.decoding`.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from pytest_insight.core.compression import gzip_compress
+from pytest_insight.core.compression import GzipWriter
 from pytest_insight.core.models import TestSession
-from pytest_insight.errors import InvalidDataError
+from pytest_insight.core.schema import encode_line
 
 __all__ = [
     "BUNDLE_ID_LENGTH",
@@ -40,10 +38,6 @@ __all__ = [
 ]
 
 BUNDLE_ID_LENGTH = 32
-
-
-def _canonical(data: dict[str, Any]) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +61,9 @@ def encode_session(session: TestSession) -> EncodedSession:
     Raises:
         InvalidDataError: the session holds a value JSON cannot carry (NaN, infinity).
     """
-    try:
-        line = _canonical(session.to_dict())
-    except ValueError as exc:
-        raise InvalidDataError(str(exc), source=f"session {session.session_id!r}") from exc
-    return EncodedSession(session.sut_name, session.session_start_time, session.session_id, line)
+    return EncodedSession(
+        session.sut_name, session.session_start_time, session.session_id, encode_line(session)
+    )
 
 
 CANONICAL_START = b'{"rerun_test_groups":'
@@ -97,13 +89,12 @@ def encode_or_reuse(session: TestSession, line: bytes | None) -> EncodedSession:
 
 
 def content_digest(session: TestSession) -> str:
-    """Hex digest of the session's canonical content without its id: equal for identical sessions."""
-    data = session.to_dict()
-    data.pop("session_id", None)
-    try:
-        return hashlib.sha256(_canonical(data)).hexdigest()
-    except ValueError as exc:
-        raise InvalidDataError(str(exc), source=f"session {session.session_id!r}") from exc
+    """Hex digest of the session's canonical content without its id: equal for identical sessions.
+
+    Raises:
+        InvalidDataError: the session cannot be encoded.
+    """
+    return hashlib.sha256(encode_line(session, session_id="")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +112,37 @@ class Bundle:
 
 
 def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
-    """Encode sessions as one deterministic bundle.
+    """Encode sessions as one deterministic bundle, a line at a time.
+
+    Only the compressed bundle and one line are in memory at once: a spool's
+    sessions are read line by line, and in-memory sessions encoded one by one.
 
     Raises:
         InvalidDataError: a session cannot be encoded.
     """
-    items = [item if isinstance(item, EncodedSession) else encode_session(item) for item in sessions]
-    items.sort(key=lambda item: (item.start_time, item.session_id))
-    raw = b"".join(item.line + b"\n" for item in items)
-    ids = tuple(item.session_id for item in items)
-    return Bundle(hashlib.sha256(raw).hexdigest()[:BUNDLE_ID_LENGTH], gzip_compress(raw), ids)
+    from pytest_insight.core.spool import Selection  # the spool is built on this module
+
+    items: Sequence[EncodedSession | TestSession] = (
+        sessions.ordered() if isinstance(sessions, Selection) else sorted(sessions, key=_bundle_order)
+    )
+    digest = hashlib.sha256()
+    writer = GzipWriter()
+    data = bytearray()
+    ids: list[str] = []
+    for item in items:
+        encoded = item if isinstance(item, EncodedSession) else encode_session(item)
+        line = encoded.line + b"\n"
+        digest.update(line)
+        data += writer.compress(line)
+        ids.append(encoded.session_id)
+    data += writer.flush()
+    return Bundle(digest.hexdigest()[:BUNDLE_ID_LENGTH], bytes(data), tuple(ids))
+
+
+def _bundle_order(item: EncodedSession | TestSession) -> tuple[datetime, str]:
+    if isinstance(item, EncodedSession):
+        return item.start_time, item.session_id
+    return item.session_start_time, item.session_id
 
 
 def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], Sequence[EncodedSession]]:
@@ -152,11 +164,11 @@ def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], S
 def ordered(sessions: Sequence[EncodedSession]) -> Sequence[EncodedSession]:
     """The sessions in bundle order: start time, then id.
 
-    A :class:`~pytest_insight.core.spool.SessionSpool` is ordered without
-    reading its lines.
+    A spool's :class:`~pytest_insight.core.spool.Selection` (the spool, or
+    one partition of it) is ordered without reading its lines.
     """
-    from pytest_insight.core.spool import SessionSpool  # the spool is built on this module
+    from pytest_insight.core.spool import Selection  # the spool is built on this module
 
-    if isinstance(sessions, SessionSpool):
+    if isinstance(sessions, Selection):
         return sessions.ordered()
     return sorted(sessions, key=lambda item: (item.start_time, item.session_id))

@@ -1,25 +1,26 @@
 """gzip through ISA-L (python-isal) when it is installed, else through zlib: the same format either way.
 
-Inflating, ISA-L is 2.5 to 10 times faster than zlib. Deflating, it pays
-where zlib is slowest: on data that hardly compresses (random ids, hashes,
-captured binary output) zlib's level 6 spends 2.4 ms on 100 KB and ISA-L's
-level 1 0.17 ms for a result as small. On repetitive JSON, the usual
-session, ISA-L's level 1 leaves about three times zlib's level 6 (6.7% of
-the input against 2.2%), so a bundle that ISA-L shrinks below an eighth is
-compressed again with zlib's level 6: smaller objects to store and move are
-worth the 3 ms a megabyte. Without ISA-L, zlib's level 6 does it all.
+Deflating, ISA-L's level 2 is one pass at 10 to 15 times the speed of
+zlib's level 6, for output about a fifth larger on session JSON; inflating,
+ISA-L is 2.5 to 10 times faster than zlib. Figures and the command that
+measures them: README, "Performance". Without ISA-L, zlib's level 1 trades
+the same way. Either way the output is plain gzip: gunzip, DuckDB and
+Athena read it.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 from typing import Protocol, cast
 
 __all__ = [
     "BACKEND",
     "ERRORS",
     "GZIP_MAGIC",
+    "LEVEL",
     "GzipWriter",
+    "Gunzip",
     "Inflater",
     "gzip_compress",
     "inflater",
@@ -43,22 +44,21 @@ class Inflater(Protocol):
     def unused_data(self) -> bytes: ...
     @property
     def unconsumed_tail(self) -> bytes: ...
-    def decompress(self, data: bytes, max_length: int = ..., /) -> bytes: ...
+    def decompress(self, data: bytes | memoryview, max_length: int = ..., /) -> bytes: ...
 
-
-_WORTH_ZLIB = 8  # a ratio better than 1:8 from ISA-L's level 1 means zlib's level 6 will do much better
 
 try:
     from isal import igzip, isal_zlib
 except ImportError:  # pragma: no cover - isal has wheels wherever the tests run
     BACKEND = "zlib"
     ERRORS: tuple[type[Exception], ...] = (zlib.error,)
+    LEVEL = 1
 
     def _compress(raw: bytes) -> bytes:
-        return zlib.compress(raw, 6, wbits=31)
+        return zlib.compress(raw, LEVEL, wbits=31)
 
-    def _deflater(sample: bytes) -> _Deflater:
-        return zlib.compressobj(6, zlib.DEFLATED, 31)
+    def _deflater() -> _Deflater:
+        return zlib.compressobj(LEVEL, zlib.DEFLATED, 31)
 
     def _inflater() -> Inflater:
         return zlib.decompressobj(wbits=31)
@@ -66,17 +66,13 @@ except ImportError:  # pragma: no cover - isal has wheels wherever the tests run
 else:
     BACKEND = "isal"
     ERRORS = (zlib.error, cast("type[Exception]", isal_zlib.error))  # typed as an instance in isal's stubs
+    LEVEL = 2
 
     def _compress(raw: bytes) -> bytes:
-        fast = igzip.compress(raw, compresslevel=1, mtime=0)
-        if len(fast) * _WORTH_ZLIB < len(raw):
-            return zlib.compress(raw, 6, wbits=31)
-        return fast
+        return igzip.compress(raw, compresslevel=LEVEL, mtime=0)
 
-    def _deflater(sample: bytes) -> _Deflater:
-        if len(igzip.compress(sample, compresslevel=1, mtime=0)) * _WORTH_ZLIB < len(sample):
-            return zlib.compressobj(6, zlib.DEFLATED, 31)
-        return cast("_Deflater", isal_zlib.compressobj(1, isal_zlib.DEFLATED, 31))
+    def _deflater() -> _Deflater:
+        return cast("_Deflater", isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, 31))
 
     def _inflater() -> Inflater:
         return isal_zlib.decompressobj(wbits=31)
@@ -84,7 +80,7 @@ else:
 
 _GZIP_OS_UNKNOWN = 255  # header byte 9: the libraries write the build platform; fixed, bytes match everywhere
 _OS_BYTE = 9
-_SAMPLE = 1 << 20  # what a GzipWriter looks at to choose its compressor
+_GATHER = 1 << 20  # input a GzipWriter compresses at once
 
 
 def gzip_compress(raw: bytes) -> bytes:
@@ -114,36 +110,81 @@ def inflater() -> Inflater:
     return _inflater()
 
 
-class GzipWriter:
-    """One gzip member made in pieces, so a large file is never whole in memory.
+_IN_STEP = 64 << 10  # input handed to the inflater at once: what each call copies back as unconsumed_tail
+_OUT_STEP = 1 << 20  # most bytes inflated per call, so a bomb never allocates more than this at once
 
-    The compressor is chosen as :func:`gzip_compress` chooses it, on about
-    the first megabyte instead of the whole input (so a smaller input gets
-    the very same bytes). Call :meth:`compress` with each piece and write
-    what it returns, then write what :meth:`flush` returns.
+
+class Gunzip:
+    """Inflates a gzip stream fed in chunks of any size, in time linear in its size.
+
+    Concatenated members form one stream, as gunzip reads them. Each piece
+    it yields is at most 1 MiB, however well the input compresses (gzip
+    bombs). A chunk is handed to the inflater 64 KiB at a time: an inflater
+    given more input than it can use returns the rest as a new bytes object
+    on every call, which made inflating one large chunk quadratic.
     """
 
     def __init__(self) -> None:
-        self._sample = bytearray()
-        self._deflater: _Deflater | None = None
+        self._inflate = _inflater()
+        self.in_member = False
+        """Whether the stream so far ends inside a member: at the end of the input, it was truncated."""
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        """Inflate the next chunk of the stream; yield what it holds, piece by piece.
+
+        Raises:
+            Exception: one of :data:`ERRORS`, for data that is not gzip or is corrupt.
+        """
+        view = memoryview(chunk)
+        for start in range(0, len(view), _IN_STEP):
+            yield from self._inflate_slice(view[start : start + _IN_STEP])
+
+    def _inflate_slice(self, data: bytes | memoryview) -> Iterator[bytes]:
+        inflate = self._inflate
+        while data:
+            self.in_member = True
+            piece = inflate.decompress(data, _OUT_STEP)
+            data = inflate.unconsumed_tail
+            if piece:
+                yield piece
+            while len(piece) == _OUT_STEP and not data and not inflate.eof:
+                piece = inflate.decompress(b"", _OUT_STEP)  # output still held inside the inflater
+                if piece:
+                    yield piece
+            if inflate.eof:  # the next member, if any, starts in what this one did not use
+                data = inflate.unused_data
+                inflate = self._inflate = _inflater()
+                self.in_member = False
+
+
+class GzipWriter:
+    """One gzip member made in pieces, so a large file is never whole in memory.
+
+    Pieces are gathered a megabyte at a time before they are compressed:
+    ISA-L compresses each call's input on its own, so many small pieces
+    would compress worse, and an input smaller than a megabyte gets the very
+    bytes of :func:`gzip_compress`. Call :meth:`compress` with each piece and
+    write what it returns, then write what :meth:`flush` returns.
+    """
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._deflater = _deflater()
         self._written = 0
 
     def compress(self, data: bytes) -> bytes:
         """Take ``data``; return the compressed bytes ready so far (often none)."""
-        if self._deflater is not None:
-            return self._out(self._deflater.compress(data))
-        self._sample += data
-        return self._start()[1] if len(self._sample) >= _SAMPLE else b""
+        self._pending += data
+        if len(self._pending) < _GATHER:
+            return b""
+        pending, self._pending = bytes(self._pending), bytearray()
+        return self._out(self._deflater.compress(pending))
 
     def flush(self) -> bytes:
         """End the member: return the rest of it."""
-        deflater, head = (self._deflater, b"") if self._deflater is not None else self._start()
-        return head + self._out(deflater.flush())
-
-    def _start(self) -> tuple[_Deflater, bytes]:
-        sample, self._sample = bytes(self._sample), bytearray()
-        self._deflater = deflater = _deflater(sample)
-        return deflater, self._out(deflater.compress(sample))
+        pending, self._pending = bytes(self._pending), bytearray()
+        head = self._out(self._deflater.compress(pending)) if pending else b""
+        return head + self._out(self._deflater.flush())
 
     def _out(self, data: bytes) -> bytes:
         start, self._written = self._written, self._written + len(data)

@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from pytest_insight.core import compression, fastjson
+import msgspec
+
+from pytest_insight.core import compression
 from pytest_insight.core.fields import kind
+from pytest_insight.core.lenient import read_line
 from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
 
@@ -35,8 +38,9 @@ __all__ = [
 ]
 
 _BLANK_RUN = re.compile(rb"\n*")  # always matches; a [^\n]+ search costs ~10 ns a byte on blank runs
-_STEP = 1 << 20  # most bytes inflated per call, so a bomb never allocates more than this at once
 _TOO_DEEP = "not valid JSON: nested too deeply"
+
+T = TypeVar("T")
 
 DecodedItem = TestSession | InvalidDataError
 """What decoding yields: a valid session, or the error of one bad line or source."""
@@ -112,12 +116,11 @@ class BundleDecoder:
         self.source = source
         self.limits = limits or Limits()
         self._compressed = compressed
-        self._inflate = compression.inflater() if compressed else None
+        self._gunzip = compression.Gunzip() if compressed else None
         self._pending = bytearray()
         self._line = 0
         self._total = 0
         self._fed = False
-        self._in_member = False
         self._errors = 0
         self.last_line = b""
         """The bytes of the last line decoded: the line of the session just yielded."""
@@ -136,32 +139,20 @@ class BundleDecoder:
         """
         if chunk and not self._fed:
             self._fed = True
-            if self._inflate is not None and (reason := compression.not_gzip(chunk)) is not None:
+            if self._gunzip is not None and (reason := compression.not_gzip(chunk)) is not None:
                 raise InvalidDataError(reason, source=self.source)
-        if self._inflate is None:
+        if self._gunzip is None:
             yield from self._text(chunk)
             return
-        inflate = self._inflate
-        data = chunk
-        while data:
-            self._in_member = True
-            piece = self._inflate_step(inflate, data)
-            data = inflate.unconsumed_tail
+        pieces = self._gunzip.feed(chunk)
+        while True:
+            try:
+                piece = next(pieces, None)
+            except compression.ERRORS as exc:
+                raise InvalidDataError(f"corrupt gzip data: {exc}", source=self.source) from None
+            if piece is None:
+                return
             yield from self._text(piece)
-            while len(piece) == _STEP and not data and not inflate.eof:
-                piece = self._inflate_step(inflate, b"")  # output still buffered inside zlib
-                yield from self._text(piece)
-            if inflate.eof:  # concatenated gzip members form one stream
-                data = inflate.unused_data
-                inflate = self._inflate = compression.inflater()
-                self._in_member = False
-
-    def _inflate_step(self, inflate: Any, data: bytes) -> bytes:
-        try:
-            piece: bytes = inflate.decompress(data, _STEP)
-        except compression.ERRORS as exc:
-            raise InvalidDataError(f"corrupt gzip data: {exc}", source=self.source) from None
-        return piece
 
     def finish(self) -> Iterator[DecodedItem]:
         """Decode what remains at the end of the source.
@@ -171,7 +162,7 @@ class BundleDecoder:
         """
         if not self._fed:
             raise InvalidDataError("empty file", source=self.source)
-        if self._in_member:
+        if self._gunzip is not None and self._gunzip.in_member:
             raise InvalidDataError(
                 f"truncated gzip stream after {self._line} complete lines", source=self.source
             )
@@ -228,7 +219,7 @@ class BundleDecoder:
         if not line.strip():
             return
         try:
-            session = TestSession.from_dict(_parse(line))
+            session = read_line(line)
         except InvalidDataError as exc:
             self._errors += 1
             if self._errors > self.limits.max_errors:  # a bomb of bad lines costs microseconds each
@@ -241,21 +232,6 @@ class BundleDecoder:
             return
         self.last_line = line
         yield session
-
-
-def _parse(line: bytes) -> Any:
-    try:
-        return fastjson.loads(line, _parse_text)
-    except UnicodeDecodeError:
-        raise InvalidDataError("not valid UTF-8") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidDataError(f"not valid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise InvalidDataError(_TOO_DEEP) from None
-
-
-def _parse_text(line: bytes) -> Any:
-    return json.loads(line.decode("utf-8"))
 
 
 def iter_bundle(
@@ -301,6 +277,24 @@ def decode_document(data: bytes, source: str, limits: Limits | None = None) -> I
     if len(data) > bounds.max_bytes:
         raise BundleTooLargeError(f"more than {bounds.max_bytes} bytes (limit)", source=source)
     try:
+        shaped = _DOCUMENT.decode(data)
+    except (msgspec.MsgspecError, RecursionError):
+        shaped = None  # not plainly one of the shapes: parsed below, which words what is wrong
+    if shaped is not None:
+        if isinstance(shaped, _Document):
+            version = shaped.schema_version
+            if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+                raise InvalidDataError(
+                    f"schema version {version} is newer than this release reads ({SCHEMA_VERSION})",
+                    source=source,
+                    field="schema_version",
+                )
+        lines = shaped.sessions if isinstance(shaped, _Document) else shaped
+        prefix = "sessions" if isinstance(shaped, _Document) else ""
+        # each session's own text: canonical ones go straight through the schema
+        yield from _records((bytes(raw) for raw in lines), read_line, source, prefix, bounds)
+        return
+    try:
         text = data.decode("utf-8-sig")
         if not text.strip():
             raise InvalidDataError("empty file", source=source)
@@ -337,10 +331,31 @@ def decode_document(data: bytes, source: str, limits: Limits | None = None) -> I
             f'expected an export document {{"sessions": [...]}} or a list of sessions, got {got}',
             source=source,
         )
+    yield from _records(records, TestSession.from_dict, source, prefix, bounds)
+
+
+class _Document(msgspec.Struct):
+    """An export document (or a 0.9 storage file): each session kept as its JSON text."""
+
+    sessions: list[msgspec.Raw]
+    schema_version: Any = 0
+
+
+_DOCUMENT = msgspec.json.Decoder(_Document | list[msgspec.Raw])
+
+
+def _records(
+    records: Iterable[T],
+    read: Callable[[T], TestSession],
+    source: str,
+    prefix: str,
+    bounds: Limits,
+) -> Iterator[DecodedItem]:
+    """Read each record of a document; a bad one is an error naming its index and field."""
     errors = 0
     for index, record in enumerate(records):
         try:
-            yield TestSession.from_dict(record)
+            yield read(record)
         except InvalidDataError as exc:
             errors += 1
             if errors > bounds.max_errors:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from pytest_insight.core import exchange
+from pytest_insight.core.collections_policy import rare_full_collections
 from pytest_insight.core.locations import Sink, Source
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.session_ids import names_itself
@@ -127,7 +128,8 @@ class Storage:
             CorruptStoreError: a stored file cannot be parsed; names file and line.
             StorageError: the store cannot be read.
         """
-        return run_sync(self.load_sessions_async, scope)
+        with rare_full_collections():  # the loaded sessions form no cycles: see collections_policy
+            return run_sync(self.load_sessions_async, scope)
 
     async def get_session_by_id_async(self, session_id: str) -> TestSession | None:
         """Async twin of :meth:`get_session_by_id`."""
@@ -275,8 +277,9 @@ class Storage:
             ConfigurationError: an unknown merge strategy (nothing is read).
             NotFoundError: the source does not exist.
         """
-        return run_sync(
-            lambda: self.import_sessions_async(
-                import_path, merge_strategy, sut_name=sut_name, days=days, since=since, progress=progress
+        with rare_full_collections():  # the sessions in flight form no cycles: see collections_policy
+            return run_sync(
+                lambda: self.import_sessions_async(
+                    import_path, merge_strategy, sut_name=sut_name, days=days, since=since, progress=progress
+                )
             )
-        )

@@ -23,6 +23,7 @@ __all__ = [
     "Record",
     "kind",
     "name_problem",
+    "nesting_depth",
     "to_utc",
 ]
 
@@ -78,11 +79,12 @@ class Record:
         self.data: Mapping[str, Any] = data
         self.path = path
 
-    def _field(self, name: str) -> str:
+    def path_of(self, name: str) -> str:
+        """The dotted path of field ``name`` of this record."""
         return f"{self.path}.{name}" if self.path else name
 
     def fail(self, name: str, reason: str) -> InvalidDataError:
-        return InvalidDataError(reason, field=self._field(name))
+        return InvalidDataError(reason, field=self.path_of(name))
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.data.get(name, default)
@@ -164,7 +166,7 @@ class Record:
             return {}
         if not isinstance(value, dict):
             raise self.fail(name, f"expected an object, got {kind(value)}")
-        if _depth(value) > MAX_NESTING:  # deeper data overflows the stack of copy and encode
+        if nesting_depth(value) > MAX_NESTING:  # deeper data overflows the stack of copy and encode
             raise self.fail(name, f"nested deeper than {MAX_NESTING} levels")
         return dict(value)
 
@@ -176,7 +178,7 @@ class Record:
         return value
 
 
-def _depth(value: object) -> int:
+def nesting_depth(value: object) -> int:
     """Nesting depth of lists and dicts in ``value``, without recursion."""
     deepest = 0
     pending: list[tuple[object, int]] = [(value, 1)]

@@ -136,8 +136,9 @@ class DirectorySink:
         """Write one bundle file; False when it was already there."""
         if not target.resolve().is_relative_to(self.root.resolve()):
             raise StorageError(f"{target}: bundle path escapes {self.root}", uri=str(target))
-        if target.is_file() and target.stat().st_size == len(data):
-            return False  # same content-derived name and size: this bundle is already there
+        if target.is_file():
+            # the name is the hash of the content: this bundle is there, whichever compressor wrote it
+            return False
         write_atomic(target, data)
         return True
 

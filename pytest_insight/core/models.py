@@ -11,18 +11,18 @@ order, so every attempt is stored once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from pytest_insight.core.fields import (
     EARLIEST,
     LATEST,
     MAX_DURATION_SECONDS,
     MAX_NAME_LENGTH,
-    Record,
     name_problem,
     to_utc,
 )
@@ -30,19 +30,39 @@ from pytest_insight.errors import InvalidDataError
 
 __all__ = [
     "EARLIEST",
+    "Duration",
     "LATEST",
     "MAX_DURATION_SECONDS",
     "MAX_NAME_LENGTH",
     "SCHEMA_VERSION",
+    "Name",
     "RerunTestGroup",
     "TestOutcome",
     "TestResult",
     "TestSession",
+    "UtcTime",
     "to_utc",
 ]
 
 SCHEMA_VERSION = 1
 """Version of the session dict layout written by this release."""
+
+# The constraints of the canonical schema (pytest_insight.core.schema), declared on the fields.
+Duration = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_DURATION_SECONDS)]
+"""Seconds: finite, from 0 to :data:`MAX_DURATION_SECONDS` (NaN fails both bounds)."""
+
+UtcTime = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A timezone-aware timestamp; the model converts it to UTC."""
+
+Name = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=MAX_NAME_LENGTH,
+        # not blank; no control character or lone surrogate (linear: no nested repetition)
+        pattern=r"\A(?!\s*\Z)[^\x00-\x1f\x7f\ud800-\udfff]*\Z",
+    ),
+]
+"""A SUT name or session id: see :func:`~pytest_insight.core.fields.name_problem`."""
 
 
 class TestOutcome(StrEnum):
@@ -76,17 +96,23 @@ class TestOutcome(StrEnum):
         raise InvalidDataError(f"unknown outcome {value!r} (expected one of: {known})")
 
 
-@dataclass(slots=True)
-class TestResult:
-    """One report of one test: its outcome, timing and captured output."""
+class TestResult(msgspec.Struct, gc=False):
+    """One report of one test: its outcome, timing and captured output.
+
+    A msgspec Struct, so that decoding builds it directly. Never tracked by
+    the garbage collector (``gc=False``): it holds only strings, times,
+    numbers and an outcome, so it cannot be part of a reference cycle, and a
+    store's hundreds of thousands of results would otherwise make every full
+    collection walk them all.
+    """
 
     __test__ = False
 
     nodeid: str
     outcome: TestOutcome
-    start_time: datetime
-    stop_time: datetime
-    duration: float
+    start_time: UtcTime
+    stop_time: UtcTime
+    duration: Duration
     caplog: str = ""
     capstdout: str = ""
     capstderr: str = ""
@@ -119,103 +145,15 @@ class TestResult:
 
     @classmethod
     def from_dict(cls, data: object, *, path: str = "") -> TestResult:
-        """Build a result from its dict, validating every field.
+        """Build a result from its dict, validating every field (as :meth:`TestSession.from_dict` does).
 
         Raises:
             InvalidDataError: a field is missing or has the wrong type or value;
                 ``field`` names it, prefixed with ``path``.
         """
-        written = _result_as_written(data)
-        return written if written is not None else cls._validated(data, path)
+        from pytest_insight.core.lenient import read_result  # the reader is built on this model
 
-    @classmethod
-    def _validated(cls, data: object, path: str) -> TestResult:
-        """:meth:`from_dict` for any input: accepts what it can, names the field it cannot."""
-        record = Record(data, path)
-        start = record.time("start_time")
-        duration = record.duration("duration")
-        stop = record.optional_time("stop_time") or start
-        return cls(
-            nodeid=record.text("nodeid", limit=None),
-            outcome=_outcome(record, "outcome"),
-            start_time=start,
-            stop_time=stop,
-            duration=duration,
-            caplog=record.text("caplog", default=""),
-            capstdout=record.text("capstdout", default=""),
-            capstderr=record.text("capstderr", default=""),
-            longreprtext=record.text("longreprtext", default=""),
-            has_warning=record.flag("has_warning", default=False),
-        )
-
-
-_OUTCOMES = {outcome.value: outcome for outcome in TestOutcome}
-_NUMBERS = (int, float)
-
-
-def _time_as_written(value: object) -> datetime | None:
-    """An ISO 8601 timestamp in UTC (or naive) and in range, as written; None for anything else."""
-    if type(value) is not str:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    zone = parsed.tzinfo
-    if zone is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    elif zone is not UTC and parsed.utcoffset():  # "+00:00" parses to the UTC singleton: no call
-        return None
-    return parsed if EARLIEST <= parsed <= LATEST else None
-
-
-def _result_as_written(data: object) -> TestResult | None:
-    """A result dict exactly as this release writes one, checked inline; None for anything else.
-
-    Sessions hold thousands of results, and checking each field through
-    :class:`Record` cost 4 µs a result, most of a download's decoding. This
-    accepts a subset of what :meth:`TestResult._validated` accepts and builds
-    the same result; for anything else (another letter case, a UTC offset, a
-    missing field, a wrong type) ``from_dict`` takes the validating path,
-    which converts what it can and names the field it cannot.
-    """
-    if type(data) is not dict:
-        return None
-    get = data.get
-    nodeid, outcome_text, warned = get("nodeid"), get("outcome"), get("has_warning")
-    duration: Any = get("duration")  # a number once its type is checked below
-    caplog, capstdout, capstderr = get("caplog"), get("capstdout"), get("capstderr")
-    longreprtext = get("longreprtext")
-    if (
-        type(nodeid) is not str
-        or type(outcome_text) is not str
-        or type(duration) not in _NUMBERS  # not bool, which JSON's true would be
-        or not 0 <= duration <= MAX_DURATION_SECONDS  # NaN fails too
-        or (warned is not None and type(warned) is not bool)
-        or (caplog is not None and type(caplog) is not str)
-        or (capstdout is not None and type(capstdout) is not str)
-        or (capstderr is not None and type(capstderr) is not str)
-        or (longreprtext is not None and type(longreprtext) is not str)
-    ):
-        return None
-    outcome = _OUTCOMES.get(outcome_text)
-    start = _time_as_written(get("start_time"))
-    stop_text = get("stop_time")
-    stop = start if stop_text is None else _time_as_written(stop_text)
-    if outcome is None or start is None or stop is None or (warned is None and "has_warning" in data):
-        return None
-    return TestResult(
-        nodeid,
-        outcome,
-        start,
-        stop,
-        float(duration),
-        caplog or "",
-        capstdout or "",
-        capstderr or "",
-        longreprtext or "",
-        warned or False,
-    )
+        return read_result(data, path)
 
 
 @dataclass(slots=True)
@@ -300,78 +238,9 @@ class TestSession:
                 value (``field`` names it), or the schema version is newer
                 than this release reads.
         """
-        record = Record(data, "")
-        version = record.get("schema_version", 0)
-        if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-            raise InvalidDataError(f"not a schema version: {version!r}", field="schema_version")
-        if version > SCHEMA_VERSION:
-            raise InvalidDataError(
-                f"schema version {version} is newer than this release reads ({SCHEMA_VERSION}); "
-                "upgrade pytest-insight",
-                field="schema_version",
-            )
-        results = []
-        for index, item in enumerate(record.sequence("test_results")):
-            written = _result_as_written(item)  # the path is formatted only for the validating path
-            results.append(
-                written if written is not None else TestResult._validated(item, f"test_results[{index}]")
-            )
-        start = record.time("session_start_time")
-        stop = record.optional_time("session_stop_time") or start
-        if record.get("session_duration") is None:
-            duration = max((stop - start).total_seconds(), 0.0)
-        else:
-            duration = record.duration("session_duration")
-        return cls(
-            sut_name=record.name("sut_name"),
-            session_id=record.name("session_id"),
-            session_start_time=start,
-            session_stop_time=stop,
-            session_duration=duration,
-            session_tags=record.string_map("session_tags"),
-            testing_system=record.mapping("testing_system"),
-            test_results=results,
-            rerun_test_groups=_rerun_groups(record, results),
-        )
+        from pytest_insight.core.lenient import read_session  # the reader is built on this model
 
-
-def _rerun_groups(record: Record, results: list[TestResult]) -> list[RerunTestGroup]:
-    items = record.sequence("rerun_test_groups")
-    if not items:
-        return []
-    groups: list[RerunTestGroup] = []
-    # the attempts of the few tests that were rerun, found in one pass over thousands of results
-    named = (item.get("nodeid") for item in items if isinstance(item, Mapping))
-    by_nodeid: dict[str, list[TestResult]] = {nodeid: [] for nodeid in named if isinstance(nodeid, str)}
-    for result in results:
-        attempts = by_nodeid.get(result.nodeid)
-        if attempts is not None:
-            attempts.append(result)
-    for index, item in enumerate(items):
-        group = Record(item, f"rerun_test_groups[{index}]")
-        nodeid = group.text("nodeid", limit=None)
-        if "tests" in group.data:  # 0.9 kept the attempts inline
-            attempts = [
-                TestResult.from_dict(test, path=f"{group.path}.tests[{position}]")
-                for position, test in enumerate(group.sequence("tests"))
-            ]
-        else:
-            attempts = list(by_nodeid.get(nodeid, ()))
-            final = None if group.get("final_outcome") is None else _outcome(group, "final_outcome")
-            if final is not None and attempts and final != attempts[-1].outcome:
-                raise InvalidDataError(
-                    "final outcome does not match the last attempt in test_results",
-                    field=f"{group.path}.final_outcome",
-                )
-        groups.append(RerunTestGroup(nodeid=nodeid, tests=attempts))
-    return groups
-
-
-def _outcome(record: Record, name: str) -> TestOutcome:
-    try:
-        return TestOutcome.from_str(record.required(name))
-    except InvalidDataError as exc:
-        raise record.fail(name, exc.reason) from None
+        return read_session(data)
 
 
 def _outcome_value(outcome: TestOutcome | None) -> str | None:

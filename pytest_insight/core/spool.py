@@ -21,10 +21,10 @@ from typing import overload
 from pytest_insight.core.bundle import EncodedSession
 from pytest_insight.errors import StorageError
 
-__all__ = ["SessionSpool"]
+__all__ = ["Selection", "SessionSpool"]
 
 
-class _Selection(Sequence[EncodedSession]):
+class Selection(Sequence[EncodedSession]):
     """Sessions of a spool, by index; each item's line is read when the item is asked for."""
 
     _spool: SessionSpool
@@ -47,8 +47,13 @@ class _Selection(Sequence[EncodedSession]):
             return _Members(self._spool, self._indexes[index])
         return self._spool._item(self._indexes[index])
 
+    def ordered(self) -> Sequence[EncodedSession]:
+        """These sessions in bundle order (start time, then id), without reading a line."""
+        keys = self._spool._keys
+        return _Members(self._spool, sorted(self._indexes, key=lambda index: keys[index][1:]))
 
-class SessionSpool(_Selection):
+
+class SessionSpool(Selection):
     """Encoded sessions kept in a temporary file, their keys in memory.
 
     Append while reading the source, then read (from any thread: reads are
@@ -114,11 +119,6 @@ class SessionSpool(_Selection):
             raise StorageError(f"{tempfile.gettempdir()}: the export's temporary file came back short")
         return line
 
-    def ordered(self) -> Sequence[EncodedSession]:
-        """The sessions in bundle order (start time, then id), without reading a line."""
-        keys = self._keys
-        return _Members(self, sorted(range(len(keys)), key=lambda index: keys[index][1:]))
-
     def partition(self) -> dict[tuple[str, date], Sequence[EncodedSession]]:
         """Group the sessions by (SUT, UTC start day) without reading a line."""
         groups: dict[tuple[str, date], list[int]] = {}
@@ -127,7 +127,7 @@ class SessionSpool(_Selection):
         return {key: _Members(self, indexes) for key, indexes in groups.items()}
 
 
-class _Members(_Selection):
+class _Members(Selection):
     """Some of a spool's sessions."""
 
     def __init__(self, spool: SessionSpool, indexes: Sequence[int]) -> None:

@@ -56,7 +56,7 @@ from pytest_insight.core.bundle import EncodedSession
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
-from pytest_insight.storage import journal
+from pytest_insight.storage import journal, packs
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.local_writes import LocalTransaction
 from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
@@ -75,11 +75,31 @@ PACK_FROM = 32
 """A commit of at least this many sessions writes them into one pack, not a file each."""
 
 _CHUNK = 256  # files (or a pack's sessions) per worker-thread hop
+_CHUNK_BYTES = 8 << 20  # most bytes of a pack's lines read in one hop
 
 
 def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _pack_chunks(names: Sequence[str], index: packs.PackIndex) -> Iterator[Sequence[str]]:
+    """``names`` in chunks of at most ``_CHUNK`` sessions and ``_CHUNK_BYTES`` of lines.
+
+    A scan holds a chunk's lines at once: 256 real-shaped sessions of a
+    thousand results are 256 MB, so large sessions come fewer at a time.
+    """
+    chunk: list[str] = []
+    size = 0
+    for name in names:
+        length = index[name].length
+        if chunk and (len(chunk) >= _CHUNK or size + length > _CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(name)
+        size += length
+    if chunk:
+        yield chunk
 
 
 class LocalBackend:
@@ -241,7 +261,7 @@ class LocalBackend:
                     for name, entry in (index or {}).items()
                     if name not in seen and scope.admits_key(entry.key.sut_name, entry.key.start)
                 ]
-                for names in _chunks(wanted):
+                for names in _pack_chunks(wanted, index or {}):
                     batch = await self.in_thread(self.shelf.items, pack, names, reuse)
                     if batch is None:
                         vanished = True

@@ -30,7 +30,9 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple
+
+import msgspec
 
 from pytest_insight.errors import CorruptStoreError
 from pytest_insight.storage.session_files import is_session_file
@@ -51,12 +53,6 @@ __all__ = [
     "read_lines",
 ]
 
-try:
-    from orjson import loads as _orjson_loads
-except ImportError:  # pragma: no cover - the fastjson extra is not installed
-    _fast_loads: Callable[[bytes], Any] | None = None
-else:
-    _fast_loads = _orjson_loads  # an index holds no number beyond 64 bits: orjson reads it as json does
 
 PACK_BYTES = 32 << 20
 """A commit starts a new pack once one holds this many bytes (dropping a session rewrites its pack)."""
@@ -251,8 +247,8 @@ def read_index(path: Path) -> dict[str, Entry]:
         start, names_start, _ = _trailer(path, file)
         text = os.pread(file.fileno(), names_start - start, start)
     try:
-        index = (_fast_loads or json.loads)(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        index = msgspec.json.decode(text)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise CorruptStoreError(str(path), None, f"unreadable pack index: {exc}") from exc
     return _checked(path, index, start)
 

@@ -18,8 +18,6 @@ from pytest_insight.errors import InvalidDataError
 
 __all__ = ["decode_verified"]
 
-_STEP = 1 << 20  # most bytes inflated per call: a gzip bomb never allocates more at once
-
 
 def decode_verified(
     data: bytes, source: str, bundle_id: str, limits: Limits
@@ -51,24 +49,14 @@ def decode_verified(
             raise InvalidDataError("empty object", source=source)
         if (reason := compression.not_gzip(data)) is not None:
             raise InvalidDataError(reason, source=source)
-        inflate = compression.inflater()
-        pending = data
-        while True:
-            try:
-                piece = inflate.decompress(pending, _STEP)
-            except compression.ERRORS as exc:
-                raise InvalidDataError(f"corrupt gzip data: {exc}", source=source) from None
-            pending = inflate.unconsumed_tail
-            digest.update(piece)
-            collect(decoder.feed(piece))
-            if inflate.eof:
-                if not inflate.unused_data:
-                    break
-                pending = inflate.unused_data  # concatenated gzip members are one stream
-                inflate = compression.inflater()
-            elif not pending and len(piece) < _STEP:
-                break  # input used up and nothing left inside zlib
-        if not inflate.eof:
+        gunzip = compression.Gunzip()
+        try:
+            for piece in gunzip.feed(data):
+                digest.update(piece)
+                collect(decoder.feed(piece))
+        except compression.ERRORS as exc:
+            raise InvalidDataError(f"corrupt gzip data: {exc}", source=source) from None
+        if gunzip.in_member:
             raise InvalidDataError("truncated gzip stream", source=source)
         collect(decoder.finish())
         if not digest.hexdigest().startswith(bundle_id.lower()):

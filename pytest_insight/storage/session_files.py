@@ -6,9 +6,11 @@ import hashlib
 import json
 from pathlib import Path
 
-from pytest_insight.core import fastjson
+import msgspec
+
 from pytest_insight.core.bundle import encode_session
 from pytest_insight.core.models import TestSession
+from pytest_insight.core.schema import decode_line
 from pytest_insight.errors import CorruptStoreError, InvalidDataError
 
 __all__ = ["decode_file", "decode_stored", "encode_file", "is_session_file", "session_file_name"]
@@ -53,18 +55,30 @@ def decode_stored(source: str, data: bytes, name: str, line: int) -> TestSession
         CorruptStoreError: the line is not a session, or not the one it is stored under.
     """
     try:
-        raw = fastjson.loads(data, json.loads)
-    except json.JSONDecodeError as exc:
-        raise CorruptStoreError(source, line + exc.lineno - 1, f"{exc.msg} (column {exc.colno})") from exc
-    except UnicodeDecodeError as exc:
-        raise CorruptStoreError(source, line, f"not UTF-8 text: {exc.reason}") from exc
-    try:
-        session = TestSession.from_dict(raw)
-    except InvalidDataError as exc:
-        reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
-        raise CorruptStoreError(source, line, reason) from exc
+        session = decode_line(data)
+    except (msgspec.MsgspecError, OverflowError, InvalidDataError):  # not canonical: read leniently
+        session = _read_leniently(source, data, line)
     if session_file_name(session.session_id) != name:
         raise CorruptStoreError(
             source, line, "session_id: does not match the file name (file moved by hand?)"
         )
     return session
+
+
+def _read_leniently(source: str, data: bytes, line: int) -> TestSession:
+    """A stored line that is not canonical (an earlier release's, or edited by hand), or why it is no session.
+
+    Raises:
+        CorruptStoreError: the line is not a session.
+    """
+    try:
+        raw = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise CorruptStoreError(source, line + exc.lineno - 1, f"{exc.msg} (column {exc.colno})") from exc
+    except UnicodeDecodeError as exc:
+        raise CorruptStoreError(source, line, f"not UTF-8 text: {exc.reason}") from exc
+    try:
+        return TestSession.from_dict(raw)
+    except InvalidDataError as exc:
+        reason = f"{exc.field}: {exc.reason}" if exc.field else exc.reason
+        raise CorruptStoreError(source, line, reason) from exc

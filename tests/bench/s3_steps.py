@@ -14,40 +14,117 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-__all__ = ["PADDED_RESULTS", "main"]
+__all__ = ["PADDED_RESULTS", "SHAPES", "main"]
 
 PADDED_RESULTS = 5
 """The default results per session: few, padded with random text to 10-100 KB a bundle."""
 
+SHAPES = {
+    # name: (bundles, sessions a bundle, results a session), real-shaped unless padded
+    "padded": (2000, 2, PADDED_RESULTS),
+    "sessions-of-40": (2000, 4, 40),
+    "real-1000": (400, 1, 1000),
+}
+"""The shapes the benchmark knows: ``padded`` is few results padded with random text."""
+
 _SUTS = 20
 
 
-def _fill(root: Path, bundles: int, results: int, seed: int = 7) -> int:
+def _fill(root: Path, shape: str, bundles: int, seed: int = 7) -> int:
+    """Fill a store at ``root`` with ``bundles`` SUT-day partitions of ``shape``; return the session count."""
     from pytest_insight.core.storage import Storage
     from pytest_insight.storage.local import LocalBackend
+    from tests.bench.shapes import real_session
     from tests.conftest import BASE_TIME, build_session
 
     rng = random.Random(seed)
     store = Storage(LocalBackend(root, durable=False))
+    _, per_bundle, results = SHAPES[shape]
     sessions = []
+    count = 0
     for number in range(bundles):
         target = rng.randint(10_000, 100_000)  # gzipped bytes of the bundle; random hex gzips to ~0.55
-        for half in range(2):
-            padded = results == PADDED_RESULTS  # else the size comes from the results themselves
-            sessions.append(
-                build_session(
-                    f"bench-{number:05d}-{half}",
-                    sut_name=f"service-{number % _SUTS:02d}",
-                    start=BASE_TIME + timedelta(days=number // _SUTS, minutes=half),
-                    tests=results,
-                    tags={"noise": rng.randbytes(int(target / 0.55 / 4)).hex()} if padded else {},
+        for half in range(per_bundle):
+            session_id = f"bench-{number:05d}-{half}"
+            sut_name = f"service-{number % _SUTS:02d}"
+            start = BASE_TIME + timedelta(days=number // _SUTS, minutes=half)
+            if shape == "padded":
+                noise = {"noise": rng.randbytes(int(target / 0.55 / 4)).hex()}
+                sessions.append(
+                    build_session(session_id, sut_name=sut_name, start=start, tests=results, tags=noise)
                 )
-            )
-        if len(sessions) >= 500:
+            else:
+                sessions.append(real_session(session_id, sut_name, start, results, seed))
+        if sum(len(session.test_results) for session in sessions) >= 50_000 or len(sessions) >= 500:
             store.save_sessions(sessions)
+            count += len(sessions)
             sessions = []
     store.save_sessions(sessions)
-    return bundles * 2
+    return count + len(sessions)
+
+
+def _phases(folder: Path) -> None:
+    """CPU µs a result of decode, merge and store, for the bundles under ``folder`` (a download).
+
+    Decode is :func:`decode_verified` of each object's bytes; merge and store
+    are timed apart on fresh local stores, in batches as an import makes
+    them: store is the batches' writes into a local store (one transaction
+    each, no fsync), merge what a ``skip_existing`` merge into memory adds to
+    plain puts into memory.
+    """
+    from pytest_insight.cli.main import rare_full_collections
+    from pytest_insight.core.layout import BUNDLE_SUFFIX
+
+    with rare_full_collections():  # as ``insight`` runs an import
+        _timed_phases(sorted(path for path in folder.rglob(f"*{BUNDLE_SUFFIX}") if path.is_file()))
+
+
+def _timed_phases(files: list[Path]) -> None:
+    """:func:`_phases` on ``files``."""
+    import tempfile
+    import time
+
+    import anyio
+
+    from pytest_insight.core.decoding import Limits, SessionLine
+    from pytest_insight.core.merging import Merger, MergeStrategy
+    from pytest_insight.storage.local import LocalBackend
+    from pytest_insight.storage.memory import MemoryBackend
+    from pytest_insight.storage.s3_codec import decode_verified
+
+    bodies = [(path, path.read_bytes()) for path in files]
+    began = time.process_time()
+    batches: list[list[SessionLine]] = [[]]
+    for path, body in bodies:
+        sessions, lines, _ = decode_verified(body, str(path), path.name.split(".")[0], Limits())
+        for session, line in zip(sessions, lines, strict=True):
+            if len(batches[-1]) >= 500:
+                batches.append([])
+            batches[-1].append(SessionLine(session, line))
+    decode = time.process_time() - began
+    results = sum(len(item.session.test_results) for batch in batches for item in batch)
+
+    async def merge_into(target: LocalBackend | MemoryBackend) -> float:
+        merger = Merger(target, MergeStrategy.SKIP_EXISTING)
+        began = time.process_time()
+        for batch in batches:
+            await merger.merge(list(batch), None)
+        return time.process_time() - began
+
+    async def store_into(target: LocalBackend | MemoryBackend) -> float:
+        began = time.process_time()
+        for batch in batches:
+            async with target.transaction() as transaction:
+                lines = {item.session.session_id: item.line for item in batch}
+                await transaction.put([item.session for item in batch], lines=lines)
+        return time.process_time() - began
+
+    # the merge's own work (lookups, decisions) is what it adds to plain puts into memory
+    merge = max(anyio.run(merge_into, MemoryBackend()) - anyio.run(store_into, MemoryBackend()), 0.0)
+    with tempfile.TemporaryDirectory(prefix="insight-phases-") as scratch:
+        store = anyio.run(store_into, LocalBackend(Path(scratch), durable=False))
+    figures = (("decode", decode), ("merge", merge), ("store", store))
+    print(" ".join(f"{name}={seconds / results * 1e6:.2f}" for name, seconds in figures), results)
 
 
 def _ours(step: str, args: list[str]) -> None:
@@ -105,10 +182,12 @@ def _boto3(step: str, args: list[str]) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """Run one step: ``fill``, ``export``, ``import``, ``clear``, ``size``, ``warm-up``, ``boto3-up/down``."""
+    """Run one step: fill, phases, export, import, clear, size, warm-up, boto3-up or boto3-down."""
     step, args = argv[0], argv[1:]
     if step == "fill":
-        print(_fill(Path(args[0]), int(args[1]), int(args[2])))
+        print(_fill(Path(args[0]), args[1], int(args[2])))
+    elif step == "phases":
+        _phases(Path(args[0]))
     elif step in ("export", "import", "clear"):
         _ours(step, args)
     else:

@@ -2,7 +2,8 @@
 
 Run with ``python -m tests.bench.store [--sizes 100,10000,100000] [--saves 25]``.
 Prints, per store size, the median time of one ``save_session`` and of
-``load_sessions``, then the ratio save(largest) / save(smallest), which should
+``load_sessions`` (wall, and the CPU time of all its threads, which a busy
+machine disturbs less), then the ratio save(largest) / save(smallest), which should
 stay below 2 since a save touches only its own file.
 """
 
@@ -57,26 +58,27 @@ def fill(root: Path, count: int) -> float:
     return time.perf_counter() - began
 
 
-def median_seconds(action: Callable[[int], object], repeats: int) -> float:
-    """Run ``action(i)`` ``repeats`` times; return the median wall time."""
-    times = []
+def median_seconds(action: Callable[[int], object], repeats: int) -> tuple[float, float]:
+    """Run ``action(i)`` ``repeats`` times; return the median wall time and the median CPU time."""
+    times, cpu = [], []
     for index in range(repeats):
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         action(index)
         times.append(time.perf_counter() - began)
-    return statistics.median(times)
+        cpu.append(time.process_time() - began_cpu)
+    return statistics.median(times), statistics.median(cpu)
 
 
-def measure(size: int, saves: int, loads: int, workdir: Path) -> tuple[float, float, float]:
-    """Return (seconds to build, median save, median load) for a store of ``size`` sessions."""
+def measure(size: int, saves: int, loads: int, workdir: Path) -> tuple[float, float, float, float]:
+    """Return (seconds to build, median save, median load, its CPU) for a store of ``size`` sessions."""
     root = workdir / f"store-{size}"
     built = fill(root, size)
     store = JSONStorage(root)  # timed saves are durable (fsync), as by default
     extra = [_session(size + index, prefix="extra") for index in range(saves)]
     store.save_session(_session(size + saves, prefix="warm-up"))
-    save = median_seconds(lambda index: store.save_session(extra[index]), saves)
-    load = median_seconds(lambda index: store.load_sessions(), loads)
-    return built, save, load
+    save, _ = median_seconds(lambda index: store.save_session(extra[index]), saves)
+    load, load_cpu = median_seconds(lambda index: store.load_sessions(), loads)
+    return built, save, load, load_cpu
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -89,14 +91,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="insight-bench-") as workdir:
-        columns = ("build s", "save_session ms", "load_sessions s", "load µs/session")
+        columns = ("build s", "save_session ms", "load_sessions s", "load CPU s", "load µs/session")
         print(f"{'sessions':>9} {columns[0]:>9}" + "".join(f" {name:>16}" for name in columns[1:]))
         saves: dict[int, float] = {}
         for size in sizes:
-            built, save, load = measure(size, args.saves, args.loads, Path(workdir))
+            built, save, load, cpu = measure(size, args.saves, args.loads, Path(workdir))
             saves[size] = save
             per = load / (size + args.saves) * 1e6
-            print(f"{size:>9} {built:>9.2f} {save * 1e3:>16.2f} {load:>16.3f} {per:>16.1f}", flush=True)
+            figures = f"{save * 1e3:>16.2f} {load:>16.3f} {cpu:>16.3f} {per:>16.1f}"
+            print(f"{size:>9} {built:>9.2f} {figures}", flush=True)
     smallest, largest = min(sizes), max(sizes)
     print(f"save({largest}) / save({smallest}) = {saves[largest] / saves[smallest]:.2f} (target < 2)")
 
