@@ -218,6 +218,10 @@ class FaultProxy:
                     sock.shutdown(socket.SHUT_RDWR)
         for thread in list(self._threads):
             thread.join(timeout=5)
+        with self._lock:
+            for sock in list(self._clients):
+                sock.close()  # one a failed forward left behind
+            self._clients.clear()
         if self._listener is not None:
             self._listener.close()
 
@@ -244,7 +248,10 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             self.seen.append(request)
-            fault = next((chosen for rule in self.rules if (chosen := rule(request)) is not None), None)
+            rules = list(self.rules)
+        # Rules run outside the lock: one may wait for other requests to arrive.
+        fault = next((chosen for rule in rules if (chosen := rule(request)) is not None), None)
+        with self._lock:
             if fault is None and self.kinds and self._random.random() < self.rate:
                 fault = self._random.choice(self.kinds)
             if fault in _BODY_FAULTS and not request.is_object_download:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,15 +276,28 @@ def s3(request: pytest.FixtureRequest) -> S3Target:
 
 
 @pytest.fixture
-def request_log(s3: S3Target) -> Iterator[RequestLog]:
-    """A recording proxy in front of the ``s3`` fixture's server."""
-    endpoint = urlsplit(s3.endpoint_url)
-    proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
-    proxy.start()
+def make_request_log() -> Iterator[Callable[[S3Target], RequestLog]]:
+    """Start a recording proxy in front of a target's server (stopped after the test)."""
+    proxies: list[FaultProxy] = []
+
+    def start(target: S3Target) -> RequestLog:
+        endpoint = urlsplit(target.endpoint_url)
+        proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
+        proxy.start()
+        proxies.append(proxy)
+        return RequestLog(proxy)
+
     try:
-        yield RequestLog(proxy)
+        yield start
     finally:
-        proxy.stop()
+        for proxy in proxies:
+            proxy.stop()
+
+
+@pytest.fixture
+def request_log(s3: S3Target, make_request_log: Callable[[S3Target], RequestLog]) -> RequestLog:
+    """A recording proxy in front of the ``s3`` fixture's server."""
+    return make_request_log(s3)
 
 
 @pytest.fixture

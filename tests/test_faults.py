@@ -69,7 +69,7 @@ def through_proxy(fault_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch) -> C
         return proxied_client(fault_proxy, **options)
 
     shared = client()
-    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=shared))
+    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri))
     return client
 
 
@@ -146,7 +146,7 @@ def test_permanent_faults_are_reported_for_those_objects_only(
     if fault in (Fault.STALL, Fault.SLOW_DOWN):  # stalls cost a read timeout, throttling a long backoff
         bad, retried = set(keys[5:7]), 3
         shared = through_proxy(read_timeout=0.5, max_attempts=retried)
-        monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=shared))
+        monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri))
     fault_proxy.plan(rules=[keys_rule(bad, fault)])
     root = tmp_path / "store"
     code = main(["import", f"s3://{seaweedfs_s3.bucket}/perm", "--storage", str(root), "--json"])
@@ -268,7 +268,7 @@ def test_adaptive_mode_slows_the_downloads_once_the_server_throttles_them(
     monkeypatch.setattr(adaptive.ClientRateLimiter, "on_receiving_response", hear)
     monkeypatch.setattr(bucket.TokenBucket, "acquire", acquire)
     shared = through_proxy(mode="adaptive")
-    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=shared))
+    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri))
     fault_proxy.plan(rules=[first_download])
 
     stats = JSONStorage(tmp_path / "store").import_sessions(f"s3://{seaweedfs_s3.bucket}/adaptive")

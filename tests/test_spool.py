@@ -144,7 +144,7 @@ def test_an_upload_holds_at_most_concurrency_bundles(
     sessions = [make_session(sut_name=f"sut-{n}") for n in range(20)]
     watch = BundlesHeld()
     monkeypatch.setattr(s3_pipeline, "encode_bundle", watch.encoded)
-    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=3)
+    backend = mock_s3.backend("team", concurrency=3)
     real_store = S3Backend.store_bundle
 
     def store(self: S3Backend, *args: Any, **kwargs: Any) -> str | None:

@@ -77,7 +77,7 @@ async def delete_counting(bucket: Bucket, keys: list[str], stats: ClearStats) ->
     """
     failed = await delete_keys(bucket, keys)
     for key, exc in sorted(failed.items()):
-        _error(stats, f"{bucket.object_uri(key)}: not deleted: {exc}")
+        _error(stats, str(exc))  # names the object and the action
     stats["deleted_objects"] += len(set(keys)) - len(failed)
     return set(failed)
 
