@@ -79,7 +79,9 @@ def test_round_trip_writes_the_layout_with_metadata_and_checksum(
     assert storage.get_session_by_id("nope") is None
 
 
-def test_scope_narrows_listing_to_the_sut_prefix_and_days(s3: S3Target, request_log: RequestLog, make_session: MakeSession) -> None:
+def test_scope_narrows_listing_to_the_sut_prefix_and_days(
+    s3: S3Target, request_log: RequestLog, make_session: MakeSession
+) -> None:
     storage = storage_on(s3, log=request_log)
     sessions = spread(make_session)
     storage.save_sessions(sessions)
@@ -112,7 +114,9 @@ def test_date_scope_over_every_sut_lists_each_sut_from_its_first_day(
     assert calls.seen["ListObjectsV2"][0].get("Delimiter") == "/"
 
 
-def test_a_scope_ending_at_midnight_does_not_list_that_day(s3: S3Target, request_log: RequestLog, make_session: MakeSession) -> None:
+def test_a_scope_ending_at_midnight_does_not_list_that_day(
+    s3: S3Target, request_log: RequestLog, make_session: MakeSession
+) -> None:
     storage = storage_on(s3, log=request_log)
     storage.save_sessions(spread(make_session, suts=("api",)))
     calls = request_log
@@ -123,7 +127,9 @@ def test_a_scope_ending_at_midnight_does_not_list_that_day(s3: S3Target, request
     assert [call["Key"].split("/")[3] for call in calls.seen["GetObject"]] == [f"date={day.date()}"]
 
 
-def test_a_plugin_id_is_looked_up_in_its_own_day_first(s3: S3Target, request_log: RequestLog, make_session: MakeSession) -> None:
+def test_a_plugin_id_is_looked_up_in_its_own_day_first(
+    s3: S3Target, request_log: RequestLog, make_session: MakeSession
+) -> None:
     storage = storage_on(s3, log=request_log)
     sessions = [
         make_session(
@@ -152,14 +158,20 @@ def test_a_recorded_run_is_saved_with_one_upload_however_full_its_day(
     calls = request_log
     calls.clear()
     latest = recorded()
-    storage_on(s3, log=request_log).save_recorded_session(latest)  # the next agent, knowing nothing of the bucket
+    storage_on(s3, log=request_log).save_recorded_session(
+        latest
+    )  # the next agent, knowing nothing of the bucket
     assert {name: len(calls.seen[name]) for name in ("ListObjectsV2", "GetObject", "PutObject")} == {
         "ListObjectsV2": 0,
         "GetObject": 0,
         "PutObject": 1,
     }
-    storage_on(s3, log=request_log).save_recorded_session(latest)  # a retried save: the same content-derived key, left alone
-    assert storage_on(s3, log=request_log).load_sessions() == sorted([*earlier, latest], key=lambda s: s.session_id)
+    storage_on(s3, log=request_log).save_recorded_session(
+        latest
+    )  # a retried save: the same content-derived key, left alone
+    assert storage_on(s3, log=request_log).load_sessions() == sorted(
+        [*earlier, latest], key=lambda s: s.session_id
+    )
 
 
 def test_a_recorded_session_under_another_id_is_checked_as_any_save(
@@ -200,7 +212,9 @@ def test_a_prefix_inside_the_layout_reads_only_that_part(s3: S3Target, make_sess
     ]
 
 
-def test_a_second_agent_never_overwrites_an_existing_bundle(s3: S3Target, request_log: RequestLog, make_session: MakeSession) -> None:
+def test_a_second_agent_never_overwrites_an_existing_bundle(
+    s3: S3Target, request_log: RequestLog, make_session: MakeSession
+) -> None:
     session = make_session()
     bundle = encode_bundle([session])
     key = bundle_key(session.sut_name, session.session_start_time.date(), bundle.bundle_id, "team")
@@ -337,7 +351,9 @@ def test_access_denied_names_the_action_and_key(
         with pytest.raises(AccessDeniedError) as listing:
             storage.load_sessions()
         with pytest.raises(AccessDeniedError) as writing:
-            run_sync(S3Backend(bucket, "team", endpoint_url=moto_server).write, [encode_session(make_session())])
+            run_sync(
+                S3Backend(bucket, "team", endpoint_url=moto_server).write, [encode_session(make_session())]
+            )
         assert str(listing.value).startswith(f"s3://{bucket}/team/v1/: access denied for s3:ListBucket")
         return listing.value, writing.value
 
@@ -462,7 +478,10 @@ def test_without_the_s3_extra_the_error_says_what_to_install() -> None:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert result.stdout.strip() == 'DependencyError S3 storage needs the s3 extra: pip install "pytest-insight[s3]"'
+    assert (
+        result.stdout.strip()
+        == 'DependencyError S3 storage needs the s3 extra: pip install "pytest-insight[s3]"'
+    )
 
 
 def test_without_boto3_obstore_reads_the_credentials_from_the_environment(

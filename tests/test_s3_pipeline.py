@@ -202,14 +202,20 @@ def test_an_import_into_a_local_store_writes_each_bundle_line_as_downloaded(
 
 
 def test_export_uploads_concurrently_and_twice_uploads_nothing_new(
-    s3: S3Target, request_log: RequestLog, make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Target,
+    request_log: RequestLog,
+    make_session: MakeSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     local = JSONStorage(tmp_path / "ci")
     local.save_sessions(
         make_session(sut_name=f"sut-{n % 4}", start=BASE_TIME + timedelta(days=n % 5, minutes=n))
         for n in range(40)
     )
-    monkeypatch.setenv("AWS_ENDPOINT_URL", request_log.endpoint_url)  # the export's backend, through the proxy
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", request_log.endpoint_url
+    )  # the export's backend, through the proxy
     reports: list[tuple[str, int, int | None]] = []
 
     def progress(phase: str, done: int, total: int | None) -> None:

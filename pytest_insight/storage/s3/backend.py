@@ -87,7 +87,12 @@ class S3Backend:
             )
             store = make_store(settings)
         self.bucket = Bucket(
-            bucket, prefix, store=store, settings=settings, concurrency=workers, limits=limits or Limits.from_env()
+            bucket,
+            prefix,
+            store=store,
+            settings=settings,
+            concurrency=workers,
+            limits=limits or Limits.from_env(),
         )
 
     @classmethod
@@ -155,7 +160,9 @@ class S3Backend:
 
     # -- writing ------------------------------------------------------------
 
-    async def write(self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None) -> int:
+    async def write(
+        self, sessions: Sequence[EncodedSession], progress: ProgressCallback | None = None
+    ) -> int:
         """Upload sessions as one bundle per SUT and day, ``concurrency`` at a time (an export).
 
         A bundle already there (same content, same key) is left alone, so

@@ -10,6 +10,7 @@ parallel uploads all land after one redirect.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -18,7 +19,7 @@ import anyio.to_thread
 
 from pytest_insight.core.decoding import Limits
 from pytest_insight.core.layout import LAYOUT_VERSION
-from pytest_insight.errors import ConfigurationError
+from pytest_insight.errors import ConfigurationError, EndpointError
 from pytest_insight.storage.s3.config import StoreSettings, bucket_region, make_store
 from pytest_insight.storage.s3.errors import STORE_ERRORS, is_precondition_failed, is_wrong_region, translate
 from pytest_insight.storage.s3.ids import IdIndex
@@ -35,6 +36,10 @@ DEFAULT_CONCURRENCY = 16
 
 MAX_CONCURRENCY = 64
 """Most parallel transfers accepted."""
+
+RESEND_BACKOFF = 0.05
+"""Seconds before the first resend of a write cut off by the connection; doubled each time, at most 5 s."""
+
 
 def check_concurrency(value: int | None) -> int:
     """Return ``value``, or the default when None.
@@ -109,13 +114,26 @@ class Bucket:
         """The ``s3://`` URI of one object, for messages."""
         return f"s3://{self.bucket}/{key}"
 
-    async def call(self, action: str, key: str, request: Callable[[ObjectStore], Awaitable[T]]) -> T | None:
+    async def call(
+        self,
+        action: str,
+        key: str,
+        request: Callable[[ObjectStore], Awaitable[T]],
+        *,
+        resend: bool = False,
+    ) -> T | None:
         """Send one request through the store; obstore's errors come back as ours.
+
+        obstore retries what it knows to be safe to send again. A conditional
+        PUT cut off by the connection is not among those (it may have landed);
+        with ``resend`` it is sent again here, with backoff: for our writes a
+        second answer of 412 means what the first one would have.
 
         Args:
             action: the IAM action, for messages (``s3:GetObject``).
             key: the object key or listing prefix, for messages.
             request: sends the request on the store it is given.
+            resend: send the request again when the connection failed.
 
         Returns:
             What ``request`` returned, or None when an ``If-None-Match`` /
@@ -125,17 +143,24 @@ class Bucket:
             StorageError: the request failed (see :mod:`~pytest_insight.storage.s3.errors`).
             ConfigurationError: no credentials, or the bucket is in another region.
         """
-        for attempt in range(2):
+        attempts = self.settings.max_attempts if self.settings is not None and resend else 1
+        moved = False
+        attempt = 0
+        while True:
             store = self.store
             try:
                 return await request(store)
             except STORE_ERRORS as exc:
                 if is_precondition_failed(exc):
                     return None
-                if attempt == 0 and is_wrong_region(exc) and await self._move_region(store):
+                if not moved and is_wrong_region(exc) and await self._move_region(store):
+                    moved = True
                     continue
-                raise translate(exc, action=action, bucket=self.bucket, key=key, endpoint=self.endpoint) from exc
-        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+                error = translate(exc, action=action, bucket=self.bucket, key=key, endpoint=self.endpoint)
+                attempt += 1
+                if not isinstance(error, EndpointError) or attempt >= attempts:
+                    raise error from exc
+            await anyio.sleep(min(RESEND_BACKOFF * 2**attempt, 5.0) * random.uniform(0.5, 1.0))  # noqa: S311
 
     async def _move_region(self, seen: Any) -> bool:
         """Rebuild the store for the bucket's own region; True when the request is worth sending again."""

@@ -175,7 +175,9 @@ def resolve_settings(
         endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         chosen = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         config = _checksum(None) | ({"skip_signature": True} if skip_signature else {})
-        client = _client_options(concurrency, endpoint, os.environ.get("AWS_CA_BUNDLE")) | _proxy(endpoint, None)
+        client = _client_options(concurrency, endpoint, os.environ.get("AWS_CA_BUNDLE")) | _proxy(
+            endpoint, None
+        )
         return StoreSettings(bucket, chosen, endpoint, config, client, None, attempts)
     from botocore.exceptions import BotoCoreError
 
@@ -225,7 +227,11 @@ def make_store(settings: StoreSettings) -> S3Store:
 
     retry: RetryConfig = {
         "max_retries": settings.max_attempts - 1,
-        "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=15), "base": 2},
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=15),
+            "base": 2,
+        },
         "retry_timeout": timedelta(minutes=3),
     }
     client: ClientConfig = settings.client  # type: ignore[assignment]  # built from ClientConfig's keys
@@ -253,9 +259,7 @@ def bucket_region(settings: StoreSettings) -> str | None:
         return None
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = settings.session.create_client(
-        "s3", endpoint_url=settings.endpoint, region_name=settings.region
-    )
+    client = settings.session.create_client("s3", endpoint_url=settings.endpoint, region_name=settings.region)
     try:
         response = client.head_bucket(Bucket=settings.bucket)
     except ClientError as exc:

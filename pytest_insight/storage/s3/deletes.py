@@ -39,7 +39,9 @@ async def delete_keys(bucket: Bucket, keys: Sequence[str]) -> dict[str, StorageE
 
     async def delete_one(key: str) -> None:
         try:
-            await bucket.call("s3:DeleteObject", key, lambda store: obstore.delete_async(store, key))
+            await bucket.call(
+                "s3:DeleteObject", key, lambda store: obstore.delete_async(store, key), resend=True
+            )
         except NotFoundError:
             pass  # already gone: what a delete wants
         except StorageError as exc:
@@ -48,7 +50,9 @@ async def delete_keys(bucket: Bucket, keys: Sequence[str]) -> dict[str, StorageE
     async def delete_batch(batch: list[str]) -> None:
         async with limiter:
             try:
-                await bucket.call("s3:DeleteObject", batch[0], lambda store: obstore.delete_async(store, batch))
+                await bucket.call(
+                    "s3:DeleteObject", batch[0], lambda store: obstore.delete_async(store, batch), resend=True
+                )
                 return
             except StorageError:
                 pass  # some key was refused: find which, one by one

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from obstore.store import ObjectStore
 
 __all__ = [
+    "DAMAGED_BODY_ATTEMPTS",
     "INLINE_DECODE_BYTES",
     "Downloaded",
     "StoredBundle",
@@ -94,9 +95,11 @@ async def put_bundle(bucket: Bucket, key: str, bundle: Bundle, *, if_match: str 
     mode: Any = {"e_tag": if_match} if if_match else "create"
 
     async def put(store: ObjectStore) -> Any:
-        return await obstore.put_async(store, key, bundle.data, attributes=attributes, mode=mode, use_multipart=False)
+        return await obstore.put_async(
+            store, key, bundle.data, attributes=attributes, mode=mode, use_multipart=False
+        )
 
-    result = await bucket.call("s3:PutObject", key, put)
+    result = await bucket.call("s3:PutObject", key, put, resend=True)
     if result is None:
         return None
     etag = str(result.get("e_tag") or "")
@@ -178,11 +181,30 @@ async def decode(fetched: Downloaded | StoredBundle, limits: Limits) -> StoredBu
     return await anyio.to_thread.run_sync(_decode, fetched, limits)
 
 
+DAMAGED_BODY_ATTEMPTS = 3
+"""Downloads of an object whose content does not verify (damaged in transit) before it is reported."""
+
+
+def _damaged(stored: StoredBundle) -> bool:
+    """Whether nothing of the object verified: a body damaged in transit looks like this."""
+    return not stored.sessions and len(stored.errors) == 1 and stored.errors[0].line is None
+
+
 async def read_bundle(bucket: Bucket, key: str, limits: Limits | None = None) -> StoredBundle:
     """Download and decode one bundle; a failure is recorded in the result, never raised.
+
+    A body that does not verify as a whole (corrupt gzip, truncated, not
+    matching its bundle id) is downloaded again, up to
+    :data:`DAMAGED_BODY_ATTEMPTS` times in all: over plain HTTP nothing else
+    catches a body damaged in transit.
 
     Raises:
         ConfigurationError: no credentials (nothing will work).
     """
     bounds = limits or bucket.limits
+    for _attempt in range(DAMAGED_BODY_ATTEMPTS - 1):
+        fetched = await fetch(bucket, key, bounds)
+        stored = await decode(fetched, bounds)
+        if not isinstance(fetched, Downloaded) or not _damaged(stored):
+            return stored
     return await decode(await fetch(bucket, key, bounds), bounds)

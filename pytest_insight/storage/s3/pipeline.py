@@ -36,7 +36,7 @@ from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.storage.s3.bucket import Bucket
-from pytest_insight.storage.s3.objects import StoredBundle, decode, fetch, put_bundle
+from pytest_insight.storage.s3.objects import StoredBundle, put_bundle, read_bundle
 
 __all__ = ["KEY_BUFFER_FACTOR", "each_key", "read_bundles", "run_concurrently", "upload_sessions"]
 
@@ -72,8 +72,7 @@ async def read_bundles(
     async def transfer(key: str) -> None:
         try:
             async with requests:
-                fetched = await fetch(bucket, key, bounds)
-            result: StoredBundle | Exception = await decode(fetched, bounds)
+                result: StoredBundle | Exception = await read_bundle(bucket, key, bounds)
         except Exception as exc:  # no credentials, a bug: handed to the consumer, raised there as itself
             result = exc
         with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -81,16 +80,15 @@ async def read_bundles(
 
     async def produce() -> None:
         nonlocal failure
-        async with send:
-            async with anyio.create_task_group() as transfers:
-                try:
-                    async with aclosing(keys) as listed:  # type: ignore[type-var]
-                        async for key in listed:
-                            await room.acquire()
-                            transfers.start_soon(transfer, key)
-                except Exception as exc:  # the listing failed: raised to the consumer as itself
-                    failure = exc
-                    transfers.cancel_scope.cancel()
+        async with send, anyio.create_task_group() as transfers:
+            try:
+                async with aclosing(keys) as listed:  # type: ignore[type-var]
+                    async for key in listed:
+                        await room.acquire()
+                        transfers.start_soon(transfer, key)
+            except Exception as exc:  # the listing failed: raised to the consumer as itself
+                failure = exc
+                transfers.cancel_scope.cancel()
 
     async with anyio.create_task_group() as group:
         group.start_soon(produce)

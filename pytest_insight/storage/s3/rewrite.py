@@ -55,7 +55,9 @@ async def rewrite_without(
         if stored.failure is not None:
             raise stored.failure
         if stored.errors:
-            raise CorruptStoreError(bucket.object_uri(key), None, f"cannot rewrite a corrupt bundle: {stored.errors[0]}")
+            raise CorruptStoreError(
+                bucket.object_uri(key), None, f"cannot rewrite a corrupt bundle: {stored.errors[0]}"
+            )
         remaining = [session for session in stored.sessions if not drop(session)]
         removed = len(stored.sessions) - len(remaining)
         if not removed:

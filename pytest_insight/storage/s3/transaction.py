@@ -117,6 +117,7 @@ class S3Transaction:
                 if stored.failure is not None:
                     raise stored.failure
                 self._bundles[stored.key] = stored
+
     def _stored(self, session_id: str) -> TestSession | None:
         for key in self._index.keys_of(session_id):
             stored = self._bundles.get(key)  # None: indexed by another transaction since the read
@@ -196,7 +197,9 @@ class S3Transaction:
             emptied: list[str] = []
 
             async def rewrite(key: str, removed: set[str]) -> None:
-                done = await rewrite_without(self._bucket, self._bundles[key], lambda s: s.session_id in removed)
+                done = await rewrite_without(
+                    self._bucket, self._bundles[key], lambda s: s.session_id in removed
+                )
                 if done.emptied:
                     emptied.append(key)
 
