@@ -9,8 +9,8 @@ Registered from ``tests/conftest.py`` with ``pytest_plugins = ["tests.s3servers"
   with one identity (``-s3.config``), so it verifies every signature: a
   signing or credential bug fails the tests that use it. One per xdist worker
   at most; tests that use it are marked ``seaweedfs`` and kept on one worker.
-- ``memory_storage`` / ``moto_storage`` / ``seaweedfs_storage``: an empty
-  :class:`S3Storage` for the backend contract suite (``memory_storage`` runs
+- ``s3_memory_storage`` / ``moto_storage`` / ``seaweedfs_storage``: an empty
+  :class:`S3Storage` for the backend contract suite (``s3_memory_storage`` runs
   over obstore's in-process ``MemoryStore``).
 - ``request_log``: a recording proxy in front of the test's server, to assert
   on the requests the backend sends.
@@ -301,7 +301,7 @@ def request_log(s3: S3Target, make_request_log: Callable[[S3Target], RequestLog]
 
 
 @pytest.fixture
-def memory_storage() -> S3Storage:
+def s3_memory_storage() -> S3Storage:
     """An empty S3 storage over obstore's in-process ``MemoryStore`` (no server, no credentials)."""
     from obstore.store import MemoryStore
 

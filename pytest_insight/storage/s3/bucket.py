@@ -1,6 +1,13 @@
 """The bottom of the S3 backend: one bucket prefix, its one obstore store, and the one call wrapper.
 
-Every request of the package goes through :meth:`Bucket.call`, which
+Every request of the package goes through :meth:`Bucket.call`. It runs
+obstore's blocking call in a worker thread (the bytes move in obstore's Rust
+runtime with the GIL released). obstore's ``*_async`` functions would save
+the thread hop, but in obstore 0.12.1 a process that exits right after one
+aborts (SIGABRT) in about one run in twenty: its runtime's threads still touch
+the interpreter while it shuts down. The blocking calls never do. A cancelled
+call (Ctrl-C) is abandoned at once: the request ends in its thread, unawaited.
+:meth:`Bucket.call` also
 translates obstore's errors (:mod:`~pytest_insight.storage.s3.errors`), answers
 a failed ``If-None-Match`` / ``If-Match`` condition with None, and, when the
 bucket turns out to live in another region than configured, asks botocore for
@@ -11,7 +18,7 @@ parallel uploads all land after one redirect.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -118,7 +125,7 @@ class Bucket:
         self,
         action: str,
         key: str,
-        request: Callable[[ObjectStore], Awaitable[T]],
+        request: Callable[[ObjectStore], T],
         *,
         resend: bool = False,
     ) -> T | None:
@@ -132,7 +139,7 @@ class Bucket:
         Args:
             action: the IAM action, for messages (``s3:GetObject``).
             key: the object key or listing prefix, for messages.
-            request: sends the request on the store it is given.
+            request: sends the request on the store it is given (blocking; run in a thread).
             resend: send the request again when the connection failed.
 
         Returns:
@@ -149,7 +156,7 @@ class Bucket:
         while True:
             store = self.store
             try:
-                return await request(store)
+                return await anyio.to_thread.run_sync(request, store, abandon_on_cancel=True)
             except STORE_ERRORS as exc:
                 if is_precondition_failed(exc):
                     return None

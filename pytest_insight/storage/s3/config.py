@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies
+from pathlib import Path
 
 from pytest_insight.errors import ConfigurationError, DependencyError
 
@@ -134,7 +135,10 @@ def _client_options(concurrency: int, endpoint: str | None, ca_bundle: str | Non
     if endpoint and endpoint.startswith("http://"):
         options["allow_http"] = True
     if ca_bundle:
-        options["root_certificate"] = ca_bundle
+        try:
+            options["root_certificate"] = Path(ca_bundle).read_bytes()  # obstore takes the PEM text
+        except OSError as exc:
+            raise ConfigurationError(f"CA bundle {ca_bundle}: {exc.strerror or exc}") from exc
     return options
 
 
@@ -170,7 +174,6 @@ def resolve_settings(
     skip_signature = _unsigned(unsigned)
     try:
         import botocore.session
-        from obstore.auth.boto3 import Boto3CredentialProvider
     except ImportError:
         endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
         chosen = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
@@ -179,6 +182,7 @@ def resolve_settings(
             endpoint, None
         )
         return StoreSettings(bucket, chosen, endpoint, config, client, None, attempts)
+    from botocore.credentials import RefreshableCredentials
     from botocore.exceptions import BotoCoreError
 
     try:
@@ -211,8 +215,17 @@ def resolve_settings(
     ca_bundle = session.get_config_variable("ca_bundle")
     client = _client_options(concurrency, endpoint, ca_bundle) | _proxy(endpoint, meta.config.proxies)
     provider = None
-    if credentials is not None:
+    if isinstance(credentials, RefreshableCredentials):  # SSO, assume-role, web identity: refreshed
+        try:
+            from obstore.auth.boto3 import Boto3CredentialProvider
+        except ImportError as exc:  # botocore came with something else, boto3 did not
+            raise DependencyError(INSTALL_HINT) from exc
         provider = Boto3CredentialProvider(session, ttl=timedelta(minutes=5))
+    elif credentials is not None:  # keys that never change: handed over once, no callback per refresh
+        frozen = credentials.get_frozen_credentials()
+        config |= {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key}
+        if frozen.token:
+            config["session_token"] = frozen.token
     return StoreSettings(bucket, chosen, endpoint, config, client, provider, attempts, session)
 
 

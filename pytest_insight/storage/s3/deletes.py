@@ -40,7 +40,7 @@ async def delete_keys(bucket: Bucket, keys: Sequence[str]) -> dict[str, StorageE
     async def delete_one(key: str) -> None:
         try:
             await bucket.call(
-                "s3:DeleteObject", key, lambda store: obstore.delete_async(store, key), resend=True
+                "s3:DeleteObject", key, lambda store: obstore.delete(store, key), resend=True
             )
         except NotFoundError:
             pass  # already gone: what a delete wants
@@ -51,7 +51,7 @@ async def delete_keys(bucket: Bucket, keys: Sequence[str]) -> dict[str, StorageE
         async with limiter:
             try:
                 await bucket.call(
-                    "s3:DeleteObject", batch[0], lambda store: obstore.delete_async(store, batch), resend=True
+                    "s3:DeleteObject", batch[0], lambda store: obstore.delete(store, batch), resend=True
                 )
                 return
             except StorageError:

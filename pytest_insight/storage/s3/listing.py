@@ -86,18 +86,17 @@ async def list_pages(
     stream: Any = None
     opened_on: Any = None
 
-    async def next_page(store: ObjectStore) -> list[Any]:
+    def next_page(store: ObjectStore) -> list[Any]:
         nonlocal stream, opened_on
         if stream is None or opened_on is not store:  # a store rebuilt for another region starts over
             stream = obstore.list(store, directory or None, offset=after or None, chunk_size=PAGE_KEYS)
             opened_on = store
-        page: list[Any] = await stream.__anext__()
+        page: list[Any] = next(stream, [])
         return page
 
     while True:
-        try:
-            page = await bucket.call("s3:ListBucket", prefix, next_page)
-        except StopAsyncIteration:
+        page = await bucket.call("s3:ListBucket", prefix, next_page)
+        if not page:
             return
         rows = [(str(item["path"]), str(item.get("e_tag") or ""), int(item["size"])) for item in page or ()]
         yield [row for row in rows if row[0].startswith(stem)] if partial_name else rows
@@ -110,7 +109,7 @@ async def list_prefixes(bucket: Bucket, prefix: str) -> list[str]:
         StorageError: the request failed.
     """
     found = await bucket.call(
-        "s3:ListBucket", prefix, lambda store: obstore.list_with_delimiter_async(store, prefix.rstrip("/"))
+        "s3:ListBucket", prefix, lambda store: obstore.list_with_delimiter(store, prefix.rstrip("/"))
     )
     return [f"{name.rstrip('/')}/" for name in (found or {}).get("common_prefixes", [])]
 

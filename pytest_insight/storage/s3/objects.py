@@ -94,8 +94,8 @@ async def put_bundle(bucket: Bucket, key: str, bundle: Bundle, *, if_match: str 
     attributes: dict[str, str] = {"Content-Type": "application/gzip", **bundle_metadata(bundle)}
     mode: Any = {"e_tag": if_match} if if_match else "create"
 
-    async def put(store: ObjectStore) -> Any:
-        return await obstore.put_async(
+    def put(store: ObjectStore) -> Any:
+        return obstore.put(
             store, key, bundle.data, attributes=attributes, mode=mode, use_multipart=False
         )
 
@@ -115,8 +115,8 @@ async def head_metadata(bucket: Bucket, key: str) -> dict[str, str]:
         StorageError: the request failed.
     """
 
-    async def head(store: ObjectStore) -> dict[str, str]:
-        result = await obstore.get_async(store, key, options={"head": True})
+    def head(store: ObjectStore) -> dict[str, str]:
+        result = obstore.get(store, key, options={"head": True})
         return {str(name): str(value) for name, value in result.attributes.items()}
 
     return await bucket.call("s3:GetObject", key, head) or {}
@@ -135,12 +135,12 @@ async def fetch(bucket: Bucket, key: str, limits: Limits) -> Downloaded | Stored
     """
     uri = bucket.object_uri(key)
 
-    async def get(store: ObjectStore) -> tuple[bytes | None, str, dict[str, str]]:
-        result = await obstore.get_async(store, key)
+    def get(store: ObjectStore) -> tuple[bytes | None, str, dict[str, str]]:
+        result = obstore.get(store, key)
         meta, attributes = result.meta, result.attributes
         if meta["size"] > limits.max_bytes:
             return None, "", {}  # refused before its body is read
-        body = bytes(await result.bytes_async())
+        body = bytes(result.bytes())
         metadata = {str(name): str(value) for name, value in attributes.items()}
         return body, str(meta.get("e_tag") or ""), metadata
 
