@@ -43,6 +43,7 @@ __all__ = [
     "EXIT_ERRORS",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "console_main",
     "EXIT_USAGE",
     "main",
     "rare_full_collections",
@@ -75,6 +76,24 @@ def rare_full_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*thresholds)
+
+
+def console_main() -> None:
+    """The ``insight`` command's entry point: :func:`main`, then exit with its code.
+
+    After Ctrl-C the process exits at once, without waiting for the worker
+    threads of transfers under way (each would block until its request times
+    out); what was committed is already on disk.
+
+    Raises:
+        SystemExit: always, with the exit code.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
