@@ -103,7 +103,7 @@ class RequestLog:
         return _ByOperation(self)
 
     def of(self, operation: str) -> list[dict[str, Any]]:
-        """The requests of one S3 operation (``GetObject``, ``PutObject``, ``ListObjectsV2``, ``DeleteObjects``...)."""
+        """The requests of one S3 operation (``GetObject``, ``PutObject``, ``ListObjectsV2``...)."""
         return [_params(request) for request in self.proxy.seen if _operation(request) == operation]
 
 

@@ -67,7 +67,7 @@ def _handler(stub: S3Stub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        def log_message(self, format: str, *args: Any) -> None:
             return
 
         def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:

@@ -20,7 +20,7 @@ import pytest
 
 from pytest_insight.core.exchange import MergeStrategy
 from pytest_insight.core.models import TestSession
-from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage
+from pytest_insight.core.storage import InMemoryStorage, JSONStorage
 from tests.conftest import BASE_TIME, build_session
 from tests.s3servers import S3Target
 

@@ -69,7 +69,9 @@ def test_parallel_uploads_to_a_bucket_in_another_region_all_land_after_one_looku
 ) -> None:
     stub.bucket_region = "eu-west-2"
     sessions = [make_session(sut_name=f"svc-{n}", start=BASE_TIME + timedelta(days=n)) for n in range(8)]
-    backend = S3Backend(stub.bucket, "team", endpoint_url=stub.endpoint_url, region="us-east-1", concurrency=8)
+    backend = S3Backend(
+        stub.bucket, "team", endpoint_url=stub.endpoint_url, region="us-east-1", concurrency=8
+    )
     assert run_sync(backend.write, [encode_session(s) for s in sessions]) == 8
     assert len(stub.objects) == 8
     lookups = [r for r in stub.requests if r.method == "HEAD" and "/" not in r.path.strip("/")]

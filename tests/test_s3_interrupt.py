@@ -33,7 +33,9 @@ def wait_for(condition: object, timeout: float) -> None:
 def test_ctrl_c_stops_an_import_within_a_second_and_exits_130(
     mock_s3: S3Target, make_session: MakeSession, tmp_path: Path
 ) -> None:
-    sessions = [make_session(sut_name=f"svc-{n % 4}", start=BASE_TIME + timedelta(days=n)) for n in range(120)]
+    sessions = [
+        make_session(sut_name=f"svc-{n % 4}", start=BASE_TIME + timedelta(days=n)) for n in range(120)
+    ]
     InMemoryStorage(sessions).export_sessions(f"s3://{mock_s3.bucket}/team")
     host, port = mock_s3.endpoint_url.removeprefix("http://").split(":")
     proxy = FaultProxy((host, int(port)))
@@ -49,7 +51,11 @@ def test_ctrl_c_stops_an_import_within_a_second_and_exits_130(
     proxy.plan(rules=[stall_after_some])
     proxy.start()
     store = tmp_path / "store"
-    env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint_url, "PYTEST_INSIGHT_HOME": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": proxy.endpoint_url,
+        "PYTEST_INSIGHT_HOME": str(tmp_path / "home"),
+    }
     command = [sys.executable, "-m", "pytest_insight", "import", f"s3://{mock_s3.bucket}/team", "--storage"]
     try:
         with subprocess.Popen(

@@ -76,7 +76,7 @@ async def delete_counting(bucket: Bucket, keys: list[str], stats: ClearStats) ->
         The keys that were not deleted.
     """
     failed = await delete_keys(bucket, keys)
-    for key, exc in sorted(failed.items()):
+    for _key, exc in sorted(failed.items()):
         _error(stats, str(exc))  # names the object and the action
     stats["deleted_objects"] += len(set(keys)) - len(failed)
     return set(failed)

@@ -23,10 +23,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from urllib.request import getproxies
-from pathlib import Path
 
 from pytest_insight.errors import ConfigurationError, DependencyError
 
@@ -175,26 +175,44 @@ def resolve_settings(
     try:
         import botocore.session
     except ImportError:
-        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        chosen = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        config = _checksum(None) | ({"skip_signature": True} if skip_signature else {})
-        client = _client_options(concurrency, endpoint, os.environ.get("AWS_CA_BUNDLE")) | _proxy(
-            endpoint, None
-        )
-        return StoreSettings(bucket, chosen, endpoint, config, client, None, attempts)
+        return _from_environment(bucket, endpoint_url, region, concurrency, skip_signature, attempts)
+    return _from_botocore(
+        botocore.session.Session(), bucket, endpoint_url, region, concurrency, skip_signature, attempts
+    )
+
+
+def _from_environment(
+    bucket: str, endpoint_url: str | None, region: str | None, concurrency: int, unsigned: bool, attempts: int
+) -> StoreSettings:
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    chosen = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = _checksum(None) | ({"skip_signature": True} if unsigned else {})
+    client = _client_options(concurrency, endpoint, os.environ.get("AWS_CA_BUNDLE")) | _proxy(endpoint, None)
+    return StoreSettings(bucket, chosen, endpoint, config, client, None, attempts)
+
+
+def _from_botocore(
+    session: Any,
+    bucket: str,
+    endpoint_url: str | None,
+    region: str | None,
+    concurrency: int,
+    unsigned: bool,
+    attempts: int,
+) -> StoreSettings:
     from botocore.credentials import RefreshableCredentials
     from botocore.exceptions import BotoCoreError
 
     try:
-        session = botocore.session.Session()
         meta = session.create_client("s3", endpoint_url=endpoint_url, region_name=region).meta
-        credentials = None if skip_signature else session.get_credentials()
+        credentials = None if unsigned else session.get_credentials()
     except BotoCoreError as exc:
         raise ConfigurationError(f"s3://{bucket}: {exc}") from exc
-    resolved = meta.endpoint_url
+    client_config: Any = meta.config  # botocore's stubs leave out the attributes read here
+    resolved = str(meta.endpoint_url)
     chosen = meta.region_name if meta.region_name not in (None, "aws-global") else "us-east-1"
-    addressing = (meta.config.s3 or {}).get("addressing_style", "auto")
-    config: dict[str, Any] = _checksum(meta.config.request_checksum_calculation)
+    addressing = (client_config.s3 or {}).get("addressing_style", "auto")
+    config: dict[str, Any] = _checksum(client_config.request_checksum_calculation)
     endpoint: str | None = None
     if not _is_aws(resolved):
         endpoint = resolved
@@ -205,7 +223,7 @@ def resolve_settings(
     elif (urlsplit(resolved).hostname or "").endswith(".cn") and "." not in bucket:
         endpoint = f"https://{bucket}.{urlsplit(resolved).hostname}"  # obstore builds .com hosts only
         config["virtual_hosted_style_request"] = True
-    if skip_signature:
+    if unsigned:
         config["skip_signature"] = True
     elif credentials is None:
         raise ConfigurationError(
@@ -213,7 +231,7 @@ def resolve_settings(
             "or AWS_PROFILE, or configure a profile"
         )
     ca_bundle = session.get_config_variable("ca_bundle")
-    client = _client_options(concurrency, endpoint, ca_bundle) | _proxy(endpoint, meta.config.proxies)
+    client = _client_options(concurrency, endpoint, ca_bundle) | _proxy(endpoint, client_config.proxies)
     provider = None
     if isinstance(credentials, RefreshableCredentials):  # SSO, assume-role, web identity: refreshed
         try:

@@ -39,9 +39,7 @@ async def delete_keys(bucket: Bucket, keys: Sequence[str]) -> dict[str, StorageE
 
     async def delete_one(key: str) -> None:
         try:
-            await bucket.call(
-                "s3:DeleteObject", key, lambda store: obstore.delete(store, key), resend=True
-            )
+            await bucket.call("s3:DeleteObject", key, lambda store: obstore.delete(store, key), resend=True)
         except NotFoundError:
             pass  # already gone: what a delete wants
         except StorageError as exc:

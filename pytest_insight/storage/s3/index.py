@@ -48,7 +48,7 @@ async def refresh_index(bucket: Bucket, scope: Scope) -> None:
         async with aclosing(list_objects(bucket, scope)) as objects:
             async for item in objects:
                 listed[item.key] = item.etag
-        for key in [key for key in index.keys() if key not in listed and _inside(bucket, key, scope)]:
+        for key in [key for key in list(index.keys()) if key not in listed and _inside(bucket, key, scope)]:
             index.drop(key)
         changed = [key for key, etag in listed.items() if index.etag(key) != etag]
         async with aclosing(read_bundles(bucket, each_key(changed))) as bundles:

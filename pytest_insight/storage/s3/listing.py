@@ -111,7 +111,8 @@ async def list_prefixes(bucket: Bucket, prefix: str) -> list[str]:
     found = await bucket.call(
         "s3:ListBucket", prefix, lambda store: obstore.list_with_delimiter(store, prefix.rstrip("/"))
     )
-    return [f"{name.rstrip('/')}/" for name in (found or {}).get("common_prefixes", [])]
+    names: list[str] = list(found["common_prefixes"]) if found is not None else []
+    return [f"{name.rstrip('/')}/" for name in names]
 
 
 async def _listing_prefixes(bucket: Bucket, scope: Scope) -> list[str]:

@@ -95,9 +95,7 @@ async def put_bundle(bucket: Bucket, key: str, bundle: Bundle, *, if_match: str 
     mode: Any = {"e_tag": if_match} if if_match else "create"
 
     def put(store: ObjectStore) -> Any:
-        return obstore.put(
-            store, key, bundle.data, attributes=attributes, mode=mode, use_multipart=False
-        )
+        return obstore.put(store, key, bundle.data, attributes=attributes, mode=mode, use_multipart=False)
 
     result = await bucket.call("s3:PutObject", key, put, resend=True)
     if result is None:
