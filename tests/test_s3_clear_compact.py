@@ -17,6 +17,7 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import S3Storage, run_sync
 from pytest_insight.errors import StorageError
 from pytest_insight.storage.base import Scope
+from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3.clear import clear_scope
 from tests.conftest import BASE_TIME, MakeSession
 from tests.faultproxy import Fault, ProxyRequest
@@ -126,6 +127,7 @@ def test_a_refused_delete_is_counted_and_named(
         storage.clear_sessions(scope=Scope(sut_name="api"))
     assert mock_s3.keys("team/") == [refused]  # the batch was refused, then each key was tried alone
     storage.save_sessions(published[1:])
+    assert isinstance(storage.backend, S3Backend)
     stats = run_sync(clear_scope, storage.backend.bucket, Scope(sut_name="api"))
     assert stats["errors"] == 1
     assert refused in stats["error_messages"][0]

@@ -19,6 +19,7 @@ from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_ses
 from pytest_insight.core.spool import SessionSpool
 from pytest_insight.core.storage import InMemoryStorage
 from pytest_insight.errors import StorageError
+from pytest_insight.storage.s3 import objects as s3_objects
 from pytest_insight.storage.s3 import pipeline as s3_pipeline
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import S3Target
@@ -144,7 +145,7 @@ def test_an_upload_holds_at_most_concurrency_bundles(
     watch = BundlesHeld()
     monkeypatch.setattr(s3_pipeline, "encode_bundle", watch.encoded)
     backend = mock_s3.backend("team", concurrency=3)
-    real_put = s3_pipeline.put_bundle
+    real_put = s3_objects.put_bundle
 
     async def put(*args: Any, **kwargs: Any) -> str | None:
         etag = await real_put(*args, **kwargs)
