@@ -17,6 +17,7 @@ BENCHMARKS = [
     ("exchange: local files", "tests.bench.exchange", []),
     ("decode: sessions of 1,000 results", "tests.bench.decode", []),
     ("s3: SeaweedFS, against aws s3 cp, s5cmd and boto3", "tests.bench.s3", sys.argv[1:]),
+    ("s3 ops: CPU per object for list, get and put, against s5cmd", "tests.bench.s3_ops", []),
 ]
 
 if __name__ == "__main__":
