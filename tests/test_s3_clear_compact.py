@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,9 +75,13 @@ def test_clear_of_thousands_of_bundles_sends_batches_of_at_most_1000(
     s3: S3Target, request_log: RequestLog
 ) -> None:
     storage = s3.storage("team", endpoint_url=request_log.endpoint_url)
-    for index in range(1005):  # empty-looking bundles: counted from metadata, never opened
+
+    def put(index: int) -> None:  # empty-looking bundles: counted from metadata, never opened
         key = f"team/v1/sut=api/date=2024-05-01/{index:032x}.jsonl.gz"
         s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"x", Metadata={"session-count": "2"})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(1005)))
     requests = request_log
     requests.clear()
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2010

@@ -131,9 +131,7 @@ def main() -> None:
                     figures.setdefault(f"s5cmd {step}", []).append((wall - base[0], cpu - base[1]))
     finally:
         stop_seaweedfs(server)
-    print(
-        f"{args.objects} objects of {args.size} bytes, concurrency {args.concurrency}, median of {args.rounds}"
-    )
+    print(f"{args.objects} objects of {args.size} B, concurrency {args.concurrency}, median of {args.rounds}")
     print(f"{'step':<12} {'CPU µs/object':>14} {'objects/s':>10}")
     for name, runs in figures.items():
         wall = median(w for w, _ in runs)
