@@ -26,6 +26,27 @@ PUBLIC_MODULES = [
     "pytest_insight.core.query",
     "pytest_insight.core.summary",
     "pytest_insight.storage.base",
+    "pytest_insight.storage.s3",
+    *(
+        f"pytest_insight.storage.s3.{name}"
+        for name in (
+            "backend",
+            "bucket",
+            "clear",
+            "compact",
+            "config",
+            "deletes",
+            "errors",
+            "ids",
+            "index",
+            "listing",
+            "objects",
+            "pipeline",
+            "reads",
+            "rewrite",
+            "transaction",
+        )
+    ),
 ]
 
 
