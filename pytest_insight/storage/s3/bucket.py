@@ -150,6 +150,9 @@ class Bucket:
             StorageError: the request failed (see :mod:`~pytest_insight.storage.s3.errors`).
             ConfigurationError: no credentials, or the bucket is in another region.
         """
+        threads = anyio.to_thread.current_default_thread_limiter()
+        if threads.total_tokens < self.concurrency + 8:  # anyio's default of 40 would cap concurrency
+            threads.total_tokens = self.concurrency + 8
         attempts = self.settings.max_attempts if self.settings is not None and resend else 1
         moved = False
         attempt = 0
