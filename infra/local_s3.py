@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "ACCESS_KEY",
     "DEFAULT_BUCKET",
+    "SECRET_KEY",
     "S3Server",
     "SeaweedStartError",
     "find_weed",
@@ -157,7 +159,25 @@ def _pick_ports(count: int) -> list[int]:
     return ports
 
 
-def _command(weed: Path, data_dir: Path, ports: dict[str, int]) -> list[str]:
+def _write_identities(data_dir: Path) -> Path:
+    """An ``-s3.config`` file with one identity: SeaweedFS then verifies every request's signature."""
+    import json
+
+    config = {
+        "identities": [
+            {
+                "name": "insight",
+                "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+    path = data_dir / "s3-identities.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def _command(weed: Path, data_dir: Path, ports: dict[str, int], identities: Path | None = None) -> list[str]:
     command = [
         str(weed),
         "mini",
@@ -173,6 +193,8 @@ def _command(weed: Path, data_dir: Path, ports: dict[str, int]) -> list[str]:
     ]
     for service, port in ports.items():
         command += [f"-{service}.port={port}", f"-{service}.port.grpc={port + GRPC_OFFSET}"]
+    if identities is not None:
+        command.append(f"-s3.config={identities}")
     if len(str(data_dir)) < _SOCKET_PATH_LIMIT:
         # Keep the unix sockets with the data, not in /tmp where a stop can leave them behind.
         command += [f"-s3.localSocket={data_dir}/s3.sock", f"-filer.localSocket={data_dir}/filer.sock"]
@@ -238,6 +260,7 @@ def start_seaweedfs(
     bucket: str | None = DEFAULT_BUCKET,
     timeout: float = 30.0,
     attempts: int = 3,
+    check_signatures: bool = False,
 ) -> S3Server:
     """Start ``weed mini`` on 127.0.0.1 free ports and wait until it answers S3.
 
@@ -246,6 +269,8 @@ def start_seaweedfs(
         bucket: a bucket to create once the server is up, or None for none.
         timeout: seconds to wait for the server to answer, per attempt.
         attempts: starts to try on fresh ports when one fails (a port race).
+        check_signatures: start with one identity (:data:`ACCESS_KEY`, :data:`SECRET_KEY`), so
+            SeaweedFS verifies signatures and refuses other keys (``SignatureDoesNotMatch``).
 
     Returns:
         The running server; stop it with :func:`stop_seaweedfs`.
@@ -261,12 +286,13 @@ def start_seaweedfs(
     root = Path(tempfile.mkdtemp(prefix="insight-s3-")) if data_dir is None else Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
+    identities = _write_identities(root) if check_signatures else None
     for attempt in range(1, attempts + 1):
         ports = dict(zip(SERVICES, _pick_ports(len(SERVICES)), strict=True))
         started = time.monotonic()
         with (root / "weed.log").open("wb") as log:
             process = subprocess.Popen(
-                _command(weed, root, ports),
+                _command(weed, root, ports, identities),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pytest_insight.cli.main import main
+from pytest_insight.cli.main import console_main
 
 __all__: list[str] = []
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console_main()

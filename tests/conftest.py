@@ -13,7 +13,7 @@ from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, 
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 from pytest_insight.storage.local import LocalBackend
 
-pytest_plugins = ["tests.s3servers", "tests.faultproxy"]
+pytest_plugins = ["tests.faultproxy", "tests.s3servers"]
 
 BASE_TIME = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
 

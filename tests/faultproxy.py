@@ -66,11 +66,13 @@ _ERROR_REPLIES = {
 
 @dataclass(frozen=True)
 class ProxyRequest:
-    """One request as the proxy saw it: method, path (without the query) and query string."""
+    """One request as the proxy saw it: method, path (without the query), query string, headers and body."""
 
     method: str
     path: str
     query: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
 
     @property
     def is_object_download(self) -> bool:
@@ -94,6 +96,14 @@ class _Message:
             if key.strip().lower() == wanted:
                 return value.strip().decode("latin-1")
         return None
+
+    def headers(self) -> dict[str, str]:
+        """Every header, by lower-case name."""
+        found: dict[str, str] = {}
+        for line in self.head[1:]:
+            key, _, value = line.partition(b":")
+            found[key.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+        return found
 
     def without(self, *names: str) -> list[bytes]:
         drop = {name.lower().encode() for name in names}
@@ -164,6 +174,7 @@ class FaultProxy:
     requests: int = 0
     counts: Counter[Fault] = field(default_factory=Counter)
     injected: list[tuple[str, str, Fault]] = field(default_factory=list)
+    seen: list[ProxyRequest] = field(default_factory=list)
     _random: random.Random = field(default_factory=lambda: random.Random(0))
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -207,6 +218,10 @@ class FaultProxy:
                     sock.shutdown(socket.SHUT_RDWR)
         for thread in list(self._threads):
             thread.join(timeout=5)
+        with self._lock:
+            for sock in list(self._clients):
+                sock.close()  # one a failed forward left behind
+            self._clients.clear()
         if self._listener is not None:
             self._listener.close()
 
@@ -232,7 +247,11 @@ class FaultProxy:
     def _decide(self, request: ProxyRequest) -> Fault | None:
         with self._lock:
             self.requests += 1
-            fault = next((chosen for rule in self.rules if (chosen := rule(request)) is not None), None)
+            self.seen.append(request)
+            rules = list(self.rules)
+        # Rules run outside the lock: one may wait for other requests to arrive.
+        fault = next((chosen for rule in rules if (chosen := rule(request)) is not None), None)
+        with self._lock:
             if fault is None and self.kinds and self._random.random() < self.rate:
                 fault = self._random.choice(self.kinds)
             if fault in _BODY_FAULTS and not request.is_object_download:
@@ -256,7 +275,9 @@ class FaultProxy:
                 _read_body(reader, request, no_body=False, until_close=False)
                 method, target, _ = head[0].decode("latin-1").split(" ", 2)
                 parts = urlsplit(target)
-                fault = self._decide(ProxyRequest(method, unquote(parts.path), parts.query))
+                fault = self._decide(
+                    ProxyRequest(method, unquote(parts.path), parts.query, request.headers(), request.body)
+                )
                 if fault is Fault.STALL:
                     self._stall(client)
                     return
@@ -310,6 +331,8 @@ class FaultProxy:
 
     def _reply(self, client: socket.socket, response: _Message, fault: Fault | None) -> bool:
         head = response.without("Connection")
+        if response.close:  # say so: a client reusing the connection would find it reset
+            head.append(b"Connection: close")
         body = response.body
         if fault is Fault.RESET:
             whole = _encode(head, body)

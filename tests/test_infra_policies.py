@@ -422,7 +422,7 @@ def test_the_product_works_within_each_role(
     with_iam_auth(check)
     assert len(target.keys("team/v1/sut=checkout-api/")) == 2
     # the cleaner's run: an old bundle (written by an admin) goes, today's run stays
-    open_storage(storage, client=target.client).save_sessions(
+    open_storage(storage, endpoint_url=target.endpoint_url).save_sessions(
         [build_session("old-api", sut_name=SUT, start=old)]
     )
 
@@ -447,7 +447,7 @@ def test_the_cleaner_never_has_to_rewrite_a_bundle_of_the_cutoff_day(
     early = datetime.combine(day, datetime.min.time(), UTC) + timedelta(minutes=1)
     late = datetime.combine(day, datetime.max.time(), UTC) - timedelta(minutes=1)
     sessions = [build_session(n, sut_name=SUT, start=t) for n, t in (("early", early), ("late", late))]
-    open_storage(storage, client=target.client).save_sessions(
+    open_storage(storage, endpoint_url=target.endpoint_url).save_sessions(
         sessions
     )  # one bundle, as `insight export` writes
 
@@ -459,5 +459,5 @@ def test_the_cleaner_never_has_to_rewrite_a_bundle_of_the_cutoff_day(
     # left whole (no PutObject needed) and an older day's bundles are deleted.
     status = with_iam_auth(clean)
     assert status == 0, capsys.readouterr().err
-    stored = open_storage(storage, client=target.client).load_sessions()
+    stored = open_storage(storage, endpoint_url=target.endpoint_url).load_sessions()
     assert sorted(session.session_id for session in stored) == ["early", "late"]

@@ -88,7 +88,7 @@ def test_a_bucket_of_that_release_reads_and_takes_no_second_copy(
 ) -> None:
     for name, data in files(RELEASE / "export").items():
         mock_s3.client.put_object(Bucket=mock_s3.bucket, Key=f"team/{name}", Body=data)
-    bucket = S3Storage(mock_s3.bucket, "team", client=mock_s3.client)
+    bucket = mock_s3.storage("team")
     assert by_id(bucket) == expected()
     old_store.export_sessions(f"s3://{mock_s3.bucket}/team")
     listed = mock_s3.client.list_objects_v2(Bucket=mock_s3.bucket, Prefix="team/")

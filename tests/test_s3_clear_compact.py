@@ -5,9 +5,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,8 +18,10 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import S3Storage, run_sync
 from pytest_insight.errors import StorageError
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.s3_clear import clear_scope
+from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3.clear import clear_scope
 from tests.conftest import BASE_TIME, MakeSession
+from tests.faultproxy import Fault, ProxyRequest
 from tests.s3servers import RequestLog, S3Target
 from tests.test_cli import Run, insight
 
@@ -37,48 +40,59 @@ def publish_each(storage: S3Storage, sessions: list[TestSession]) -> None:
 
 
 def test_clear_older_than_deletes_whole_days_unread_and_rewrites_the_boundary(
-    s3: S3Target, make_session: MakeSession
+    s3: S3Target, request_log: RequestLog, make_session: MakeSession
 ) -> None:
-    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    storage = s3.storage("team", endpoint_url=request_log.endpoint_url)
     old = runs(make_session, "api", 0, 3) + runs(make_session, "web", 1, 2)
     boundary = runs(make_session, "api", 2, 4)  # 08:00 .. 11:00 on day 2
     recent = runs(make_session, "api", 3, 2)
     storage.save_sessions(old + boundary + recent)
     cutoff = BASE_TIME + timedelta(days=2, hours=2)  # api day 2: 08:00 and 09:00 go, 10:00 and 11:00 stay
-    requests = RequestLog(s3, "GetObject", "HeadObject", "DeleteObjects", "PutObject")
+    requests = request_log
+    requests.clear()
     assert storage.clear_sessions(scope=Scope(until=cutoff)) == 5 + 2
     boundary_key = bundle_key("api", boundary[0].session_start_time.date(), "x", "team").rsplit("/", 1)[0]
     assert [call["Key"].rsplit("/", 1)[0] for call in requests.seen["GetObject"]] == [boundary_key]
     assert len(requests.seen["HeadObject"]) == 2  # the two whole days are counted from metadata
     assert requests.seen["PutObject"][0]["IfMatch"]
-    assert sum(len(call["Delete"]["Objects"]) for call in requests.seen["DeleteObjects"]) == 2
+    assert sum(call["Body"].count(b"<Key>") for call in requests.seen["DeleteObjects"]) == 2
     assert storage.load_sessions() == boundary[2:] + recent
 
 
-def test_clear_by_sut_leaves_other_suts(s3: S3Target, make_session: MakeSession) -> None:
-    storage = S3Storage(s3.bucket, "team", client=s3.client)
+def test_clear_by_sut_leaves_other_suts(
+    s3: S3Target, request_log: RequestLog, make_session: MakeSession
+) -> None:
+    storage = s3.storage("team", endpoint_url=request_log.endpoint_url)
     storage.save_sessions(runs(make_session, "api", 0, 2) + runs(make_session, "web", 0, 2))
-    requests = RequestLog(s3, "GetObject")
+    requests = request_log
+    requests.clear()
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2
     assert requests.seen["GetObject"] == []
     assert {s.sut_name for s in storage.load_sessions()} == {"web"}
 
 
-def test_clear_of_thousands_of_bundles_sends_batches_of_at_most_1000(s3: S3Target) -> None:
-    storage = S3Storage(s3.bucket, "team", client=s3.client)
-    for index in range(1005):  # empty-looking bundles: counted from metadata, never opened
+def test_clear_of_thousands_of_bundles_sends_batches_of_at_most_1000(
+    s3: S3Target, request_log: RequestLog
+) -> None:
+    storage = s3.storage("team", endpoint_url=request_log.endpoint_url)
+
+    def put(index: int) -> None:  # empty-looking bundles: counted from metadata, never opened
         key = f"team/v1/sut=api/date=2024-05-01/{index:032x}.jsonl.gz"
         s3.client.put_object(Bucket=s3.bucket, Key=key, Body=b"x", Metadata={"session-count": "2"})
-    requests = RequestLog(s3, "DeleteObjects")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(1005)))
+    requests = request_log
+    requests.clear()
     assert storage.clear_sessions(scope=Scope(sut_name="api")) == 2010
-    assert sorted(len(call["Delete"]["Objects"]) for call in requests.seen["DeleteObjects"]) == [5, 1000]
+    assert sorted(call["Body"].count(b"<Key>") for call in requests.seen["DeleteObjects"]) == [5, 1000]
     assert s3.keys("team/") == []
 
 
 def test_objects_without_a_count_are_read_and_what_is_not_a_session_counts_none(
     s3: S3Target, make_session: MakeSession
 ) -> None:
-    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    storage = s3.storage("team")
     day = BASE_TIME.date()
     foreign = encode_bundle(runs(make_session, "api", 0, 2))  # another producer: no session-count
     good_line = gzip.decompress(encode_bundle(runs(make_session, "api", 0, 1)).data)
@@ -96,30 +110,39 @@ def test_objects_without_a_count_are_read_and_what_is_not_a_session_counts_none(
     assert s3.keys("team/") == []
 
 
-def test_a_refused_delete_is_counted_and_named(mock_s3: S3Target, make_session: MakeSession) -> None:
-    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client)
+def test_a_refused_delete_is_counted_and_named(
+    mock_s3: S3Target,
+    make_request_log: Callable[[S3Target], RequestLog],
+    make_session: MakeSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log = make_request_log(mock_s3)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    storage = mock_s3.storage("team", endpoint_url=log.endpoint_url)
     published = runs(make_session, "api", 0, 1) + runs(make_session, "api", 1, 1)
     storage.save_sessions(published)
     refused = mock_s3.keys("team/")[0]
 
-    def refuse_one(parsed: dict[str, Any], **_: Any) -> None:
-        parsed["Errors"] = [{"Key": refused, "Code": "AccessDenied", "Message": "no"}]
-        parsed["Deleted"] = []
+    def refuse(request: ProxyRequest) -> Fault | None:  # a DeleteObjects request naming that key
+        deleting = request.method == "POST" and "delete" in request.query
+        return Fault.INTERNAL if deleting and refused.encode() in request.body else None
 
-    mock_s3.client.meta.events.register("after-call.s3.DeleteObjects", refuse_one)
+    log.proxy.plan(rules=[refuse])
     with pytest.raises(StorageError, match="removed 1 sessions, but 1 objects failed"):
         storage.clear_sessions(scope=Scope(sut_name="api"))
-    storage.save_sessions(published)  # moto deleted both: the refusal was only in the answer
-    stats = run_sync(clear_scope, storage.backend, Scope(sut_name="api"))
+    assert mock_s3.keys("team/") == [refused]  # the batch was refused, then each key was tried alone
+    storage.save_sessions(published[1:])
+    assert isinstance(storage.backend, S3Backend)
+    stats = run_sync(clear_scope, storage.backend.bucket, Scope(sut_name="api"))
     assert stats["errors"] == 1
     assert refused in stats["error_messages"][0]
     assert stats["sessions"] == 1  # the refused bundle's session is not counted as removed
 
 
 def test_compact_merges_each_partition_into_one_deduplicated_bundle(
-    s3: S3Target, make_session: MakeSession
+    s3: S3Target, make_request_log: Callable[[S3Target], RequestLog], make_session: MakeSession
 ) -> None:
-    storage = S3Storage(s3.bucket, "team", client=s3.client)
+    storage = s3.storage("team")
     day0, day1 = runs(make_session, "api", 0, 4), runs(make_session, "api", 1, 3)
     publish_each(storage, day0 + day1 + runs(make_session, "web", 0, 1))
     copy = encode_bundle(day0[:2])  # an export that overlaps what agents published: duplicates
@@ -139,48 +162,53 @@ def test_compact_merges_each_partition_into_one_deduplicated_bundle(
     assert storage.load_sessions() == sorted(expected, key=lambda s: (s.session_start_time, s.session_id))
     again = storage.compact()
     assert (again["partitions"], again["errors"]) == (0, 0)
-    gets = RequestLog(s3, "GetObject")
-    storage.load_sessions(Scope(sut_name="api"))
+    gets = make_request_log(s3)
+    s3.storage("team", endpoint_url=gets.endpoint_url).load_sessions(Scope(sut_name="api"))
     assert len(gets.seen["GetObject"]) == 2  # one request per SUT and day
 
 
 def test_compact_never_deletes_a_bundle_written_meanwhile(
-    mock_s3: S3Target, make_session: MakeSession
+    mock_s3: S3Target, make_request_log: Callable[[S3Target], RequestLog], make_session: MakeSession
 ) -> None:
-    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client)
+    log = make_request_log(mock_s3)
+    storage = mock_s3.storage("team", endpoint_url=log.endpoint_url)
     publish_each(storage, runs(make_session, "api", 0, 3))
     late = make_session(sut_name="api", start=BASE_TIME + timedelta(hours=5))
     published = False
 
-    def agent_publishes(**_: Any) -> None:  # a CI agent uploads while compaction reads
+    def agent_publishes(request: ProxyRequest) -> None:  # a CI agent uploads while compaction reads
         nonlocal published
-        if not published:
+        if request.is_object_download and not published:
             published = True
-            storage.save_session(late)
+            mock_s3.storage("team").save_session(late)  # straight to the server, not through the proxy
 
-    # mock_aws answers at before-send first, so a hook registered there runs once the object is read
-    mock_s3.client.meta.events.register("before-send.s3.GetObject", agent_publishes)
+    log.proxy.plan(rules=[agent_publishes])
     stats = storage.compact()
+    assert published
     assert stats["bundles_before"] == 3
     assert late in storage.load_sessions()
     assert len(storage.load_sessions()) == 4
 
 
-def test_compact_redoes_a_partition_rewritten_meanwhile(mock_s3: S3Target, make_session: MakeSession) -> None:
-    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client)
+def test_compact_redoes_a_partition_rewritten_meanwhile(
+    mock_s3: S3Target, make_request_log: Callable[[S3Target], RequestLog], make_session: MakeSession
+) -> None:
+    log = make_request_log(mock_s3)
+    storage = mock_s3.storage("team", endpoint_url=log.endpoint_url)
     sessions = [*runs(make_session, "api", 0, 2), *runs(make_session, "api", 0, 1)]
     storage.save_sessions(sessions[:2])
     storage.save_session(sessions[2])
     reads = 0
 
-    def cleanup_runs(**_: Any) -> None:  # a clear rewrites a bundle compaction read, before it deletes
+    def cleanup_runs(request: ProxyRequest) -> None:  # a clear rewrites a bundle compaction read
         nonlocal reads
-        reads += 1
-        if reads == 2:  # both bundles read by compaction; the clear's own reads come after
-            storage.clear_sessions([sessions[0]])
+        reads += request.is_object_download
+        if request.is_object_download and reads == 2:  # compaction's second read: the first is done
+            mock_s3.storage("team").clear_sessions([sessions[0]])
 
-    mock_s3.client.meta.events.register("before-send.s3.GetObject", cleanup_runs)  # after the read
+    log.proxy.plan(rules=[cleanup_runs])
     stats = storage.compact()
+    assert reads >= 2
     assert stats["errors"] == 0
     left = sorted(sessions[1:], key=lambda s: (s.session_start_time, s.session_id))
     assert storage.load_sessions() == left  # the cleared session did not come back

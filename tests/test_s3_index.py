@@ -16,7 +16,7 @@ from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, S3Storage
 from pytest_insight.errors import SessionExistsError
 from pytest_insight.storage.base import EVERYTHING
-from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3.index import refresh_index
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import RequestLog, S3Target
 
@@ -51,12 +51,12 @@ def target_reads(log: RequestLog, prefix: str) -> int:
 
 
 def test_an_import_into_a_bucket_downloads_each_target_bundle_once_per_change(
-    s3: S3Target, make_session: MakeSession, tmp_path: Path
+    s3: S3Target, request_log: RequestLog, make_session: MakeSession, tmp_path: Path
 ) -> None:
     sessions = one_per_partition(make_session, 60)
     InMemoryStorage(sessions).export_sessions(tmp_path / "source.jsonl.gz")
-    target = S3Storage(s3.bucket, "team", client=s3.client)
-    log = RequestLog(s3, "GetObject")
+    target = s3.storage("team", endpoint_url=request_log.endpoint_url)
+    log = request_log
 
     stats = import_in_batches(target, tmp_path / "source.jsonl.gz")
     assert (stats["added"], stats["errors"]) == (60, 0)
@@ -79,8 +79,8 @@ def test_an_import_into_a_bucket_downloads_each_target_bundle_once_per_change(
 def test_changes_by_another_writer_between_transactions_are_seen(
     s3: S3Target, make_session: MakeSession
 ) -> None:
-    mine = S3Storage(s3.bucket, "team", client=s3.client)
-    theirs = S3Storage(s3.bucket, "team", client=s3.client)  # another process: its own index
+    mine = s3.storage("team")
+    theirs = s3.storage("team")  # another process: its own index
     kept, cleared = make_session(sut_name="api"), make_session(sut_name="api")  # one bundle
     mine.save_sessions([kept, cleared])
 
@@ -113,11 +113,12 @@ def test_a_bundle_holding_an_id_twice_is_indexed_once_and_dropped_cleanly(
     bundle = encode_bundle([twice, twice])  # made by hand: the library never writes one
     key = bundle_key(twice.sut_name, twice.session_start_time.date(), bundle.bundle_id, "team")
     mock_s3.client.put_object(Bucket=mock_s3.bucket, Key=key, Body=bundle.data)
-    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client)
+    backend = mock_s3.backend("team")
 
-    anyio.run(backend.index.refresh, backend, EVERYTHING)
-    assert list(backend.index.keys_of(twice.session_id)) == [key]
+    index = backend.bucket.index
+    anyio.run(refresh_index, backend.bucket, EVERYTHING)
+    assert list(index.keys_of(twice.session_id)) == [key]
 
     mock_s3.client.delete_object(Bucket=mock_s3.bucket, Key=key)
-    anyio.run(backend.index.refresh, backend, EVERYTHING)
-    assert (list(backend.index.keys_of(twice.session_id)), backend.index.keys()) == ([], [])
+    anyio.run(refresh_index, backend.bucket, EVERYTHING)
+    assert (list(index.keys_of(twice.session_id)), index.keys()) == ([], [])

@@ -5,47 +5,47 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import aclosing
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
 import pytest
 
-from pytest_insight.core import locations
 from pytest_insight.core.bundle import encode_bundle, encode_session
 from pytest_insight.core.layout import bundle_key
 from pytest_insight.core.models import TestSession
-from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage, run_sync
+from pytest_insight.core.storage import InMemoryStorage, JSONStorage, run_sync
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local import LocalBackend
-from pytest_insight.storage.s3 import S3Backend
-from pytest_insight.storage.s3_listing import FIRST_PAGE_KEYS
-from pytest_insight.storage.s3_pipeline import KEY_BUFFER_FACTOR
-from pytest_insight.storage.s3_reads import INLINE_DECODE_BYTES
+from pytest_insight.storage.s3.objects import INLINE_DECODE_BYTES
+from pytest_insight.storage.s3.pipeline import KEY_BUFFER_FACTOR, read_bundles
 from tests.conftest import BASE_TIME, MakeSession
+from tests.faultproxy import ProxyRequest
 from tests.s3servers import RequestLog, S3Target
 
 
 class InFlight:
-    """Counts the GetObject requests in flight, at their ``before-send`` hook.
+    """Counts the GetObject requests in flight, as a recording proxy in front of the server sees them.
 
     Until ``hold`` requests are in flight at once, each one waits there (at
     most ``patience`` seconds) for the others, so a pool that really runs
     ``hold`` transfers at a time reaches that number whatever the machine's speed.
     """
 
-    def __init__(self, client: Any, hold: int, patience: float = 5.0) -> None:
+    def __init__(self, log: RequestLog, hold: int, patience: float = 5.0) -> None:
         self.lock = threading.Lock()
         self.now = self.peak = self.started = self.finished = 0
         self.full = threading.Event()
         self.hold = hold
         self.patience = patience
-        client.meta.events.register("before-send.s3.GetObject", self.sending)
+        log.proxy.plan(rules=[self.sending])
 
-    def sending(self, **_: Any) -> None:
+    def sending(self, request: ProxyRequest) -> None:
+        if not request.is_object_download:
+            return
         with self.lock:
             self.now += 1
             self.started += 1
@@ -64,35 +64,37 @@ def publish(s3: S3Target, make_session: MakeSession, bundles: int, prefix: str =
         make_session(sut_name=f"sut-{n % 3}", start=BASE_TIME + timedelta(days=n // 3))
         for n in range(bundles)
     ]
-    backend = S3Backend(s3.bucket, prefix, client=s3.client)
+    backend = s3.backend(prefix)
     assert run_sync(backend.write, [encode_session(s) for s in sessions]) == bundles
     assert len(s3.keys(prefix)) == bundles
     return sessions
 
 
 def test_downloads_run_concurrency_at_a_time_and_never_more(
-    mock_s3: S3Target, make_session: MakeSession
+    mock_s3: S3Target, make_request_log: Callable[[S3Target], RequestLog], make_session: MakeSession
 ) -> None:
     publish(mock_s3, make_session, 24)
-    counter = InFlight(mock_s3.client, hold=4)
-    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client, concurrency=4)
+    log = make_request_log(mock_s3)
+    counter = InFlight(log, hold=4)
+    storage = mock_s3.storage("team", concurrency=4, endpoint_url=log.endpoint_url)
     assert len(storage.load_sessions()) == 24
     assert counter.peak == 4  # reached the pool size, never above it
     assert counter.finished == 24
 
 
 def test_memory_is_bounded_by_the_buffers_not_the_prefix(
-    mock_s3: S3Target, make_session: MakeSession
+    mock_s3: S3Target, make_request_log: Callable[[S3Target], RequestLog], make_session: MakeSession
 ) -> None:
     publish(mock_s3, make_session, 60)
-    counter = InFlight(mock_s3.client, hold=1)
-    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=2)
+    log = make_request_log(mock_s3)
+    counter = InFlight(log, hold=1)
+    backend = mock_s3.backend("team", concurrency=2, endpoint_url=log.endpoint_url)
     bound = backend.concurrency * 2 + 1  # being downloaded + waiting in the buffer + with the consumer
     held: list[int] = []
 
     async def slow_consumer() -> int:
         consumed = 0
-        async with aclosing(backend.read_bundles(backend.list_keys())) as bundles:
+        async with aclosing(read_bundles(backend.bucket, backend.list_keys())) as bundles:
             async for stored in bundles:
                 assert stored.failure is None
                 consumed += 1
@@ -105,28 +107,12 @@ def test_memory_is_bounded_by_the_buffers_not_the_prefix(
     assert KEY_BUFFER_FACTOR >= 1
 
 
-def test_the_next_listing_page_is_asked_for_while_the_workers_have_keys(
-    mock_s3: S3Target, make_session: MakeSession
-) -> None:
-    publish(mock_s3, make_session, FIRST_PAGE_KEYS + 20)
-    counter = InFlight(mock_s3.client, hold=2)
-    downloads_before_each_page: list[int] = []
-    mock_s3.client.meta.events.register(
-        "before-send.s3.ListObjectsV2", lambda **_: downloads_before_each_page.append(counter.started)
-    )
-    storage = S3Storage(mock_s3.bucket, "team", client=mock_s3.client, concurrency=2)
-    assert len(storage.load_sessions()) == FIRST_PAGE_KEYS + 20
-    first, second = downloads_before_each_page
-    assert first == 0
-    assert second < FIRST_PAGE_KEYS // 2  # not once the first page's keys have all been taken
-
-
 @pytest.mark.parametrize("noise", [0, INLINE_DECODE_BYTES])  # decoded on the event loop / in a thread
 def test_a_bundle_reads_back_whole_whatever_its_size(
     mock_s3: S3Target, make_session: MakeSession, noise: int
 ) -> None:
     session = make_session(tags={"noise": os.urandom(noise).hex()})  # random text: gzip leaves it large
-    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client)
+    backend = mock_s3.backend("team")
     run_sync(backend.write, [encode_session(session)])
     (key,) = mock_s3.keys("team")
     size = mock_s3.client.head_object(Bucket=mock_s3.bucket, Key=key)["ContentLength"]
@@ -136,14 +122,17 @@ def test_a_bundle_reads_back_whole_whatever_its_size(
     assert stored.sessions == [session]
 
 
-def test_stopping_early_cancels_the_remaining_transfers(mock_s3: S3Target, make_session: MakeSession) -> None:
+def test_stopping_early_cancels_the_remaining_transfers(
+    mock_s3: S3Target, make_request_log: Callable[[S3Target], RequestLog], make_session: MakeSession
+) -> None:
     publish(mock_s3, make_session, 40)
-    counter = InFlight(mock_s3.client, hold=1)
-    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=2)
+    log = make_request_log(mock_s3)
+    counter = InFlight(log, hold=1)
+    backend = mock_s3.backend("team", concurrency=2, endpoint_url=log.endpoint_url)
 
     async def first_two() -> int:
         taken = 0
-        async with aclosing(backend.read_bundles(backend.list_keys())) as bundles:
+        async with aclosing(read_bundles(backend.bucket, backend.list_keys())) as bundles:
             async for _stored in bundles:
                 taken += 1
                 if taken == 2:
@@ -172,13 +161,14 @@ def test_import_from_a_prefix_inside_the_layout(
 
 
 def test_import_filters_narrow_the_listing(
-    mock_s3: S3Target, make_session: MakeSession, monkeypatch: pytest.MonkeyPatch
+    mock_s3: S3Target,
+    make_request_log: Callable[[S3Target], RequestLog],
+    make_session: MakeSession,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     publish(mock_s3, make_session, 12)
-    monkeypatch.setitem(  # imports through the test's client, so its hooks see the requests
-        locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=mock_s3.client)
-    )
-    calls = RequestLog(mock_s3, "ListObjectsV2")
+    calls = make_request_log(mock_s3)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", calls.endpoint_url)  # the import's backend, through the proxy
     target = InMemoryStorage()
     stats = target.import_sessions(f"s3://{mock_s3.bucket}/team", sut_name="sut-2")
     assert stats["added"] == 4
@@ -212,21 +202,27 @@ def test_an_import_into_a_local_store_writes_each_bundle_line_as_downloaded(
 
 
 def test_export_uploads_concurrently_and_twice_uploads_nothing_new(
-    s3: S3Target, make_session: MakeSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    s3: S3Target,
+    request_log: RequestLog,
+    make_session: MakeSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     local = JSONStorage(tmp_path / "ci")
     local.save_sessions(
         make_session(sut_name=f"sut-{n % 4}", start=BASE_TIME + timedelta(days=n % 5, minutes=n))
         for n in range(40)
     )
-    puts = RequestLog(s3, "PutObject").seen["PutObject"]
-    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: S3Backend.from_uri(uri, client=s3.client))
+    monkeypatch.setenv(
+        "AWS_ENDPOINT_URL", request_log.endpoint_url
+    )  # the export's backend, through the proxy
     reports: list[tuple[str, int, int | None]] = []
 
     def progress(phase: str, done: int, total: int | None) -> None:
         reports.append((phase, done, total))
 
     assert local.export_sessions(f"s3://{s3.bucket}/team", progress=progress) == 40
+    puts = request_log.seen["PutObject"]
     first = len(puts)
     assert first == 20  # one bundle per SUT and day
     assert all(call["IfNoneMatch"] == "*" for call in puts)
@@ -245,7 +241,7 @@ def test_export_respects_the_scope(mock_s3: S3Target, make_session: MakeSession)
     )
     assert source.export_sessions(f"s3://{mock_s3.bucket}/x", sut_name="a") == 3
     assert all(key.startswith("x/v1/sut=a/") for key in mock_s3.keys(""))
-    loaded = S3Storage(mock_s3.bucket, "x", client=mock_s3.client).load_sessions(Scope(sut_name="a"))
+    loaded = mock_s3.storage("x").load_sessions(Scope(sut_name="a"))
     assert len(loaded) == 3
 
 
@@ -277,7 +273,7 @@ def test_a_bundle_whose_key_disagrees_with_its_content_is_an_error_not_an_import
 ) -> None:
     good = make_session("good", sut_name="api", start=BASE_TIME + timedelta(days=3))
     moved = make_session("moved", sut_name="api", start=BASE_TIME)
-    run_sync(S3Backend(s3.bucket, "team", client=s3.client).write, [encode_session(good)])
+    run_sync(s3.backend("team").write, [encode_session(good)])
     bundle = encode_bundle([moved])
     wrong_key = bundle_key(sut, (BASE_TIME + timedelta(days=day_offset)).date(), bundle.bundle_id, "team")
     s3.client.put_object(Bucket=s3.bucket, Key=wrong_key, Body=bundle.data)

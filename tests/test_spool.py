@@ -19,8 +19,8 @@ from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_ses
 from pytest_insight.core.spool import SessionSpool
 from pytest_insight.core.storage import InMemoryStorage
 from pytest_insight.errors import StorageError
-from pytest_insight.storage import s3_pipeline
-from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3 import objects as s3_objects
+from pytest_insight.storage.s3 import pipeline as s3_pipeline
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import S3Target
 
@@ -144,15 +144,15 @@ def test_an_upload_holds_at_most_concurrency_bundles(
     sessions = [make_session(sut_name=f"sut-{n}") for n in range(20)]
     watch = BundlesHeld()
     monkeypatch.setattr(s3_pipeline, "encode_bundle", watch.encoded)
-    backend = S3Backend(mock_s3.bucket, "team", client=mock_s3.client, concurrency=3)
-    real_store = S3Backend.store_bundle
+    backend = mock_s3.backend("team", concurrency=3)
+    real_put = s3_objects.put_bundle
 
-    def store(self: S3Backend, *args: Any, **kwargs: Any) -> str | None:
-        etag = real_store(self, *args, **kwargs)
+    async def put(*args: Any, **kwargs: Any) -> str | None:
+        etag = await real_put(*args, **kwargs)
         watch.written()
         return etag
 
-    monkeypatch.setattr(S3Backend, "store_bundle", store)
+    monkeypatch.setattr(s3_pipeline, "put_bundle", put)
     storage = InMemoryStorage(sessions)
     monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: backend)
     assert storage.export_sessions(f"s3://{mock_s3.bucket}/team") == 20

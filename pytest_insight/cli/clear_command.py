@@ -10,7 +10,7 @@ from typing import Any
 from pytest_insight.cli.options import UsageError, now, open_selected_storage, parse_age, parse_date
 from pytest_insight.cli.output import Console, format_time, plural, render_table
 from pytest_insight.core.models import TestSession
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.base import Scope, ScopeClearer
 
 __all__ = ["add_parser", "run_clear"]
 
@@ -136,7 +136,7 @@ def run_clear(args: argparse.Namespace, console: Console) -> int:
     if not (args.yes or args.dry_run or (sys.stdin is not None and sys.stdin.isatty())):
         raise UsageError("refusing to clear without confirmation: stdin is not a terminal (add --yes)")
     storage = open_selected_storage(args, console)
-    if args.yes and not args.dry_run and hasattr(storage.backend, "clear_scope"):
+    if args.yes and not args.dry_run and isinstance(storage.backend, ScopeClearer):
         # S3: whole partitions are deleted unread, so the sessions are counted, not listed
         cleared = storage.clear_sessions(scope=scope)
         counted = {"storage": storage.uri, "dry_run": False, "matched": cleared, "cleared": cleared}

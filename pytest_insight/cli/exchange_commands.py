@@ -8,9 +8,9 @@ from typing import Any
 
 from pytest_insight.cli.options import UsageError, add_session_filters, open_selected_storage
 from pytest_insight.cli.output import Console, plural
-from pytest_insight.core.facade import Storage
 from pytest_insight.core.layout import LAYOUT_VERSION
 from pytest_insight.core.merging import MergeStrategy, parse_strategy
+from pytest_insight.core.profiles import resolve_storage_uri
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, NotFoundError
 from pytest_insight.junit.locations import JUnitSink, JUnitSource
@@ -92,12 +92,17 @@ def add_parsers(commands: argparse._SubParsersAction[Any], parents: list[argpars
     imports.set_defaults(handler=run_import)
 
 
-def _refuse_own_storage(storage: Storage, location: str, verb: str) -> None:
-    """Exporting a store into itself (or importing it from itself) moves nothing, or worse."""
-    place, own = _place(location), _place(storage.uri).rstrip("/")
+def _refuse_own_storage(args: argparse.Namespace, location: str, verb: str) -> None:
+    """Exporting a store into itself (or importing it from itself) moves nothing, or worse.
+
+    Checked on the URIs, before the storage is opened (opening a bucket looks
+    up credentials, which a user who mistyped the target may not have).
+    """
+    storage_uri = getattr(args, "storage", None) or resolve_storage_uri(getattr(args, "profile", None))[0]
+    place, own = _place(location), _place(storage_uri).rstrip("/")
     if place == own or f"{place}/".startswith(f"{own}/{LAYOUT_VERSION}/"):  # the storage or its layout
         raise UsageError(
-            f"{location} is the storage itself ({storage.uri}): {verb} moves sessions between a "
+            f"{location} is the storage itself ({storage_uri}): {verb} moves sessions between a "
             "storage and another place; name the storage with --storage or --profile"
         )
 
@@ -130,8 +135,8 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
         ConfigurationError: the storage or destination is not valid.
         StorageError: the store or destination cannot be read or written.
     """
+    _refuse_own_storage(args, args.destination, "export")
     storage = open_selected_storage(args, console)
-    _refuse_own_storage(storage, args.destination, "export")
     bundles: dict[str, int] = {}  # from the "new bundles" report of a directory or bucket export
     redactor = None if args.no_redact else Redactor()
 
@@ -178,8 +183,8 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
         StorageError: the source or the store cannot be read or written.
         InvalidDataError: the source as a whole is not an export.
     """
+    _refuse_own_storage(args, args.source, "import")
     storage = open_selected_storage(args, console)
-    _refuse_own_storage(storage, args.source, "import")
     listed: list[int] = []  # bundles found, when the source is a directory or a bucket prefix
     with console.progress() as bar:
 

@@ -41,6 +41,7 @@ __all__ = [
     "EXIT_DATA",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "console_main",
     "EXIT_USAGE",
     "main",
     "rare_full_collections",
@@ -53,6 +54,24 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 _USER_ERRORS = (InsightError, OSError)
+
+
+def console_main() -> None:
+    """The ``insight`` command's entry point: :func:`main`, then exit with its code.
+
+    After Ctrl-C the process exits at once, without waiting for the worker
+    threads of transfers under way (each would block until its request times
+    out); what was committed is already on disk.
+
+    Raises:
+        SystemExit: always, with the exit code.
+    """
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

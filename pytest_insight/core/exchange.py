@@ -33,7 +33,7 @@ from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.core.spool import SessionSpool
 from pytest_insight.errors import ConfigurationError, InvalidDataError
 from pytest_insight.redaction import Redactor
-from pytest_insight.storage.base import Backend, Scope
+from pytest_insight.storage.base import Backend, LineScanner, Scope, ScopeClearer
 
 __all__ = [
     "BATCH_BYTES",
@@ -100,11 +100,10 @@ async def export_sessions(
         StorageError: the store cannot be read or the target cannot be written.
     """
     sink = open_sink(export_path)
-    scan_lines = getattr(source, "scan_lines", None)  # a store that keeps canonical lines
     with SessionSpool() as encoded:
         if sessions is None:
             stored: AsyncIterator[TestSession | SessionLine | EncodedSession]
-            stored = scan_lines(scope) if scan_lines is not None else source.scan(scope)
+            stored = source.scan_lines(scope) if isinstance(source, LineScanner) else source.scan(scope)
             async with _closing(stored) as items:
                 async for item in items:
                     if isinstance(item, EncodedSession):  # keyed by the store, its line canonical
@@ -213,10 +212,9 @@ async def clear_sessions(
     Raises:
         StorageError: the store cannot be read or written.
     """
-    scoped_clear = getattr(target, "clear_scope", None)
-    if sessions is None and scoped_clear is not None:
+    if sessions is None and isinstance(target, ScopeClearer):
         # the backend clears a scope itself (S3: whole partitions without downloading them)
-        return int(await scoped_clear(scope or Scope()))
+        return await target.clear_scope(scope or Scope())
     ids: set[str] | None = None
     if sessions is not None:
         ids = {session.session_id for session in sessions if scope is None or scope.admits(session)}

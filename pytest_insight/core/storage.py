@@ -23,7 +23,7 @@ from pytest_insight.errors import ConfigurationError
 from pytest_insight.storage.memory import MemoryBackend
 
 if TYPE_CHECKING:
-    from pytest_insight.storage.s3_compact import CompactStats
+    from pytest_insight.storage.s3.compact import CompactStats
 
 __all__ = [
     "InMemoryStorage",
@@ -71,9 +71,10 @@ class S3Storage(Storage):
         endpoint_url: str | None = None,
         region: str | None = None,
         concurrency: int | None = None,
-        client: Any = None,
+        unsigned: bool = False,
+        store: Any = None,
     ) -> None:
-        """Open the bucket prefix; boto3 is imported only now.
+        """Open the bucket prefix; obstore (and boto3, when installed) is imported only now.
 
         Args:
             bucket: the bucket name.
@@ -82,10 +83,13 @@ class S3Storage(Storage):
                 (``AWS_ENDPOINT_URL``) when None.
             region: the bucket's region; boto3's chain when None.
             concurrency: parallel transfers (see README for default and maximum).
-            client: a ready boto3 S3 client to use instead of making one.
+            unsigned: read a public bucket without credentials (unsigned requests).
+            store: a ready obstore store to use instead of making one
+                (``obstore.store.MemoryStore`` for tests).
 
         Raises:
-            DependencyError: boto3 is not installed.
+            DependencyError: the ``[s3]`` extra is not installed.
+            ConfigurationError: no credentials, or a bad option.
         """
         from pytest_insight.storage.s3 import S3Backend
 
@@ -96,7 +100,8 @@ class S3Storage(Storage):
                 endpoint_url=endpoint_url,
                 region=region,
                 concurrency=concurrency,
-                client=client,
+                unsigned=unsigned,
+                store=store,
             )
         )
 

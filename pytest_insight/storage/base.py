@@ -17,11 +17,11 @@ without an exception. Per-backend differences:
 - S3: sessions live in bundles; a transaction writes new bundles with
   ``If-None-Match: *`` and rewrites changed ones conditionally on their ETag.
 
-Two optional capabilities: a backend that can remove a whole scope without
-reading it defines ``async clear_scope(scope) -> int`` (S3 deletes whole
-day partitions unread), which ``exchange.clear_sessions`` uses; one that
-keeps each session as its canonical bundle line defines
-``scan_lines(scope)``, an async iterator of ``SessionLine``, or of
+Two optional capabilities, each a Protocol checked with ``isinstance``: a
+backend that can remove a whole scope without reading it is a
+:class:`ScopeClearer` (S3 deletes whole day partitions unread), which
+``exchange.clear_sessions`` uses; one that keeps each session as its
+canonical bundle line is a :class:`LineScanner`, yielding ``SessionLine``, or
 ``EncodedSession`` for a session it can key without decoding its line (the
 local store, from its packs' indexes), which ``exchange.export_sessions``
 uses to send the lines as they are instead of encoding every session again.
@@ -33,11 +33,15 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pytest_insight.core.models import TestSession, to_utc
 
-__all__ = ["Backend", "Scope", "Transaction"]
+if TYPE_CHECKING:
+    from pytest_insight.core.bundle import EncodedSession
+    from pytest_insight.core.decoding import SessionLine
+
+__all__ = ["Backend", "LineScanner", "Scope", "ScopeClearer", "Transaction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,5 +171,34 @@ class Backend(Protocol):
 
         Raises:
             StoreLockedError: the backend's lock could not be taken in time.
+        """
+        ...
+
+
+@runtime_checkable
+class ScopeClearer(Protocol):
+    """A backend that removes a whole scope itself, without reading it first (S3)."""
+
+    async def clear_scope(self, scope: Scope) -> int:
+        """Remove every session inside ``scope``.
+
+        Returns:
+            The number of sessions removed.
+
+        Raises:
+            StorageError: some objects could not be removed.
+        """
+        ...
+
+
+@runtime_checkable
+class LineScanner(Protocol):
+    """A backend that keeps each session as its canonical bundle line (the local store)."""
+
+    def scan_lines(self, scope: Scope) -> AsyncIterator[SessionLine | EncodedSession]:
+        """Yield the stored sessions with their lines, at least those inside ``scope``.
+
+        Raises:
+            CorruptStoreError: a stored file cannot be parsed.
         """
         ...

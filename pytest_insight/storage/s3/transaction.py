@@ -19,7 +19,7 @@ decoded is never rewritten (:class:`CorruptStoreError`), only deleted by
 
 Session ids are unique across the whole store, not per partition: a
 transaction that looks ids up, deletes or replaces brings the backend's
-:class:`~pytest_insight.storage.s3_index.IdIndex` of the whole prefix up to
+:class:`~pytest_insight.storage.s3.ids.IdIndex` of the whole prefix up to
 date (a listing, plus a GET of each bundle that is new or changed since the
 backend last looked), then downloads whole only the bundles holding the ids it
 returns or removes. Two exceptions keep saving recorded runs cheap:
@@ -42,76 +42,48 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from datetime import date
 from functools import partial
-from typing import TYPE_CHECKING
 
-import anyio
-
-from pytest_insight.core.bundle import encode_bundle, encode_session
+from pytest_insight.core.bundle import encode_session
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.session_ids import names_itself
-from pytest_insight.errors import CorruptStoreError, NotFoundError, SessionExistsError, StorageError
+from pytest_insight.errors import CorruptStoreError, SessionExistsError
 from pytest_insight.storage.base import EVERYTHING, Scope
-from pytest_insight.storage.s3_errors import from_code
+from pytest_insight.storage.s3.bucket import Bucket
+from pytest_insight.storage.s3.deletes import delete_keys
+from pytest_insight.storage.s3.index import refresh_index
+from pytest_insight.storage.s3.objects import StoredBundle
+from pytest_insight.storage.s3.pipeline import each_key, read_bundles, run_concurrently, upload_sessions
+from pytest_insight.storage.s3.rewrite import rewrite_without
 
-if TYPE_CHECKING:
-    from pytest_insight.storage.s3 import S3Backend, StoredBundle
-
-__all__ = ["S3Transaction", "delete_in_batches", "open_transaction"]
-
-_REWRITE_ATTEMPTS = 5
+__all__ = ["S3Transaction", "delete_all_or_raise", "open_transaction"]
 
 
-async def delete_in_batches(backend: S3Backend, keys: Sequence[str]) -> None:
-    """Delete ``keys`` with ``DeleteObjects`` requests of at most 1000 keys, ``concurrency`` at a time.
+async def delete_all_or_raise(bucket: Bucket, keys: Collection[str]) -> None:
+    """Delete ``keys`` (see :mod:`~pytest_insight.storage.s3.deletes`); the first key refused is raised.
 
     Raises:
         AccessDeniedError: the server refused to delete a key (named in the message).
         StorageError: a request failed.
     """
-    from pytest_insight.storage.s3 import DELETE_BATCH
-    from pytest_insight.storage.s3_pipeline import run_concurrently
-
-    limiter = anyio.CapacityLimiter(backend.concurrency)
-    ordered = sorted(set(keys))
-
-    async def delete(batch: list[str]) -> None:
-        request = {"Objects": [{"Key": key} for key in batch], "Quiet": True}
-        response = await backend.call(
-            "s3:DeleteObject",
-            batch[0],
-            lambda: backend.client.delete_objects(Bucket=backend.bucket, Delete=request),
-            limiter,
-        )
-        refused = [item for item in (response or {}).get("Errors", []) if item.get("Code") != "NoSuchKey"]
-        if refused:
-            first = refused[0]
-            error = from_code(
-                str(first.get("Code", "")),
-                f"{first.get('Message', '')} ({len(refused)} of {len(batch)} keys refused)",
-                action="s3:DeleteObject",
-                bucket=backend.bucket,
-                key=str(first.get("Key", "")),
-            )
-            raise error
-
-    batches = [ordered[start : start + DELETE_BATCH] for start in range(0, len(ordered), DELETE_BATCH)]
-    await run_concurrently([partial(delete, batch) for batch in batches])
+    failed = await delete_keys(bucket, sorted(keys))
+    if failed:
+        raise failed[min(failed)]
 
 
 @asynccontextmanager
-async def open_transaction(backend: S3Backend) -> AsyncIterator[S3Transaction]:
-    """Open a transaction on ``backend``; it commits when the block exits without an exception."""
-    transaction = S3Transaction(backend)
+async def open_transaction(bucket: Bucket) -> AsyncIterator[S3Transaction]:
+    """Open a transaction on ``bucket``; it commits when the block exits without an exception."""
+    transaction = S3Transaction(bucket)
     yield transaction
     await transaction.commit()
 
 
 class S3Transaction:
-    """Staged changes to one S3 backend (see the module docstring for the commit order)."""
+    """Staged changes to one bucket prefix (see the module docstring for the commit order)."""
 
-    def __init__(self, backend: S3Backend) -> None:
-        self._backend = backend
-        self._index = backend.index
+    def __init__(self, bucket: Bucket) -> None:
+        self._bucket = bucket
+        self._index = bucket.index
         self._bundles: dict[str, StoredBundle] = {}  # read whole: to return sessions or rewrite them
         self._partitions: set[tuple[str, date]] = set()
         self._everything = False  # whether the whole prefix was indexed in this transaction
@@ -122,7 +94,7 @@ class S3Transaction:
 
     async def _index_everything(self) -> None:
         if not self._everything:
-            await self._index.refresh(self._backend, EVERYTHING)
+            await refresh_index(self._bucket, EVERYTHING)
             self._everything = True
 
     async def _index_partitions(self, sessions: Sequence[TestSession]) -> None:
@@ -132,17 +104,15 @@ class S3Transaction:
             await self._index_everything()
             return
         for key in sorted({(s.sut_name, s.session_start_time.date()) for s in sessions} - self._partitions):
-            await self._index.refresh(self._backend, Scope.of_day(key[1], key[0]))
+            await refresh_index(self._bucket, Scope.of_day(key[1], key[0]))
             self._partitions.add(key)
 
     async def _read(self, keys: Collection[str]) -> None:
         """Download the bundles at ``keys`` not read yet in this transaction."""
-        from pytest_insight.storage.s3_pipeline import each_key
-
         wanted = sorted(set(keys) - set(self._bundles))
         if not wanted:
             return
-        async with aclosing(self._backend.read_bundles(each_key(wanted))) as bundles:
+        async with aclosing(read_bundles(self._bucket, each_key(wanted))) as bundles:
             async for stored in bundles:
                 if stored.failure is not None:
                     raise stored.failure
@@ -204,7 +174,7 @@ class S3Transaction:
         broken = sorted(key for sid in present for key in self._index.keys_of(sid) if self._index.broken(key))
         if broken:
             raise CorruptStoreError(
-                self._backend.object_uri(broken[0]), None, "cannot rewrite a corrupt bundle"
+                self._bucket.object_uri(broken[0]), None, "cannot rewrite a corrupt bundle"
             )
         self._deletes |= present
         return len(present)
@@ -215,10 +185,8 @@ class S3Transaction:
         Raises:
             StorageError: a request failed; the steps before it stay applied.
         """
-        from pytest_insight.storage.s3_pipeline import run_concurrently
-
         if self._delete_all is not None:
-            await delete_in_batches(self._backend, sorted(self._delete_all))
+            await delete_all_or_raise(self._bucket, self._delete_all)
         else:
             removing = self._deletes | self._replaced
             affected: dict[str, set[str]] = {}
@@ -227,34 +195,15 @@ class S3Transaction:
                     affected.setdefault(key, set()).add(sid)
             await self._read(affected)
             emptied: list[str] = []
-            jobs = [partial(self._rewrite, key, ids, emptied) for key, ids in sorted(affected.items())]
-            await run_concurrently(jobs)
-            await delete_in_batches(self._backend, emptied)
-        if self._puts:
-            await self._backend.write([encode_session(session) for session in self._puts.values()])
 
-    async def _rewrite(self, key: str, removed: set[str], emptied: list[str]) -> None:
-        stored = self._bundles[key]
-        backend = self._backend
-        for _attempt in range(_REWRITE_ATTEMPTS):
-            remaining = [s for s in stored.sessions if s.session_id not in removed]
-            if not remaining:
-                emptied.append(key)
-                return
-            if len(remaining) == len(stored.sessions):
-                return  # another writer already removed them
-            if await backend.put_bundle(key, encode_bundle(remaining), if_match=stored.etag):
-                return
-            stored = await backend.read_bundle(
-                key
-            )  # changed since read: redo the removal on what is there now
-            if isinstance(stored.failure, NotFoundError):
-                return  # deleted meanwhile: nothing left to remove
-            if stored.failure is not None:
-                raise stored.failure
-            if stored.errors:
-                raise CorruptStoreError(backend.object_uri(key), None, "cannot rewrite a corrupt bundle")
-        raise StorageError(
-            f"{backend.object_uri(key)}: kept changing while being rewritten ({_REWRITE_ATTEMPTS} attempts)",
-            uri=backend.object_uri(key),
-        )
+            async def rewrite(key: str, removed: set[str]) -> None:
+                done = await rewrite_without(
+                    self._bucket, self._bundles[key], lambda s: s.session_id in removed
+                )
+                if done.emptied:
+                    emptied.append(key)
+
+            await run_concurrently([partial(rewrite, key, ids) for key, ids in sorted(affected.items())])
+            await delete_all_or_raise(self._bucket, emptied)
+        if self._puts:
+            await upload_sessions(self._bucket, [encode_session(session) for session in self._puts.values()])

@@ -1,12 +1,11 @@
 """Listing an S3 store narrowly: only the key prefixes a scope can touch.
 
 A scope with a SUT lists that SUT's prefix alone, starting just past the
-days before the first wanted one (``StartAfter``) and stopping after the
-last; a date range over every SUT lists the SUT prefixes (``Delimiter``)
-and then each one the same way. A store opened on a prefix inside the layout
-(``team/v1/sut=api`` or one day) lists only that part. Pages are yielded as
-they arrive, so a download pipeline starts on the first page, which is
-short for that reason.
+days before the first wanted one (``start-after``) and stopping after the
+last; a date range over every SUT lists the SUT prefixes (a delimiter
+listing) and then each one the same way. A store opened on a prefix inside
+the layout (``team/v1/sut=api`` or one day) lists only that part. Pages are
+yielded as they arrive, so a download pipeline starts on the first page.
 """
 
 from __future__ import annotations
@@ -15,18 +14,19 @@ from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import date, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any
+
+import obstore
 
 from pytest_insight.core.layout import LAYOUT_VERSION, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.errors import InvalidDataError
 from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.s3.bucket import Bucket
 
 if TYPE_CHECKING:
-    from pytest_insight.storage.s3_reads import S3Reader
+    from obstore.store import ObjectStore
 
 __all__ = [
-    "FIRST_PAGE_KEYS",
     "PAGE_KEYS",
     "ListedObject",
     "covers",
@@ -34,7 +34,6 @@ __all__ = [
     "list_objects",
     "list_pages",
     "partition_prefix",
-    "split_layout",
     "start_after",
 ]
 
@@ -42,10 +41,6 @@ _INSTANT = timedelta(microseconds=1)
 
 PAGE_KEYS = 1000
 """Keys in a full ``ListObjectsV2`` page (the most S3 sends)."""
-
-FIRST_PAGE_KEYS = 100
-"""Keys asked for in a listing's first page: a server takes time in proportion to the keys it lists
-(SeaweedFS about 0.5 ms a key), and downloads start on the first page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,19 +58,8 @@ def partition_prefix(root: str, where: BundleKey) -> str:
     return BundleKey(where.sut_part, where.day, "").key(root).rsplit("/", 1)[0] + "/"
 
 
-def split_layout(prefix: str) -> tuple[str, str]:
-    """Split ``team/v1/sut=api`` into the store root ``team`` and the part inside the layout."""
-    parts = prefix.split("/") if prefix else []
-    for index, part in enumerate(parts):
-        if part == LAYOUT_VERSION and all(
-            p.startswith(("sut=", "date=")) for p in parts[index + 1 : index + 3]
-        ):
-            return "/".join(parts[:index]), "/".join(parts[index:])
-    return prefix, ""
-
-
 def start_after(sut_prefix: str, first: date | None) -> str:
-    """A ``StartAfter`` marker just past every key of the days before ``first``.
+    """A ``start-after`` marker just past every key of the days before ``first``.
 
     Not ``date=<first>`` itself: SeaweedFS skips a whole directory whose
     name equals the marker, and ``~`` sorts after every character of a key.
@@ -86,46 +70,62 @@ def start_after(sut_prefix: str, first: date | None) -> str:
 
 
 async def list_pages(
-    backend: S3Reader, prefix: str, *, delimiter: str = "", after: str = ""
-) -> AsyncGenerator[dict[str, Any], None]:
-    """Yield the ``ListObjectsV2`` pages under ``prefix``.
+    bucket: Bucket, prefix: str, *, after: str = ""
+) -> AsyncGenerator[list[tuple[str, str, int]], None]:
+    """Yield the keys under ``prefix`` page by page, as (key, ETag, size).
+
+    A prefix not ending in ``/`` (one bundle's key) is listed from its
+    directory and matched by its start, as S3 matches prefixes.
 
     Raises:
         StorageError: a request failed.
     """
-    token = ""
+    directory, partial_name = (prefix, "") if prefix.endswith("/") else prefix.rpartition("/")[::2]
+    directory = directory.rstrip("/")
+    stem = f"{directory}/{partial_name}" if directory else partial_name
+    stream: Any = None
+    opened_on: Any = None
+
+    def next_page(store: ObjectStore) -> list[Any]:
+        nonlocal stream, opened_on
+        if stream is None or opened_on is not store:  # a store rebuilt for another region starts over
+            stream = obstore.list(store, directory or None, offset=after or None, chunk_size=PAGE_KEYS)
+            opened_on = store
+        page: list[Any] = next(stream, [])
+        return page
+
     while True:
-        page = await backend.call(
-            "s3:ListBucket",
-            prefix,
-            partial(
-                backend.direct.list_page,
-                prefix,
-                token=token,
-                max_keys=0 if token else FIRST_PAGE_KEYS,
-                start_after="" if token else after,
-                delimiter=delimiter,
-            ),
-        )
-        yield page
-        token = page.get("NextContinuationToken", "")
-        if not page.get("IsTruncated") or not token:
+        page = await bucket.call("s3:ListBucket", prefix, next_page)
+        if not page:
             return
+        rows = [(str(item["path"]), str(item.get("e_tag") or ""), int(item["size"])) for item in page or ()]
+        yield [row for row in rows if row[0].startswith(stem)] if partial_name else rows
 
 
-async def _listing_prefixes(backend: S3Reader, scope: Scope) -> list[str]:
-    base = f"{backend.root}/{LAYOUT_VERSION}/" if backend.root else f"{LAYOUT_VERSION}/"
+async def list_prefixes(bucket: Bucket, prefix: str) -> list[str]:
+    """The "directories" right under ``prefix``, each ending in ``/``.
+
+    Raises:
+        StorageError: the request failed.
+    """
+    found = await bucket.call(
+        "s3:ListBucket", prefix, lambda store: obstore.list_with_delimiter(store, prefix.rstrip("/"))
+    )
+    names: list[str] = list(found["common_prefixes"]) if found is not None else []
+    return [f"{name.rstrip('/')}/" for name in names]
+
+
+async def _listing_prefixes(bucket: Bucket, scope: Scope) -> list[str]:
+    base = f"{bucket.root}/{LAYOUT_VERSION}/" if bucket.root else f"{LAYOUT_VERSION}/"
     if scope.sut_name is not None:
         candidates = [f"{base}sut={encode_sut(scope.sut_name)}/"]
     elif scope.since is None and scope.until is None:
         candidates = [base]
     else:  # a date range over every SUT: list the SUTs, then each one from its first wanted day
-        candidates = []
-        async for page in list_pages(backend, base, delimiter="/"):
-            candidates += [str(item["Prefix"]) for item in page.get("CommonPrefixes", [])]
-    if not backend.within:
+        candidates = await list_prefixes(bucket, base)
+    if not bucket.within:
         return candidates
-    within = f"{backend.root}/{backend.within}" if backend.root else backend.within
+    within = f"{bucket.root}/{bucket.within}" if bucket.root else bucket.within
     within = within if within.endswith(".jsonl.gz") else within.rstrip("/") + "/"
     narrowed = set()
     for candidate in candidates:
@@ -153,7 +153,7 @@ def covers(scope: Scope, where: BundleKey) -> bool:
     )
 
 
-async def list_objects(backend: S3Reader, scope: Scope = EVERYTHING) -> AsyncGenerator[ListedObject, None]:
+async def list_objects(bucket: Bucket, scope: Scope = EVERYTHING) -> AsyncGenerator[ListedObject, None]:
     """Yield the objects that may hold sessions inside ``scope``, page by page.
 
     Objects outside the layout under a listed prefix are yielded with
@@ -166,19 +166,17 @@ async def list_objects(backend: S3Reader, scope: Scope = EVERYTHING) -> AsyncGen
         StorageError: the listing failed.
     """
     first, last, wanted_sut = _bounds(scope)
-    for prefix in await _listing_prefixes(backend, scope):
+    for prefix in await _listing_prefixes(bucket, scope):
         is_sut_prefix = prefix.rstrip("/").rsplit("/", 1)[-1].startswith("sut=")
         after = start_after(prefix, first) if is_sut_prefix else ""
-        async with aclosing(list_pages(backend, prefix, after=after)) as pages:
+        async with aclosing(list_pages(bucket, prefix, after=after)) as pages:
             async for page in pages:
                 past = False
-                for item in page.get("Contents", []):
-                    key = str(item["Key"])
+                for key, etag, size in page:
                     if key.endswith("/"):
                         continue  # a "folder" marker made by a console
-                    etag, size = str(item.get("ETag", "")), int(item.get("Size", 0))
                     try:
-                        parsed = parse_bundle_key(key, backend.root)
+                        parsed = parse_bundle_key(key, bucket.root)
                     except InvalidDataError:
                         yield ListedObject(key, etag, size, None)
                         continue
@@ -196,11 +194,11 @@ async def list_objects(backend: S3Reader, scope: Scope = EVERYTHING) -> AsyncGen
                     break
 
 
-async def list_keys(backend: S3Reader, scope: Scope = EVERYTHING) -> AsyncGenerator[str, None]:
+async def list_keys(bucket: Bucket, scope: Scope = EVERYTHING) -> AsyncGenerator[str, None]:
     """Yield the keys of :func:`list_objects`.
 
     Raises:
         StorageError: the listing failed.
     """
-    async for listed in list_objects(backend, scope):
+    async for listed in list_objects(bucket, scope):
         yield listed.key

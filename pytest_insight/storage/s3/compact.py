@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import TYPE_CHECKING, TypedDict, cast
+from typing import TypedDict, cast
 
 import anyio
 
@@ -32,12 +32,11 @@ from pytest_insight.core.layout import BundleKey
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
-from pytest_insight.storage.s3_clear import ClearStats, delete_collecting
-from pytest_insight.storage.s3_listing import ListedObject, list_objects, list_pages, partition_prefix
-from pytest_insight.storage.s3_pipeline import each_key, read_bundles
-
-if TYPE_CHECKING:
-    from pytest_insight.storage.s3 import S3Backend
+from pytest_insight.storage.s3.bucket import Bucket
+from pytest_insight.storage.s3.clear import delete_counting, new_stats
+from pytest_insight.storage.s3.listing import ListedObject, list_objects, list_pages, partition_prefix
+from pytest_insight.storage.s3.objects import put_bundle
+from pytest_insight.storage.s3.pipeline import each_key, read_bundles
 
 __all__ = ["CompactStats", "compact"]
 
@@ -56,7 +55,7 @@ class CompactStats(TypedDict):
     error_messages: list[str]
 
 
-async def _partitions(backend: S3Backend, scope: Scope) -> AsyncGenerator[list[ListedObject], None]:
+async def _partitions(backend: Bucket, scope: Scope) -> AsyncGenerator[list[ListedObject], None]:
     """Yield the listed bundles partition by partition (a SUT's keys are listed in date order)."""
     current: list[ListedObject] = []
     async with aclosing(list_objects(backend, scope)) as listed:
@@ -83,7 +82,7 @@ def _merge(sessions: dict[str, TestSession], digests: dict[str, str], found: Tes
 
 
 class _Compactor:
-    def __init__(self, backend: S3Backend) -> None:
+    def __init__(self, backend: Bucket) -> None:
         self.backend = backend
         self.limiter = anyio.CapacityLimiter(backend.concurrency)
         self.stats = CompactStats(
@@ -118,9 +117,8 @@ class _Compactor:
         prefix = partition_prefix(self.backend.root, where)
         async with aclosing(list_pages(self.backend, prefix)) as pages:
             async for page in pages:
-                for item in page.get("Contents", []):
-                    key, etag = str(item["Key"]), str(item.get("ETag", ""))
-                    yield ListedObject(key, etag, int(item.get("Size", 0)), where)
+                for key, etag, size in page:
+                    yield ListedObject(key, etag, size, where)
 
     async def _attempt(self, where: BundleKey, listed: list[ListedObject]) -> str:
         backend = self.backend
@@ -146,15 +144,15 @@ class _Compactor:
                     duplicates += verdict == "duplicate"
         bundle = await anyio.to_thread.run_sync(encode_bundle, list(sessions.values()), limiter=self.limiter)
         key = BundleKey(where.sut_part, where.day, bundle.bundle_id).key(backend.root)
-        created = await backend.put_bundle(key, bundle, limiter=self.limiter)
+        created = await put_bundle(backend, key, bundle) is not None
         now = {item.key: item.etag async for item in self._relist(where)}
         if any(now.get(merged) != etag for merged, etag in etags.items() if merged != key):
             if created:
-                await backend.delete_keys([key])
+                await delete_counting(backend, [key], new_stats())
             return "changed"
         merged_keys = sorted(k for k in etags if k != key)
-        scratch = ClearStats(sessions=0, deleted_objects=0, rewritten_objects=0, errors=0, error_messages=[])
-        await delete_collecting(backend, merged_keys, scratch, self.limiter)
+        scratch = new_stats()
+        await delete_counting(backend, merged_keys, scratch)
         for message in scratch["error_messages"]:
             self.error(message)
         self.stats["partitions"] += 1
@@ -165,7 +163,7 @@ class _Compactor:
         return "done"
 
 
-async def compact(backend: S3Backend, scope: Scope = EVERYTHING, *, min_bundles: int = 2) -> CompactStats:
+async def compact(backend: Bucket, scope: Scope = EVERYTHING, *, min_bundles: int = 2) -> CompactStats:
     """Merge each partition in ``scope`` that holds ``min_bundles`` bundles or more into one.
 
     Returns:

@@ -1,0 +1,302 @@
+"""The user's S3 configuration, resolved once into the settings of one obstore ``S3Store``.
+
+With boto3 installed (the ``[s3]`` extra), botocore resolves what a user has
+configured, as the AWS CLI would: the profile (``AWS_PROFILE``), region,
+``endpoint_url`` (``~/.aws/config``, ``AWS_ENDPOINT_URL``,
+``AWS_ENDPOINT_URL_S3``), the addressing style, proxies, the CA bundle
+(``AWS_CA_BUNDLE``), the checksum opt-out
+(``request_checksum_calculation = when_required``) and the credentials, through
+``obstore.auth.boto3.Boto3CredentialProvider`` (SSO, assume-role, web identity,
+with refresh). Only public botocore APIs are used: a client is created to
+read ``client.meta``; it never sends a request except :func:`bucket_region`.
+
+Without boto3, obstore's own chain reads the environment (``AWS_*``).
+
+Either way obstore reads its own environment variables too, so
+``AWS_SERVER_SIDE_ENCRYPTION``, ``AWS_SSE_KMS_KEY_ID`` and
+``AWS_SSE_BUCKET_KEY_ENABLED`` put encryption headers on every upload, and
+``AWS_SKIP_SIGNATURE=true`` reads a public bucket unsigned.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies
+
+from pytest_insight.errors import ConfigurationError, DependencyError
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, RetryConfig, S3Store
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DEFAULT_MAX_ATTEMPTS",
+    "INSTALL_HINT",
+    "READ_TIMEOUT",
+    "StoreSettings",
+    "bucket_region",
+    "make_store",
+    "resolve_settings",
+]
+
+INSTALL_HINT = 'S3 storage needs the s3 extra: pip install "pytest-insight[s3]"'
+
+DEFAULT_MAX_ATTEMPTS = 10
+"""Attempts per request (``AWS_MAX_ATTEMPTS`` overrides): three lose about one object in a
+thousand when a tenth of requests fail, as a flaky proxy or an overloaded server makes them."""
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a connection (``PYTEST_INSIGHT_S3_CONNECT_TIMEOUT`` overrides): an endpoint
+that drops the packets fails within a minute over every attempt, not ten minutes."""
+
+READ_TIMEOUT = 30.0
+"""Seconds to wait for the next bytes of a response (``PYTEST_INSIGHT_S3_READ_TIMEOUT`` overrides)."""
+
+_TRUTHY = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """What one ``S3Store`` is built from (see :func:`resolve_settings`).
+
+    Attributes:
+        bucket: the bucket name.
+        region: the region requests are signed for.
+        endpoint: an S3-compatible server's URL, or None for AWS.
+        config: the rest of obstore's ``S3Config`` (addressing, checksum, signing).
+        client: obstore's ``ClientConfig`` (timeouts, proxy, CA bundle, pool).
+        credentials: a credential provider (boto3's chain), or None for obstore's own.
+        max_attempts: attempts per request, the first included.
+        session: the botocore session that resolved this, when boto3 is installed.
+    """
+
+    bucket: str
+    region: str
+    endpoint: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)
+    credentials: Any = None
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    session: Any = None
+
+    def in_region(self, region: str) -> StoreSettings:
+        """These settings with requests signed for ``region``."""
+        return replace(self, region=region)
+
+
+def _seconds(variable: str, default: float) -> float:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise ConfigurationError(f"{variable}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def _attempts() -> int:
+    raw = os.environ.get("AWS_MAX_ATTEMPTS") or str(DEFAULT_MAX_ATTEMPTS)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigurationError(f"AWS_MAX_ATTEMPTS must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+def _is_aws(endpoint: str) -> bool:
+    host = urlsplit(endpoint).hostname or ""
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+
+
+def _proxy(endpoint: str | None, proxies: dict[str, str] | None) -> dict[str, str]:
+    scheme = urlsplit(endpoint).scheme if endpoint else "https"
+    found = proxies or getproxies()
+    options: dict[str, str] = {}
+    if found.get(scheme):
+        options["proxy_url"] = found[scheme]
+        if found.get("no"):
+            options["proxy_excludes"] = found["no"]
+    return options
+
+
+def _client_options(concurrency: int, endpoint: str | None, ca_bundle: str | None) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "connect_timeout": timedelta(seconds=_seconds("PYTEST_INSIGHT_S3_CONNECT_TIMEOUT", CONNECT_TIMEOUT)),
+        "read_timeout": timedelta(seconds=_seconds("PYTEST_INSIGHT_S3_READ_TIMEOUT", READ_TIMEOUT)),
+        "pool_max_idle_per_host": str(max(concurrency, 10)),
+        "user_agent": "pytest-insight",
+    }
+    if endpoint and endpoint.startswith("http://"):
+        options["allow_http"] = True
+    if ca_bundle:
+        try:
+            options["root_certificate"] = Path(ca_bundle).read_bytes()  # obstore takes the PEM text
+        except OSError as exc:
+            raise ConfigurationError(f"CA bundle {ca_bundle}: {exc.strerror or exc}") from exc
+    return options
+
+
+def _checksum(setting: str | None) -> dict[str, Any]:
+    """SHA-256 checksums on upload, unless the user opted out (Backblaze B2 and others refuse them)."""
+    value = (setting or os.environ.get("AWS_REQUEST_CHECKSUM_CALCULATION") or "when_supported").lower()
+    return {} if value == "when_required" else {"checksum_algorithm": "SHA256"}
+
+
+def _unsigned(unsigned: bool) -> bool:
+    return unsigned or os.environ.get("AWS_SKIP_SIGNATURE", "").strip().lower() in _TRUTHY
+
+
+def resolve_settings(
+    bucket: str,
+    *,
+    endpoint_url: str | None,
+    region: str | None,
+    concurrency: int,
+    unsigned: bool = False,
+) -> StoreSettings:
+    """Resolve the user's configuration for ``bucket`` (boto3's chain when installed, else the environment).
+
+    Raises:
+        ConfigurationError: no credentials, an unknown profile, or a bad timeout or attempt count.
+        DependencyError: obstore is not installed.
+    """
+    try:
+        import obstore  # noqa: F401  (checked here: the error names the extra)
+    except ImportError as exc:
+        raise DependencyError(INSTALL_HINT) from exc
+    attempts = _attempts()
+    skip_signature = _unsigned(unsigned)
+    try:
+        import botocore.session
+    except ImportError:
+        return _from_environment(bucket, endpoint_url, region, concurrency, skip_signature, attempts)
+    return _from_botocore(
+        botocore.session.Session(), bucket, endpoint_url, region, concurrency, skip_signature, attempts
+    )
+
+
+def _from_environment(
+    bucket: str, endpoint_url: str | None, region: str | None, concurrency: int, unsigned: bool, attempts: int
+) -> StoreSettings:
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    chosen = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    config = _checksum(None) | ({"skip_signature": True} if unsigned else {})
+    client = _client_options(concurrency, endpoint, os.environ.get("AWS_CA_BUNDLE")) | _proxy(endpoint, None)
+    return StoreSettings(bucket, chosen, endpoint, config, client, None, attempts)
+
+
+def _from_botocore(
+    session: Any,
+    bucket: str,
+    endpoint_url: str | None,
+    region: str | None,
+    concurrency: int,
+    unsigned: bool,
+    attempts: int,
+) -> StoreSettings:
+    from botocore.credentials import RefreshableCredentials
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        meta = session.create_client("s3", endpoint_url=endpoint_url, region_name=region).meta
+        credentials = None if unsigned else session.get_credentials()
+    except BotoCoreError as exc:
+        raise ConfigurationError(f"s3://{bucket}: {exc}") from exc
+    client_config: Any = meta.config  # botocore's stubs leave out the attributes read here
+    resolved = str(meta.endpoint_url)
+    chosen = meta.region_name if meta.region_name not in (None, "aws-global") else "us-east-1"
+    addressing = (client_config.s3 or {}).get("addressing_style", "auto")
+    config: dict[str, Any] = _checksum(client_config.request_checksum_calculation)
+    endpoint: str | None = None
+    if not _is_aws(resolved):
+        endpoint = resolved
+        if addressing == "virtual":  # obstore then wants the bucket in the endpoint's host
+            parts = urlsplit(resolved)
+            endpoint = f"{parts.scheme}://{bucket}.{parts.netloc}"
+        config["virtual_hosted_style_request"] = addressing == "virtual"
+    elif (urlsplit(resolved).hostname or "").endswith(".cn") and "." not in bucket:
+        endpoint = f"https://{bucket}.{urlsplit(resolved).hostname}"  # obstore builds .com hosts only
+        config["virtual_hosted_style_request"] = True
+    if unsigned:
+        config["skip_signature"] = True
+    elif credentials is None:
+        raise ConfigurationError(
+            f"s3://{bucket}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "or AWS_PROFILE, or configure a profile"
+        )
+    ca_bundle = session.get_config_variable("ca_bundle")
+    client = _client_options(concurrency, endpoint, ca_bundle) | _proxy(endpoint, client_config.proxies)
+    provider = None
+    if isinstance(credentials, RefreshableCredentials):  # SSO, assume-role, web identity: refreshed
+        try:
+            from obstore.auth.boto3 import Boto3CredentialProvider
+        except ImportError as exc:  # botocore came with something else, boto3 did not
+            raise DependencyError(INSTALL_HINT) from exc
+        provider = Boto3CredentialProvider(session, ttl=timedelta(minutes=5))
+    elif credentials is not None:  # keys that never change: handed over once, no callback per refresh
+        frozen = credentials.get_frozen_credentials()
+        config |= {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key}
+        if frozen.token:
+            config["session_token"] = frozen.token
+    return StoreSettings(bucket, chosen, endpoint, config, client, provider, attempts, session)
+
+
+def make_store(settings: StoreSettings) -> S3Store:
+    """Build the one ``S3Store`` of a backend from its settings.
+
+    Raises:
+        ConfigurationError: obstore refused a setting.
+    """
+    from obstore.exceptions import BaseError
+    from obstore.store import S3Store
+
+    retry: RetryConfig = {
+        "max_retries": settings.max_attempts - 1,
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=15),
+            "base": 2,
+        },
+        "retry_timeout": timedelta(minutes=3),
+    }
+    client: ClientConfig = settings.client  # type: ignore[assignment]  # built from ClientConfig's keys
+    options: dict[str, Any] = dict(settings.config, region=settings.region)
+    if settings.endpoint:
+        options["endpoint"] = settings.endpoint
+    try:
+        return S3Store(
+            settings.bucket,
+            client_options=client,
+            retry_config=retry,
+            credential_provider=settings.credentials,
+            **options,
+        )
+    except (BaseError, ValueError) as exc:
+        raise ConfigurationError(f"s3://{settings.bucket}: {exc}") from exc
+
+
+def bucket_region(settings: StoreSettings) -> str | None:
+    """Ask the server which region the bucket is in (``HeadBucket``, through botocore), or None.
+
+    Called once, after a request was refused for the wrong region; needs boto3.
+    """
+    if settings.session is None:
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = settings.session.create_client("s3", endpoint_url=settings.endpoint, region_name=settings.region)
+    try:
+        response = client.head_bucket(Bucket=settings.bucket)
+    except ClientError as exc:
+        response = exc.response
+    except BotoCoreError:
+        return None
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = headers.get("x-amz-bucket-region")
+    return str(region) if region and region != settings.region else None
