@@ -1,9 +1,9 @@
 """How often CPython's full garbage collections run while many sessions are in memory.
 
 A load or an import keeps many decoded sessions alive, and every full
-collection walks all of them: loading 30,000 stored sessions spent most of
-its CPU time in three full collections. Sessions form no reference cycles
-(results are not even tracked), so those collections find nothing. The
+collection walks all of them: in a large load they took much of the CPU
+time. Sessions form no reference cycles (results are not even tracked), so
+those collections find nothing. The
 young generations, where short-lived garbage goes, are collected as often as
 before.
 """

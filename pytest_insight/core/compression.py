@@ -1,10 +1,10 @@
 """gzip through ISA-L (python-isal) when it is installed, else through zlib: the same format either way.
 
-Deflating, ISA-L's level 2 is one pass at 10 to 15 times the speed of
-zlib's level 6, for output about a fifth larger on session JSON; inflating,
-ISA-L is 2.5 to 10 times faster than zlib. Figures and the command that
-measures them: README, "Performance". Without ISA-L, zlib's level 1 trades
-the same way. Either way the output is plain gzip: gunzip, DuckDB and
+Every bundle is one pass of ISA-L's level 2: an order of magnitude faster
+than zlib's level 6 for slightly larger output on session JSON, and ISA-L
+inflates several times faster than zlib too (figures, and the command that
+measures them: README, "Performance"). Without ISA-L, zlib's level 1 makes
+the same trade. Either way the output is plain gzip: gunzip, DuckDB and
 Athena read it.
 """
 
