@@ -15,7 +15,13 @@ Every report pytest counts in its summary line becomes one
 - a collection error is an ``error`` for the collector's node id, a module
   skipped at collection a ``skipped`` one.
 
-Passing setup and teardown reports carry no outcome and are not recorded.
+- a subtest (pytest 9's ``subtests``, unittest's ``subTest``) is a result of
+  its own, labelled (``[msg] (i=2)``) and kept apart from its test's own
+  result; the session counts it as pytest does (a failed subtest among the
+  failed, the others as ``N subtests passed``).
+
+Passing setup and teardown reports carry no outcome: their times are added
+to the test's result (``setup_duration``, ``teardown_duration``).
 This module depends on pytest's report attributes only, not on pytest's
 plugin machinery, so it is cheap to import.
 """
@@ -31,7 +37,7 @@ from pytest_insight import __version__
 from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.core.session_ids import new_session_id
 
-__all__ = ["SessionRecorder", "outcome_of", "testing_system"]
+__all__ = ["SessionRecorder", "outcome_of", "subtest_label", "testing_system"]
 
 
 def outcome_of(report: Any) -> TestOutcome | None:
@@ -54,6 +60,24 @@ def outcome_of(report: Any) -> TestOutcome | None:
     if report.failed:
         return TestOutcome.FAILED if when == "call" else TestOutcome.ERROR
     return TestOutcome.PASSED if when == "call" else None
+
+
+def subtest_label(report: Any) -> str:
+    """``[msg] (k=v, ...)`` of a subtest's report, as pytest shows it; ``""`` for any other report.
+
+    pytest 9's ``subtests`` fixture, unittest's ``subTest`` and the
+    pytest-subtests plugin all report a subtest with a ``context`` holding
+    its message and keyword arguments.
+    """
+    context = getattr(report, "context", None)
+    kwargs = getattr(context, "kwargs", None)
+    if context is None or not isinstance(kwargs, dict):
+        return ""
+    message = getattr(context, "msg", None)
+    parts = [f"[{message}]"] if message else []
+    if kwargs:
+        parts.append("(" + ", ".join(f"{key}={value}" for key, value in kwargs.items()) + ")")
+    return " ".join(parts) or "(subtest)"
 
 
 def testing_system(pytest_version: str) -> dict[str, Any]:
@@ -99,13 +123,24 @@ class SessionRecorder:
         self.session_id = new_session_id(sut_name, self.start_time)
         self.results: list[TestResult] = []
         self._warned: set[str] = set()
+        self._setup: dict[str, float] = {}  # a passing setup's seconds, until the call's report
+        self._last: dict[str, TestResult] = {}  # each node id's latest result, for its teardown time
 
     def add_report(self, report: Any) -> TestResult | None:
-        """Record ``report`` if pytest counts it; return the result recorded."""
+        """Record ``report`` if pytest counts it; return the result recorded.
+
+        A passing setup's time waits for the test's result; a passing
+        teardown's is added to the result before it (the call's).
+        """
         outcome = outcome_of(report)
-        if outcome is None:
-            return None
         duration = max(float(getattr(report, "duration", 0.0) or 0.0), 0.0)
+        when = getattr(report, "when", None)
+        if outcome is None:
+            if when == "setup":
+                self._setup[report.nodeid] = duration
+            elif when == "teardown" and (last := self._last.get(report.nodeid)) is not None:
+                last.teardown_duration += duration
+            return None
         stop = _timestamp(getattr(report, "stop", None)) or datetime.now(UTC)
         start = _timestamp(getattr(report, "start", None)) or stop - timedelta(seconds=duration)
         result = TestResult(
@@ -118,8 +153,12 @@ class SessionRecorder:
             capstdout=report.capstdout,
             capstderr=report.capstderr,
             longreprtext=report.longreprtext,
+            setup_duration=self._setup.pop(report.nodeid, 0.0) if when == "call" else 0.0,
+            subtest=subtest_label(report),
         )
         self.results.append(result)
+        if not result.subtest:
+            self._last[report.nodeid] = result
         return result
 
     def add_warning(self, nodeid: str) -> None:

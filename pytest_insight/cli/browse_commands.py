@@ -21,7 +21,7 @@ from pytest_insight.cli.output import (
     render_table,
     session_summary,
 )
-from pytest_insight.core.models import TestOutcome, TestSession
+from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 from pytest_insight.errors import NotFoundError
 
 __all__ = ["add_parsers", "run_sessions", "run_show"]
@@ -83,7 +83,18 @@ def _sessions_table(sessions: list[TestSession]) -> str:
         return "No sessions."
     counted = [session.outcome_counts() for session in sessions]
     outcomes = [outcome for outcome in TestOutcome if any(counts.get(outcome) for counts in counted)]
-    headers = ["ID", "SUT", "START (UTC)", "DURATION", "TESTS", *(o.value.upper() for o in outcomes), "TAGS"]
+    subtests = [sum(session.subtest_counts().values()) for session in sessions]
+    extra = ["SUBTESTS"] if any(subtests) else []
+    headers = [
+        "ID",
+        "SUT",
+        "START (UTC)",
+        "DURATION",
+        "TESTS",
+        *(o.value.upper() for o in outcomes),
+        *extra,
+        "TAGS",
+    ]
     rows = [
         [
             session.session_id,
@@ -92,9 +103,10 @@ def _sessions_table(sessions: list[TestSession]) -> str:
             format_duration(session.session_duration),
             str(len(session.test_results)),
             *(str(counts.get(outcome, 0)) for outcome in outcomes),
+            *([str(passed)] if extra else []),
             _tags_cell(session.session_tags),
         ]
-        for session, counts in zip(sessions, counted, strict=True)
+        for session, counts, passed in zip(sessions, counted, subtests, strict=True)
     ]
     return render_table(headers, rows, right=range(3, len(headers) - 1))
 
@@ -123,6 +135,29 @@ def run_show(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def _tests_table(results: list[TestResult]) -> str:
+    """Every result; setup, call and teardown columns when a fixture took time."""
+    parts = any(result.setup_duration or result.teardown_duration for result in results)
+    headers = ["OUTCOME", "DURATION", *(["SETUP", "CALL", "TEARDOWN"] if parts else []), "NODE ID"]
+    rows = [
+        [
+            result.outcome.value,
+            format_duration(result.total_duration),
+            *(
+                [
+                    format_duration(d)
+                    for d in (result.setup_duration, result.duration, result.teardown_duration)
+                ]
+                if parts
+                else []
+            ),
+            result.test_id,
+        ]
+        for result in results
+    ]
+    return render_table(headers, rows, right=range(1, len(headers) - 1))
+
+
 def _tail(text: str, keep: int = _FAILURE_LINES) -> list[str]:
     """The last ``keep`` lines of a failure's text: pytest ends it with the error itself."""
     lines = text.rstrip().splitlines()
@@ -145,23 +180,18 @@ def _details(session: TestSession) -> str:
         f"Start:     {format_time(session.session_start_time)} UTC",
         f"Stop:      {format_time(session.session_stop_time)} UTC",
         f"Duration:  {format_duration(session.session_duration)}",
-        f"Outcomes:  {outcome_summary(session.outcome_counts())}",
+        f"Outcomes:  {outcome_summary(session.outcome_counts(), session.subtest_counts())}",
         *_mapping("Tags", session.session_tags),
         *_mapping("Testing system", session.testing_system),
         f"Tests ({len(session.test_results)}):",
     ]
     if session.test_results:
-        rows = [
-            [result.outcome.value, format_duration(result.duration), result.nodeid]
-            for result in session.test_results
-        ]
-        table = render_table(["OUTCOME", "DURATION", "NODE ID"], rows, right=[1])
-        lines.extend(f"  {line}" for line in table.splitlines())
+        lines.extend(f"  {line}" for line in _tests_table(session.test_results).splitlines())
     failures = [r for r in session.test_results if r.outcome in _FAILING and r.longreprtext.strip()]
     if failures:
         lines.append(f"Failures ({len(failures)}):")
         for result in failures:
-            lines.append(f"  {result.outcome.value.upper()} {result.nodeid}")
+            lines.append(f"  {result.outcome.value.upper()} {result.test_id}")
             lines.extend(f"    {line}" for line in _tail(result.longreprtext))
     if session.rerun_test_groups:
         lines.append(f"Reruns ({len(session.rerun_test_groups)}):")

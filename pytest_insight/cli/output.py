@@ -103,9 +103,10 @@ def format_duration(seconds: float) -> str:
     return f"{minutes}m {secs:02d}s"
 
 
-def outcome_summary(counts: dict[TestOutcome, int]) -> str:
-    """``10 passed, 1 failed`` in the enum's order; ``no tests`` when empty."""
+def outcome_summary(counts: dict[TestOutcome, int], subtests: dict[TestOutcome, int] | None = None) -> str:
+    """``10 passed, 1 failed, 4 subtests passed`` as pytest's summary line; ``no tests`` when empty."""
     parts = [f"{counts[outcome]} {outcome.value}" for outcome in TestOutcome if counts.get(outcome)]
+    parts += [f"{n} subtests {outcome.value}" for outcome, n in (subtests or {}).items() if n]
     return ", ".join(parts) if parts else "no tests"
 
 
@@ -120,6 +121,7 @@ def session_summary(session: TestSession) -> dict[str, Any]:
         "session_duration": session.session_duration,
         "tests": len(session.test_results),
         "outcomes": {outcome.value: counts[outcome] for outcome in TestOutcome if outcome in counts},
+        "subtests": {outcome.value: n for outcome, n in session.subtest_counts().items()},
         "tags": dict(session.session_tags),
     }
 

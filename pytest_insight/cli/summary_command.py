@@ -17,7 +17,7 @@ from pytest_insight.cli.options import (
 )
 from pytest_insight.cli.output import Console, format_duration, outcome_summary, plural, render_table
 from pytest_insight.core.models import TestOutcome, TestSession
-from pytest_insight.core.summary import Summary, TestStats, summarize
+from pytest_insight.core.summary import Summary, TestStats, subtest_counts, summarize
 
 __all__ = ["add_parser", "run_summary"]
 
@@ -59,6 +59,7 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
     outcomes: Counter[TestOutcome] = Counter()
     for summary in found.values():
         outcomes.update(summary.outcomes)
+    subtests = subtest_counts(session for sessions in by_sut.values() for session in sessions)
     total = sum(summary.sessions for summary in found.values())
     failing = _ranked(found, "failing", lambda e: (-e.failed_runs, e.nodeid), args.top)
     slowest = _ranked(found, "slowest", lambda e: (-e.mean_duration, e.nodeid), args.top)
@@ -67,18 +68,22 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
         "sessions": total,
         "suts": {sut: summary.sessions for sut, summary in found.items()},
         "outcomes": {outcome.value: n for outcome, n in outcomes.items()},
+        "subtests": {outcome.value: n for outcome, n in subtests.items()},
         "failing": [_stats(sut, entry) for sut, entry in failing],
         "slowest": [_stats(sut, entry) for sut, entry in slowest],
         "flaky": [_stats(sut, entry) for sut, entry in flaky],
     }
 
     def text() -> str:
-        lines = [f"{plural(total, 'session')}: {outcome_summary(dict(outcomes))}"]
+        lines = [f"{plural(total, 'session')}: {outcome_summary(dict(outcomes), subtests)}"]
         if len(found) > 1:
             lines[0] += f" ({', '.join(f'{sut} {n.sessions}' for sut, n in found.items())})"
         for title, entries in (("Failing", failing), ("Slowest", slowest), ("Flaky", flaky)):
             lines.append(f"\n{title} tests:")
-            lines.append(_table(entries, with_sut=len(found) > 1) if entries else "  none")
+            parts = title == "Slowest" and any(
+                entry.total_setup or entry.total_teardown for _, entry in entries
+            )
+            lines.append(_table(entries, with_sut=len(found) > 1, parts=parts) if entries else "  none")
         return "\n".join(lines)
 
     console.result(data, text)
@@ -102,6 +107,8 @@ def _stats(sut: str, entry: TestStats) -> dict[str, Any]:
         "failed_runs": entry.failed_runs,
         "reruns": entry.reruns,
         "mean_duration": entry.mean_duration,
+        "mean_setup": entry.mean_setup,
+        "mean_teardown": entry.mean_teardown,
         "max_duration": entry.max_duration,
         "last_failure": entry.last_failure.isoformat() if entry.last_failure else None,
         "last_failed_session": entry.last_failed_session or None,
@@ -109,7 +116,8 @@ def _stats(sut: str, entry: TestStats) -> dict[str, Any]:
     }
 
 
-def _table(entries: list[tuple[str, TestStats]], *, with_sut: bool) -> str:
+def _table(entries: list[tuple[str, TestStats]], *, with_sut: bool, parts: bool = False) -> str:
+    """Ranked tests; with ``parts``, the mean's setup and teardown shares beside it."""
     rows = [
         [
             *([sut] if with_sut else []),
@@ -117,11 +125,13 @@ def _table(entries: list[tuple[str, TestStats]], *, with_sut: bool) -> str:
             str(entry.failed_runs),
             str(entry.reruns),
             format_duration(entry.mean_duration),
+            *([format_duration(entry.mean_setup), format_duration(entry.mean_teardown)] if parts else []),
             entry.nodeid,
         ]
         for sut, entry in entries
     ]
-    headers = [*(["SUT"] if with_sut else []), "RUNS", "FAILED", "RERUNS", "MEAN", "NODE ID"]
+    numbers = ["RUNS", "FAILED", "RERUNS", "MEAN", *(["SETUP", "TEARDOWN"] if parts else [])]
+    headers = [*(["SUT"] if with_sut else []), *numbers, "NODE ID"]
     first = 1 if with_sut else 0
-    table = render_table(headers, rows, right=range(first, first + 4))
+    table = render_table(headers, rows, right=range(first, first + len(numbers)))
     return "\n".join(f"  {line}" for line in table.splitlines())

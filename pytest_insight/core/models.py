@@ -96,7 +96,10 @@ class TestOutcome(StrEnum):
         raise InvalidDataError(f"unknown outcome {value!r} (expected one of: {known})")
 
 
-class TestResult(msgspec.Struct, gc=False):
+_FAILING = frozenset({TestOutcome.FAILED, TestOutcome.ERROR})
+
+
+class TestResult(msgspec.Struct, gc=False, omit_defaults=True):
     """One report of one test: its outcome, timing and captured output.
 
     A msgspec Struct, so that decoding builds it directly. Never tracked by
@@ -118,6 +121,9 @@ class TestResult(msgspec.Struct, gc=False):
     capstderr: str = ""
     longreprtext: str = ""
     has_warning: bool = False
+    setup_duration: Duration = 0.0
+    teardown_duration: Duration = 0.0
+    subtest: str = ""
 
     def __post_init__(self) -> None:
         # decoding builds thousands a session, already normalised: check before calling
@@ -141,7 +147,21 @@ class TestResult(msgspec.Struct, gc=False):
             "capstderr": self.capstderr,
             "longreprtext": self.longreprtext,
             "has_warning": self.has_warning,
+            # fields a later release added: written only when set, so older dicts read back equal
+            **({"setup_duration": self.setup_duration} if self.setup_duration else {}),
+            **({"teardown_duration": self.teardown_duration} if self.teardown_duration else {}),
+            **({"subtest": self.subtest} if self.subtest else {}),
         }
+
+    @property
+    def total_duration(self) -> float:
+        """Setup, call and teardown together: what the test cost the run."""
+        return self.setup_duration + self.duration + self.teardown_duration
+
+    @property
+    def test_id(self) -> str:
+        """The node id, with the subtest's label for a subtest (``test_x.py::test_a [part] (i=2)``)."""
+        return f"{self.nodeid} {self.subtest}" if self.subtest else self.nodeid
 
     @classmethod
     def from_dict(cls, data: object, *, path: str = "") -> TestResult:
@@ -201,10 +221,24 @@ class TestSession:
         self.session_stop_time = to_utc(self.session_stop_time)
 
     def outcome_counts(self) -> dict[TestOutcome, int]:
-        """Count the results by outcome (every attempt of a rerun counts once)."""
+        """Count the results by outcome as pytest's summary line does.
+
+        Every attempt of a rerun counts once. A subtest counts here only when
+        it failed (pytest counts ``SUBFAILED`` among the failed); its other
+        outcomes are :meth:`subtest_counts`.
+        """
         counts: dict[TestOutcome, int] = {}
         for result in self.test_results:
-            counts[result.outcome] = counts.get(result.outcome, 0) + 1
+            if not result.subtest or result.outcome in _FAILING:
+                counts[result.outcome] = counts.get(result.outcome, 0) + 1
+        return counts
+
+    def subtest_counts(self) -> dict[TestOutcome, int]:
+        """Subtests that did not fail, by outcome: pytest's ``N subtests passed`` (and skipped)."""
+        counts: dict[TestOutcome, int] = {}
+        for result in self.test_results:
+            if result.subtest and result.outcome not in _FAILING:
+                counts[result.outcome] = counts.get(result.outcome, 0) + 1
         return counts
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,8 +9,11 @@ Every function takes any iterable of sessions (a list, a
   ``passed`` and none failed;
 - it is *flaky* when it was rerun by pytest-rerunfailures in some session, or
   passed in one session and failed in another;
-- its duration in a session is the sum of its results' durations (reruns
-  included), and tests are ranked as slow by their mean duration per run.
+- its duration in a session is the sum of its results' durations, setup and
+  teardown included (reruns too), and tests are ranked as slow by their mean
+  duration per run; the setup and teardown shares are kept apart as well;
+- a subtest is a test of its own, named by its node id and label
+  (:attr:`~pytest_insight.core.models.TestResult.test_id`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ __all__ = [
     "flaky_tests",
     "outcome_counts",
     "slowest_tests",
+    "subtest_counts",
     "summarize",
     "test_stats",
 ]
@@ -53,9 +57,21 @@ class TestStats:
     outcomes: Counter[TestOutcome] = field(default_factory=Counter)
     total_duration: float = 0.0
     max_duration: float = 0.0
+    total_setup: float = 0.0
+    total_teardown: float = 0.0
     last_failure: datetime | None = None
     last_failed_session: str = ""
     last_error: str = ""
+
+    @property
+    def mean_setup(self) -> float:
+        """Mean seconds of setup per session it ran in (part of :attr:`mean_duration`)."""
+        return self.total_setup / self.runs if self.runs else 0.0
+
+    @property
+    def mean_teardown(self) -> float:
+        """Mean seconds of teardown per session it ran in (part of :attr:`mean_duration`)."""
+        return self.total_teardown / self.runs if self.runs else 0.0
 
     @property
     def mean_duration(self) -> float:
@@ -72,10 +88,18 @@ class TestStats:
 
 
 def outcome_counts(sessions: Iterable[TestSession]) -> dict[TestOutcome, int]:
-    """Count every recorded result by outcome (each rerun attempt counts once)."""
+    """Count the results by outcome as pytest does (see :meth:`TestSession.outcome_counts`)."""
     counts: Counter[TestOutcome] = Counter()
     for session in sessions:
-        counts.update(result.outcome for result in session.test_results)
+        counts.update(session.outcome_counts())
+    return dict(counts)
+
+
+def subtest_counts(sessions: Iterable[TestSession]) -> dict[TestOutcome, int]:
+    """The subtests that did not fail, by outcome (see :meth:`TestSession.subtest_counts`)."""
+    counts: Counter[TestOutcome] = Counter()
+    for session in sessions:
+        counts.update(session.subtest_counts())
     return dict(counts)
 
 
@@ -88,13 +112,14 @@ def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
         # most node ids have one result a session: a list only for the others (reruns, teardown errors)
         grouped: dict[str, TestResult | list[TestResult]] = {}
         for result in session.test_results:
-            earlier = grouped.get(result.nodeid)
+            key = result.test_id
+            earlier = grouped.get(key)
             if earlier is None:
-                grouped[result.nodeid] = result
+                grouped[key] = result
             elif isinstance(earlier, list):
                 earlier.append(result)
             else:
-                grouped[result.nodeid] = [earlier, result]
+                grouped[key] = [earlier, result]
         for nodeid, results in grouped.items():
             entry = stats.get(nodeid)
             if entry is None:
@@ -109,7 +134,9 @@ def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
 def _add_single_run(entry: TestStats, run: tuple[str, datetime], result: TestResult) -> None:
     """:func:`_add_run` for one result, without building lists: thousands of calls a session."""
     outcome = result.outcome
-    duration = result.duration
+    duration = result.total_duration
+    entry.total_setup += result.setup_duration
+    entry.total_teardown += result.teardown_duration
     entry.runs += 1
     entry.outcomes[outcome] += 1
     entry.total_duration += duration
@@ -125,7 +152,9 @@ def _add_single_run(entry: TestStats, run: tuple[str, datetime], result: TestRes
 
 def _add_run(entry: TestStats, run: tuple[str, datetime], results: list[TestResult]) -> None:
     outcomes = [result.outcome for result in results]
-    duration = sum(result.duration for result in results)
+    duration = sum(result.total_duration for result in results)
+    entry.total_setup += sum(result.setup_duration for result in results)
+    entry.total_teardown += sum(result.teardown_duration for result in results)
     entry.runs += 1
     entry.outcomes.update(outcomes)
     entry.reruns += outcomes.count(TestOutcome.RERUN)
