@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
-from pytest_insight.analysis.history import PASS, History
+from pytest_insight.analysis.history import History
 from pytest_insight.analysis.regressions import RunRef
 
 __all__ = ["SlowerTest", "find_slower"]
@@ -71,7 +71,7 @@ def find_slower(
     found = []
     sessions = history.sessions
     for test in history.tests.values():
-        passing = [i for i, code in enumerate(test.outcomes) if code == PASS][-window:]
+        passing = test.latest_passing(window)
         if len(passing) < 2 * min_side:
             continue
         durations = [test.durations[i] for i in passing]

@@ -98,6 +98,19 @@ class TestHistory:
         """How many sessions ran it."""
         return len(self.outcomes)
 
+    def latest_passing(self, count: int) -> list[int]:
+        """The positions of its latest ``count`` passing runs, oldest first."""
+        found: list[int] = []
+        outcomes = self.outcomes
+        position = len(outcomes)
+        while len(found) < count:
+            position = outcomes.rfind(PASS, 0, position)
+            if position == -1:
+                break
+            found.append(position)
+        found.reverse()
+        return found
+
 
 @dataclass
 class History:
