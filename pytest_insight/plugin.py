@@ -53,6 +53,7 @@ class InsightSettings:
     profile: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     strict: bool = False
+    flaky_note: bool = True
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -111,12 +112,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="insight_strict",
         help="make a failure to save the session fail the run (env PYTEST_INSIGHT_STRICT=1)",
     )
+    group.addoption(
+        "--no-insight-flaky-note",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="insight_flaky_note",
+        help="do not say which failures are known flaky at the end of the run "
+        "(env PYTEST_INSIGHT_FLAKY_NOTE=0, ini insight_flaky_note = false)",
+    )
     parser.addini("insight", "record every run as a session", type="bool", default=None)
     parser.addini("insight_sut", "system under test the sessions belong to", default=None)
     parser.addini("insight_storage", "storage URI to save sessions to", default=None)
     parser.addini("insight_profile", "storage profile to save sessions to", default=None)
     parser.addini("insight_tags", "session tags, one key=value per line", type="linelist", default=None)
     parser.addini("insight_strict", "make a failure to save fail the run", type="bool", default=None)
+    parser.addini(
+        "insight_flaky_note", "say which failures are known flaky (default true)", type="bool", default=None
+    )
 
 
 def resolve_settings(config: pytest.Config, environ: Mapping[str, str] | None = None) -> InsightSettings:
@@ -146,7 +159,10 @@ def resolve_settings(config: pytest.Config, environ: Mapping[str, str] | None = 
     tags.update(_tags(env.get("PYTEST_INSIGHT_TAGS", "").split(","), "PYTEST_INSIGHT_TAGS"))
     tags.update(_tags(config.getoption("insight_tags") or [], "--insight-tag"))
     strict = _flag(config, env, "insight_strict", "PYTEST_INSIGHT_STRICT")
-    return InsightSettings(True, sut_name, storage, profile, tags, strict)
+    note = config.getini("insight_flaky_note") is not False and config.getoption("insight_flaky_note") is not False
+    if config.getoption("insight_flaky_note") is None and env.get("PYTEST_INSIGHT_FLAKY_NOTE", "").strip():
+        note = _flag(config, env, "insight_flaky_note", "PYTEST_INSIGHT_FLAKY_NOTE")
+    return InsightSettings(True, sut_name, storage, profile, tags, strict, note)
 
 
 def _flag(config: pytest.Config, env: Mapping[str, str], name: str, variable: str) -> bool:
@@ -221,6 +237,7 @@ class InsightPlugin:
         self.settings = settings
         self.recorder: SessionRecorder | None = None
         self.summary: str | None = None
+        self.flaky_note: str | None = None
         self.saved = False
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -251,6 +268,8 @@ class InsightPlugin:
         recorded = self.recorder.build()
         try:
             storage = _open_storage(self.settings)
+            if self.settings.flaky_note:
+                self.flaky_note = _flaky_note(storage, recorded)
             storage.save_recorded_session(recorded)
         except (InsightError, OSError) as exc:
             self._failed(session, recorded.session_id, exc)
@@ -269,8 +288,24 @@ class InsightPlugin:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print the one line saying where the session went, or why it did not."""
+        if self.flaky_note is not None:
+            terminalreporter.write_line(self.flaky_note, yellow=True)
         if self.summary is not None:
             terminalreporter.write_line(self.summary, red=not self.saved, green=self.saved)
+
+
+def _flaky_note(storage: Any, recorded: Any) -> str | None:
+    """The known-flaky line for this run's failures, read from the history before this run is saved."""
+    failed = {r.nodeid for r in recorded.test_results if r.outcome in ("failed", "error")}
+    if not failed:
+        return None
+    from pytest_insight.analysis.known_flaky import default_since, known_flaky, known_flaky_note
+
+    try:
+        flaky = known_flaky(storage, recorded.sut_name, failed, since=default_since(recorded.session_start_time))
+    except (InsightError, OSError) as exc:
+        return f"pytest-insight: could not read the history for known flaky tests: {exc}"
+    return known_flaky_note(failed, flaky)
 
 
 def _open_storage(settings: InsightSettings) -> Any:
