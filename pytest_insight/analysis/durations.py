@@ -2,8 +2,10 @@
 
 For each test, over its latest ``window`` passing runs, every split into a
 baseline (before) and a recent part (from the split on, to the latest run)
-is scored by the gap between the two medians in units of their pooled
-median absolute deviation. The best split is a regression when the recent
+is costed by the total absolute deviation of each part from its median
+(a robust change point: a run put on the wrong side costs its whole jump).
+The cheapest split is scored by the gap between the two medians in units of
+their pooled median absolute deviation, and is a regression when the recent
 median is at least ``ratio`` times the baseline's and ``min_seconds`` more,
 and the gap is at least ``min_score`` deviations: noise moves the median
 little, and a test that was always slow has no split where it got slower.
@@ -98,15 +100,20 @@ def find_slower(
 
 
 def _best_split(durations: list[float], min_side: int) -> tuple[int, float, float, float] | None:
-    best: tuple[int, float, float, float] | None = None
+    """The split with the least total absolute deviation from its two medians, and its score."""
+    best: tuple[float, int, float, float] | None = None
     for split in range(min_side, len(durations) - min_side + 1):
         head, tail = durations[:split], durations[split:]
         before, after = median(head), median(tail)
         if after <= before:
             continue
-        spread = median([abs(x - before) for x in head] + [abs(x - after) for x in tail]) * _MAD_TO_SIGMA
-        # a floor of 1% of the baseline, so perfectly even timings do not divide by zero
-        score = (after - before) / max(spread, before * 0.01, 1e-6)
-        if best is None or score > best[3]:
-            best = (split, before, after, score)
-    return best
+        cost = sum(abs(x - before) for x in head) + sum(abs(x - after) for x in tail)
+        if best is None or cost < best[0]:
+            best = (cost, split, before, after)
+    if best is None:
+        return None
+    _, split, before, after = best
+    head, tail = durations[:split], durations[split:]
+    spread = median([abs(x - before) for x in head] + [abs(x - after) for x in tail]) * _MAD_TO_SIGMA
+    # a floor of 1% of the baseline, so perfectly even timings do not divide by zero
+    return split, before, after, (after - before) / max(spread, before * 0.01, 1e-6)
