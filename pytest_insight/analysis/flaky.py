@@ -110,7 +110,7 @@ def find_flaky(history: History, *, min_runs: int = 5, strip: int = 30) -> list[
         if test.runs < min_runs:
             continue
         verdict = judge(test, history.sessions)
-        if verdict.kind == "flaky" and len(verdict.runs) >= min_runs:
+        if verdict.kind == "flaky" and verdict.passes + verdict.failures >= min_runs:
             found.append(_flaky(test, verdict, history.sessions, strip))
     found.sort(key=lambda item: (-_rank(item.evidence), -item.confidence, item.sut_name, item.nodeid))
     return found

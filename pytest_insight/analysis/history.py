@@ -17,10 +17,10 @@ is a *rerun recovery*.
 from __future__ import annotations
 
 from array import array
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_insight.core.models import TestSession, to_utc
 
@@ -38,6 +38,20 @@ _CODES = {"passed": PASS, "xpassed": PASS, "failed": FAIL, "error": FAIL, "rerun
 # tags that name one run, not a context runs share: they say nothing about where failures happen
 _RUN_TAGS = frozenset({"commit", "ci_run_id", "ci_run_url", "ci_job_url"})
 _FAILURE_TEXT_LIMIT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ResultLike(Protocol):
+    """What :meth:`History.add` reads of a result: a ``TestResult`` or a ``ResultView``."""
+
+    @property
+    def nodeid(self) -> str: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def longreprtext(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +82,7 @@ class SessionInfo:
         return self.context.get("branch", "")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class TestHistory:
     """One test's runs, oldest first once :meth:`History.finish` has run.
 
@@ -93,6 +107,9 @@ class TestHistory:
     last_failure: str = ""
     _last_failure_index: int = -1
 
+    def __repr__(self) -> str:
+        return f"<TestHistory {self.sut_name} {self.nodeid}: {len(self.outcomes)} runs>"
+
     @property
     def runs(self) -> int:
         """How many sessions ran it."""
@@ -112,24 +129,69 @@ class TestHistory:
         return found
 
 
-@dataclass
+@dataclass(repr=False)
 class History:
     """Sessions and per-test runs, built by :meth:`add` and ordered by :meth:`finish`."""
 
     sessions: list[SessionInfo] = field(default_factory=list)
     tests: dict[tuple[str, str], TestHistory] = field(default_factory=dict)
     _by_sut: dict[str, dict[str, TestHistory]] = field(default_factory=dict)
+    _layouts: dict[str, tuple[list[str], list[TestHistory]]] = field(default_factory=dict)
     _contexts: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        # asyncio formats a finished task's result with repr: the default one would list every run
+        return f"<History of {len(self.sessions)} sessions, {len(self.tests)} tests>"
 
     def add(self, session: TestSession | SessionView) -> None:
         """Fold one session in (a decoded session, or the light view :mod:`.reading` makes)."""
         index = len(self.sessions)
         sut = session.sut_name
+        results = session.test_results
+        nodeids = [result.nodeid for result in results]
+        layout = self._layouts.get(sut)
+        if layout is not None and layout[0] == nodeids:
+            self._add_same_tests(index, results, layout[1])
+        else:
+            self._add_any_tests(index, sut, results)
+            if len(set(nodeids)) == len(nodeids):
+                tests = self._by_sut[sut]
+                self._layouts[sut] = (nodeids, [tests[nodeid] for nodeid in nodeids])
+        tags = session.session_tags
+        self.sessions.append(
+            SessionInfo(
+                session.session_id,
+                sut,
+                to_utc(session.session_start_time),
+                session.session_duration,
+                tags.get("commit", ""),
+                self._context(tags, session.testing_system),
+            )
+        )
+
+    def _add_same_tests(self, index: int, results: Sequence[ResultLike], tests: list[TestHistory]) -> None:
+        """The common case: the same tests, in the same order, as the SUT's previous session."""
+        codes = _CODES
+        for history, result in zip(tests, results, strict=True):
+            code = codes.get(result.outcome, SKIP)
+            history.sessions.append(index)
+            history.durations.append(result.duration)
+            if code == _RERUN:
+                history.outcomes.append(SKIP)
+                history.reruns.append(1)
+                continue
+            history.outcomes.append(code)
+            history.reruns.append(0)
+            if code == FAIL and result.longreprtext and index >= history._last_failure_index:
+                history._last_failure_index = index
+                history.last_failure = result.longreprtext[:_FAILURE_TEXT_LIMIT]
+
+    def _add_any_tests(self, index: int, sut: str, results: Sequence[ResultLike]) -> None:
         tests = self._by_sut.get(sut)
         if tests is None:
             tests = self._by_sut[sut] = {}
         codes = _CODES
-        for result in session.test_results:
+        for result in results:
             nodeid = result.nodeid
             code = codes.get(result.outcome, SKIP)
             history = tests.get(nodeid)
@@ -150,17 +212,6 @@ class History:
             if code == FAIL and result.longreprtext and index >= history._last_failure_index:
                 history._last_failure_index = index
                 history.last_failure = result.longreprtext[:_FAILURE_TEXT_LIMIT]
-        tags = session.session_tags
-        self.sessions.append(
-            SessionInfo(
-                session.session_id,
-                sut,
-                to_utc(session.session_start_time),
-                session.session_duration,
-                tags.get("commit", ""),
-                self._context(tags, session.testing_system),
-            )
-        )
 
     def _context(self, tags: Mapping[str, str], system: Mapping[str, Any]) -> Mapping[str, str]:
         pairs = [(key, value) for key, value in tags.items() if key not in _RUN_TAGS]

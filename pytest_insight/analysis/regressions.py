@@ -70,7 +70,7 @@ def find_changes(history: History, *, min_runs: int = 2) -> tuple[list[Change], 
     sessions = history.sessions
     for test in history.tests.values():
         verdict = judge(test, sessions)
-        if verdict.kind != "changed" or len(verdict.runs) < min_runs:
+        if verdict.kind != "changed" or verdict.passes + verdict.failures < min_runs:
             continue
         runs = verdict.runs
         blocks = verdict.blocks

@@ -44,6 +44,11 @@ class Verdict:
         mixed_commits: commits on which it both passed and failed.
         blocks: maximal stretches of one outcome, as ``(failed, first, last)``
             indexes into ``runs``.
+        passes: how many runs passed.
+        failures: how many runs failed.
+
+    ``runs`` is empty for a test that only passed (with no rerun) or only
+    failed: nothing else needs them.
     """
 
     kind: str
@@ -52,6 +57,8 @@ class Verdict:
     recoveries: int
     mixed_commits: tuple[str, ...]
     blocks: tuple[tuple[bool, int, int], ...]
+    passes: int
+    failures: int
 
 
 def runs_of(test: TestHistory) -> list[Run]:
@@ -66,6 +73,14 @@ def runs_of(test: TestHistory) -> list[Run]:
 
 def judge(test: TestHistory, sessions: list[SessionInfo]) -> Verdict:
     """Decide what ``test`` is from its history."""
+    outcomes = test.outcomes
+    failures, passes = outcomes.count(FAIL), outcomes.count(PASS)
+    if not (failures and passes):  # most tests: decided by two counts, without a loop over runs
+        kind = "unknown" if not passes + failures else "broken" if failures else "steady"
+        if passes and test.reruns.count(1) == 0:
+            return Verdict(kind, (), 0, 0, (), ((False, 0, passes - 1),), passes, failures)
+        if not passes:
+            return Verdict(kind, (), 0, 0, (), ((True, 0, failures - 1),) if failures else (), passes, failures)
     runs = runs_of(test)
     recoveries = sum(run.recovered for run in runs)
     outcomes_by_commit: dict[str, set[bool]] = {}
@@ -75,21 +90,16 @@ def judge(test: TestHistory, sessions: list[SessionInfo]) -> Verdict:
             outcomes_by_commit.setdefault(commit, set()).add(run.failed)
     mixed = tuple(commit for commit, seen in outcomes_by_commit.items() if len(seen) == 2)
     blocks = _blocks(runs)
-    flips = len(blocks) - 1 if blocks else 0
-    failures = sum(run.failed for run in runs)
-    if not runs:
-        kind = "unknown"
-    elif recoveries or mixed:
+    flips = len(blocks) - 1
+    if recoveries or mixed:
         kind = "flaky"
     elif failures == 0:
         kind = "steady"
-    elif failures == len(runs):
-        kind = "broken"
     elif flips >= 2 and any(not _solid(runs, sessions, block) for block in blocks[1:-1]):
         kind = "flaky"
     else:
         kind = "changed"
-    return Verdict(kind, tuple(runs), flips, recoveries, mixed, tuple(blocks))
+    return Verdict(kind, tuple(runs), flips, recoveries, mixed, tuple(blocks), passes, failures)
 
 
 def _blocks(runs: list[Run]) -> list[tuple[bool, int, int]]:
