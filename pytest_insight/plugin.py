@@ -159,7 +159,10 @@ def resolve_settings(config: pytest.Config, environ: Mapping[str, str] | None = 
     tags.update(_tags(env.get("PYTEST_INSIGHT_TAGS", "").split(","), "PYTEST_INSIGHT_TAGS"))
     tags.update(_tags(config.getoption("insight_tags") or [], "--insight-tag"))
     strict = _flag(config, env, "insight_strict", "PYTEST_INSIGHT_STRICT")
-    note = config.getini("insight_flaky_note") is not False and config.getoption("insight_flaky_note") is not False
+    note = (
+        config.getini("insight_flaky_note") is not False
+        and config.getoption("insight_flaky_note") is not False
+    )
     if config.getoption("insight_flaky_note") is None and env.get("PYTEST_INSIGHT_FLAKY_NOTE", "").strip():
         note = _flag(config, env, "insight_flaky_note", "PYTEST_INSIGHT_FLAKY_NOTE")
     return InsightSettings(True, sut_name, storage, profile, tags, strict, note)
@@ -302,7 +305,9 @@ def _flaky_note(storage: Any, recorded: Any) -> str | None:
     from pytest_insight.analysis.known_flaky import default_since, known_flaky, known_flaky_note
 
     try:
-        flaky = known_flaky(storage, recorded.sut_name, failed, since=default_since(recorded.session_start_time))
+        flaky = known_flaky(
+            storage, recorded.sut_name, failed, since=default_since(recorded.session_start_time)
+        )
     except (InsightError, OSError) as exc:
         return f"pytest-insight: could not read the history for known flaky tests: {exc}"
     return known_flaky_note(failed, flaky)

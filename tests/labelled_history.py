@@ -17,6 +17,7 @@ Sessions carry the tags the plugin records on GitHub Actions (``ci``,
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,7 +60,7 @@ class LabelledHistory:
             mixed = any(
                 {failed for commit, failed in runs if commit == c} == {True, False} for c in self.commits
             )
-            flips = sum(1 for a, b in zip(runs, runs[1:], strict=False) if a[1] != b[1])
+            flips = sum(1 for a, b in itertools.pairwise(runs) if a[1] != b[1])
             if mixed or flips >= 2:
                 found.add(nodeid)
         return found
@@ -164,7 +165,9 @@ def _session(
     )
 
 
-def _results(history: LabelledHistory, rng: random.Random, commit: int, start: datetime) -> Iterator[TestResult]:
+def _results(
+    history: LabelledHistory, rng: random.Random, commit: int, start: datetime
+) -> Iterator[TestResult]:
     clock = start
     for nodeid, label in history.labels.items():
         failed = _failed(label, commit, rng)

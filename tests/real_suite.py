@@ -18,7 +18,7 @@ from pathlib import Path
 __all__ = ["RUNS", "SUITE", "commit_of", "run_suite"]
 
 RUNS = 10
-SUITE = '''
+SUITE = """
 import os
 import time
 
@@ -47,7 +47,7 @@ def test_slowed():
 
 def test_slow():
     time.sleep(0.15)
-'''
+"""
 
 
 def commit_of(run: int) -> str:

@@ -34,7 +34,9 @@ def test_regressions_have_the_right_first_bad_commit(labelled: tuple[LabelledHis
     regressions, fixes = find_changes(history)
     regressed = {n for n, label in made.labels.items() if label.kind == "regressed"}
     found = {change.nodeid: change for change in regressions}
-    right = [n for n in regressed if n in found and found[n].after.commit == made.commits[made.labels[n].change]]
+    right = [
+        n for n in regressed if n in found and found[n].after.commit == made.commits[made.labels[n].change]
+    ]
     assert len(right) / len(regressed) >= 0.95
     assert {made.labels[n].kind for n in found} == {"regressed"}
     assert all(change.still for change in regressions)
@@ -55,13 +57,19 @@ def test_no_steady_test_is_flagged_anywhere(labelled: tuple[LabelledHistory, His
     assert flagged & steady == set()
 
 
-def test_duration_jumps_are_found_and_steady_slowness_is_not(labelled: tuple[LabelledHistory, History]) -> None:
+def test_duration_jumps_are_found_and_steady_slowness_is_not(
+    labelled: tuple[LabelledHistory, History],
+) -> None:
     made, history = labelled
     slower = {test.nodeid: test for test in find_slower(history)}
     assert {made.labels[n].kind for n in slower} == {"slowed"}
     # a jump needs three runs after it to be told from noise
     slowed = [n for n, label in made.labels.items() if label.kind == "slowed"]
-    enough = [n for n in slowed if sum(1 for c, _ in made.outcomes[n] if made.commits.index(c) >= made.labels[n].change) >= 3]
+    enough = [
+        n
+        for n in slowed
+        if sum(1 for c, _ in made.outcomes[n] if made.commits.index(c) >= made.labels[n].change) >= 3
+    ]
     assert len([n for n in enough if n in slower]) / len(enough) >= 0.9
     for nodeid, test in slower.items():
         assert test.first_slow.commit == made.commits[made.labels[nodeid].change]

@@ -53,32 +53,45 @@ def test_flaky_text_and_json(capsys: pytest.CaptureFixture[str], store: str, mad
     assert as_json(capsys, "flaky", "--storage", store, "--sut", "other")["sessions"] == 0
 
 
-def test_regressions_and_trends(capsys: pytest.CaptureFixture[str], store: str, made: LabelledHistory) -> None:
+def test_regressions_and_trends(
+    capsys: pytest.CaptureFixture[str], store: str, made: LabelledHistory
+) -> None:
     found = as_json(capsys, "regressions", "--storage", store)
     assert {made.labels[c["nodeid"]].kind for c in found["regressions"]} == {"regressed"}
     assert {made.labels[c["nodeid"]].kind for c in found["fixes"]} == {"fixed"}
     for change in found["regressions"]:
         assert change["after"]["commit"] == made.commits[made.labels[change["nodeid"]].change]
     code, out, _ = insight(capsys, "regressions", "--storage", store)
-    assert code == 0 and "Outcome regressions (3):" in out and "Duration regressions" in out and "Fixes (3):" in out
+    assert code == 0
+    assert "Outcome regressions (3):" in out
+    assert "Duration regressions" in out
+    assert "Fixes (3):" in out
     days = as_json(capsys, "trends", "--storage", store)["days"]
     assert sum(day["sessions"] for day in days) == 30
     assert all(0 <= day["pass_rate"] <= 1 for day in days)
 
 
-def test_diff_by_session_ids_and_by_commit(capsys: pytest.CaptureFixture[str], store: str, made: LabelledHistory) -> None:
+def test_diff_by_session_ids_and_by_commit(
+    capsys: pytest.CaptureFixture[str], store: str, made: LabelledHistory
+) -> None:
     first, last = made.sessions[0], made.sessions[-1]
     found = as_json(capsys, "diff", first.session_id, last.session_id, "--storage", store)
     assert (found["base_sessions"], found["head_sessions"]) == (1, 1)
     newly = {entry["nodeid"] for entry in found["newly_failing"]}
     assert {n for n, label in made.labels.items() if label.kind == "regressed"} <= newly
     assert all(entry["failure"] for entry in found["newly_failing"])
-    by_commit = as_json(capsys, "diff", "--base", made.commits[0][:10], "--head", made.commits[-1], "--storage", store)
+    by_commit = as_json(
+        capsys, "diff", "--base", made.commits[0][:10], "--head", made.commits[-1], "--storage", store
+    )
     assert by_commit["base_sessions"] >= 1
     by_branch = as_json(capsys, "diff", "--base", made.commits[0], "--head", "main", "--storage", store)
-    assert by_branch["head_sessions"] == sum(1 for s in made.sessions if s.session_tags["commit"] == made.commits[-1])
+    assert by_branch["head_sessions"] == sum(
+        1 for s in made.sessions if s.session_tags["commit"] == made.commits[-1]
+    )
     code, out, _ = insight(capsys, "diff", first.session_id, last.session_id, "--storage", store)
-    assert code == 0 and "Newly failing" in out and "    | AssertionError" in out
+    assert code == 0
+    assert "Newly failing" in out
+    assert "    | AssertionError" in out
 
 
 @pytest.mark.parametrize(
@@ -88,7 +101,11 @@ def test_diff_by_session_ids_and_by_commit(capsys: pytest.CaptureFixture[str], s
         (["diff", "a", "b", "--base", "x"], EXIT_USAGE, "not both forms"),
         (["diff", "--base", "main"], EXIT_USAGE, "both --base and --head"),
         (["diff", "nope-1", "nope-2"], EXIT_DATA, "no session with id 'nope-1'"),
-        (["diff", "--base", "nowhere", "--head", "main"], EXIT_DATA, "no session has a commit or branch 'nowhere'"),
+        (
+            ["diff", "--base", "nowhere", "--head", "main"],
+            EXIT_DATA,
+            "no session has a commit or branch 'nowhere'",
+        ),
         (["flaky", "--min-runs", "0"], EXIT_USAGE, "must be at least 1"),
         (["report"], EXIT_USAGE, "--html"),
         (["report", "--html", "s3://bucket-only"], EXIT_USAGE, "full key"),
@@ -100,7 +117,9 @@ def test_user_errors_are_one_line(
     got, out, err = insight(capsys, *args, "--storage", store)
     assert got == code
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("insight: error: ") and message in err
+    assert err.count("\n") == 1
+    assert err.startswith("insight: error: ")
+    assert message in err
 
 
 def test_report_to_a_file(capsys: pytest.CaptureFixture[str], store: str, tmp_path: Path) -> None:
@@ -110,18 +129,23 @@ def test_report_to_a_file(capsys: pytest.CaptureFixture[str], store: str, tmp_pa
     page = target.read_text(encoding="utf-8")
     assert found == {"html": str(target), "bytes": len(page.encode()), "sessions": 30}
     assert "<title>shop &lt;main&gt;</title>" in page
-    assert "<script src" not in page and "http://" not in page.replace("http://www.w3.org", "")
+    assert "<script src" not in page
+    assert "http://" not in page.replace("http://www.w3.org", "")
     assert page.count("<svg") >= 2 + 10
 
 
 def test_the_same_answers_straight_from_a_bucket(
     capsys: pytest.CaptureFixture[str], store: str, moto_server_s3: S3Target, made: LabelledHistory
 ) -> None:
-    S3Storage(moto_server_s3.bucket, "team", endpoint_url=moto_server_s3.endpoint_url).save_sessions(made.sessions)
+    S3Storage(moto_server_s3.bucket, "team", endpoint_url=moto_server_s3.endpoint_url).save_sessions(
+        made.sessions
+    )
     uri = f"s3://{moto_server_s3.bucket}/team"
     for command in ("flaky", "regressions", "trends"):
         assert as_json(capsys, command, "--storage", uri) == as_json(capsys, command, "--storage", store)
-    found = as_json(capsys, "report", "--html", f"s3://{moto_server_s3.bucket}/reports/shop.html", "--storage", uri)
+    found = as_json(
+        capsys, "report", "--html", f"s3://{moto_server_s3.bucket}/reports/shop.html", "--storage", uri
+    )
     body = moto_server_s3.client.get_object(Bucket=moto_server_s3.bucket, Key="reports/shop.html")
     assert body["ContentType"] == "text/html; charset=utf-8"
     assert len(body["Body"].read()) == found["bytes"]

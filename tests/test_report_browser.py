@@ -69,7 +69,9 @@ def test_the_report_renders_offline_with_its_charts(
     assert charts.count() >= 2 + 10
     assert page.locator("section .chart svg path").count() >= 2
     box = page.locator("section .chart svg").first.bounding_box()
-    assert box is not None and box["width"] > 200 and box["height"] > 80
+    assert box is not None
+    assert box["width"] > 200
+    assert box["height"] > 80
     assert box["width"] <= width
     assert page.locator("td.strip span.F").count() > 0  # the flaky table's outcome strips
     # nothing wider than the screen but the scrollable tables

@@ -100,7 +100,9 @@ def diff_sessions(
     before = History.from_sessions(base)
     after = History.from_sessions(head)
     old, new = _sides(before), _sides(after)
-    lists: dict[str, list[DiffEntry]] = {name: [] for name in ("newly", "fixed", "added", "removed", "slower")}
+    lists: dict[str, list[DiffEntry]] = {
+        name: [] for name in ("newly", "fixed", "added", "removed", "slower")
+    }
     for key in sorted(old.keys() | new.keys()):
         was, now = old.get(key), new.get(key)
         entry = DiffEntry(

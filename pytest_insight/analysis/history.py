@@ -27,7 +27,7 @@ from pytest_insight.core.models import TestSession, to_utc
 if TYPE_CHECKING:
     from pytest_insight.analysis.reading import SessionView
 
-__all__ = ["FAIL", "PASS", "SKIP", "History", "SessionInfo", "TestHistory"]
+__all__ = ["FAIL", "PASS", "SKIP", "History", "ResultLike", "SessionInfo", "TestHistory"]
 
 PASS, FAIL, SKIP = 0, 1, 2
 """Outcome codes of :attr:`TestHistory.outcomes`."""
@@ -40,7 +40,6 @@ _RUN_TAGS = frozenset({"commit", "ci_run_id", "ci_run_url", "ci_job_url"})
 _FAILURE_TEXT_LIMIT = 2000
 
 
-@dataclass(frozen=True, slots=True)
 class ResultLike(Protocol):
     """What :meth:`History.add` reads of a result: a ``TestResult`` or a ``ResultView``."""
 
@@ -245,11 +244,11 @@ class History:
                 runs = sorted(range(len(ranks)), key=ranks.__getitem__)
                 ordered = all(new == old for new, old in enumerate(runs))
                 known = permutations[key] = (array("i", sorted(ranks)), None if ordered else runs)
-            history.sessions, runs = array("i", known[0]), known[1]
-            if runs is not None:
-                history.outcomes = bytearray(history.outcomes[i] for i in runs)
-                history.durations = array("d", (history.durations[i] for i in runs))
-                history.reruns = bytearray(history.reruns[i] for i in runs)
+            history.sessions, moves = array("i", known[0]), known[1]
+            if moves is not None:
+                history.outcomes = bytearray(history.outcomes[i] for i in moves)
+                history.durations = array("d", (history.durations[i] for i in moves))
+                history.reruns = bytearray(history.reruns[i] for i in moves)
         return self
 
     @classmethod
@@ -259,5 +258,3 @@ class History:
         for session in sessions:
             history.add(session)
         return history.finish()
-
-

@@ -90,7 +90,8 @@ def render_report(history: History, *, min_runs: int = 5, slowest: int = 10, tit
         (
             t.sut_name,
             f"<td class='id'>{escape(t.nodeid)}</td><td class='num'>{t.baseline:.3f} s</td>"
-            f"<td class='num'>{t.recent:.3f} s</td><td>{escape(_where(t.first_slow.commit, t.first_slow.start))}</td>",
+            f"<td class='num'>{t.recent:.3f} s</td>"
+            f"<td>{escape(_where(t.first_slow.commit, t.first_slow.start))}</td>",
         )
         for t in slower
     ]
@@ -123,7 +124,8 @@ def _changes(changes: list[Change], before: str, after: str, still: str) -> str:
     rows = [
         (
             c.sut_name,
-            f"<td class='id'>{escape(c.nodeid)}</td><td>{escape(_where(c.before.commit, c.before.start))}</td>"
+            f"<td class='id'>{escape(c.nodeid)}</td>"
+            f"<td>{escape(_where(c.before.commit, c.before.start))}</td>"
             f"<td>{escape(_where(c.after.commit, c.after.start))}</td><td>{'yes' if c.still else 'no'}</td>",
         )
         for c in changes

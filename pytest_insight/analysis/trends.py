@@ -78,7 +78,7 @@ def daily_trends(history: History, flaky: Collection[tuple[str, str]] = ()) -> l
                 flaky_failing[key] += (sut, nodeid) in flaky_set
     trends = []
     for key in sorted(durations):
-        runs = passed[key] + failed[key]
+        counted = passed[key] + failed[key]
         trends.append(
             DayTrend(
                 sut_name=key[0],
@@ -86,7 +86,7 @@ def daily_trends(history: History, flaky: Collection[tuple[str, str]] = ()) -> l
                 sessions=len(durations[key]),
                 passed=passed[key],
                 failed=failed[key],
-                pass_rate=passed[key] / runs if runs else 1.0,
+                pass_rate=passed[key] / counted if counted else 1.0,
                 median_duration=median(durations[key]),
                 failing_tests=failing[key],
                 flaky_tests=flaky_failing[key],

@@ -65,7 +65,7 @@ def runs_of(test: TestHistory) -> list[Run]:
     """The passing and failing runs of ``test``, oldest first."""
     runs = []
     for position, outcome in enumerate(test.outcomes):
-        if outcome == PASS or outcome == FAIL:
+        if outcome in (PASS, FAIL):
             recovered = outcome == PASS and test.reruns[position] == 1
             runs.append(Run(test.sessions[position], outcome == FAIL, recovered))
     return runs
@@ -80,7 +80,9 @@ def judge(test: TestHistory, sessions: list[SessionInfo]) -> Verdict:
         if passes and test.reruns.count(1) == 0:
             return Verdict(kind, (), 0, 0, (), ((False, 0, passes - 1),), passes, failures)
         if not passes:
-            return Verdict(kind, (), 0, 0, (), ((True, 0, failures - 1),) if failures else (), passes, failures)
+            return Verdict(
+                kind, (), 0, 0, (), ((True, 0, failures - 1),) if failures else (), passes, failures
+            )
     runs = runs_of(test)
     recoveries = sum(run.recovered for run in runs)
     outcomes_by_commit: dict[str, set[bool]] = {}

@@ -43,9 +43,7 @@ def select_side(sessions: list[TestSession], ref: str) -> list[TestSession]:
     Raises:
         NotFoundError: no session matches ``ref``.
     """
-    by_commit = [
-        s for s in sessions if len(ref) >= 4 and s.session_tags.get("commit", "").startswith(ref)
-    ]
+    by_commit = [s for s in sessions if len(ref) >= 4 and s.session_tags.get("commit", "").startswith(ref)]
     if by_commit:
         return by_commit
     on_branch = [s for s in sessions if s.session_tags.get("branch") == ref]
@@ -87,8 +85,13 @@ def _one(session: TestSession | None, session_id: str) -> list[TestSession]:
     return [session]
 
 
-_LISTS = (("newly_failing", "Newly failing"), ("fixed", "Fixed"), ("added", "Added"),
-          ("removed", "Removed"), ("slower", "Markedly slower"))
+_LISTS = (
+    ("newly_failing", "Newly failing"),
+    ("fixed", "Fixed"),
+    ("added", "Added"),
+    ("removed", "Removed"),
+    ("slower", "Markedly slower"),
+)
 
 
 def _entry(entry: DiffEntry) -> dict[str, Any]:
@@ -118,8 +121,9 @@ def _text(found: Diff) -> str:
         if not entries:
             lines.append("  none")
         elif name == "slower":
-            rows = [[format_duration(e.base_seconds), format_duration(e.head_seconds), e.nodeid]
-                    for e in entries]
+            rows = [
+                [format_duration(e.base_seconds), format_duration(e.head_seconds), e.nodeid] for e in entries
+            ]
             table = render_table(["BASE", "HEAD", "NODE ID"], rows, right=range(2))
             lines += [f"  {line}" for line in table.splitlines()]
         else:

@@ -7,7 +7,12 @@ from typing import Any
 
 from pytest_insight.analysis.flaky import FlakyTest, find_flaky
 from pytest_insight.analysis.reading import collect_history
-from pytest_insight.cli.options import add_session_filters, filters_scope, open_selected_storage, positive_count
+from pytest_insight.cli.options import (
+    add_session_filters,
+    filters_scope,
+    open_selected_storage,
+    positive_count,
+)
 from pytest_insight.cli.output import Console, format_time, plural, render_table
 
 __all__ = ["add_analysis_options", "add_parser", "flaky_record", "run_flaky"]

@@ -103,9 +103,17 @@ def run_regressions(args: argparse.Namespace, console: Console) -> int:
             [_where(c.before), _where(c.after), state if c.still else "no", str(c.runs_since), c.nodeid]
             for c in found
         ]
-        table = render_table(["LAST GOOD" if state == "failing" else "LAST BAD",
-                              "FIRST BAD" if state == "failing" else "FIRST GOOD",
-                              f"STILL {state.upper()}", "RUNS", "NODE ID"], rows, right=[3])
+        table = render_table(
+            [
+                "LAST GOOD" if state == "failing" else "LAST BAD",
+                "FIRST BAD" if state == "failing" else "FIRST GOOD",
+                f"STILL {state.upper()}",
+                "RUNS",
+                "NODE ID",
+            ],
+            rows,
+            right=[3],
+        )
         return lines + [f"  {line}" for line in table.splitlines()]
 
     def text() -> str:
@@ -116,8 +124,13 @@ def run_regressions(args: argparse.Namespace, console: Console) -> int:
             lines.append("  none")
         else:
             rows = [
-                [format_duration(t.baseline), format_duration(t.recent), f"{t.ratio:.1f}x",
-                 _where(t.first_slow), t.nodeid]
+                [
+                    format_duration(t.baseline),
+                    format_duration(t.recent),
+                    f"{t.ratio:.1f}x",
+                    _where(t.first_slow),
+                    t.nodeid,
+                ]
                 for t in slower
             ]
             table = render_table(["BEFORE", "NOW", "RATIO", "FIRST SLOW", "NODE ID"], rows, right=range(3))
@@ -156,8 +169,15 @@ def run_trends(args: argparse.Namespace, console: Console) -> int:
         ]
     }
     rows = [
-        [t.sut_name, t.day.isoformat(), str(t.sessions), f"{100 * t.pass_rate:.1f}%",
-         format_duration(t.median_duration), str(t.failing_tests), str(t.flaky_tests)]
+        [
+            t.sut_name,
+            t.day.isoformat(),
+            str(t.sessions),
+            f"{100 * t.pass_rate:.1f}%",
+            format_duration(t.median_duration),
+            str(t.failing_tests),
+            str(t.flaky_tests),
+        ]
         for t in trends
     ]
     headers = ["SUT", "DAY", "SESSIONS", "PASS RATE", "SUITE", "FAILING", "FLAKY"]

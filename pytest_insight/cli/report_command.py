@@ -32,7 +32,9 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
         "  insight report --html s3://my-bucket/reports/api.html --sut api",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--html", metavar="FILE", required=True, help="where to write: a path or s3://bucket/key")
+    parser.add_argument(
+        "--html", metavar="FILE", required=True, help="where to write: a path or s3://bucket/key"
+    )
     parser.add_argument("--title", default="", help="the page's title")
     add_analysis_options(parser, "report on")
     parser.set_defaults(handler=run_report)
@@ -75,8 +77,6 @@ def publish(target: str, page: bytes) -> None:
 
     backend = S3Backend(bucket)  # the configured client: endpoint, credentials, retries
     try:
-        backend.client.put_object(
-            Bucket=bucket, Key=key, Body=page, ContentType="text/html; charset=utf-8"
-        )
+        backend.client.put_object(Bucket=bucket, Key=key, Body=page, ContentType="text/html; charset=utf-8")
     except (BotoCoreError, ClientError) as exc:
         raise translate(exc, action="s3:PutObject", bucket=bucket, key=key) from exc

@@ -51,13 +51,19 @@ def _session(number: int, results: int, rng: random.Random) -> TestSession:
             failed = number * 3 >= 2 * 100_000
         else:
             failed = False
-        seconds = (0.05 + index / 500) * (3 if index % 25 == 3 and number > 50_000 else 1) * rng.uniform(0.9, 1.1)
+        seconds = (
+            (0.05 + index / 500) * (3 if index % 25 == 3 and number > 50_000 else 1) * rng.uniform(0.9, 1.1)
+        )
         outcome = TestOutcome.FAILED if failed else TestOutcome.PASSED
         text = "AssertionError: expected 200, got 500" if failed else ""
-        items.append(TestResult(nodeid, outcome, start, start + timedelta(seconds=seconds), seconds, longreprtext=text))
+        items.append(
+            TestResult(nodeid, outcome, start, start + timedelta(seconds=seconds), seconds, longreprtext=text)
+        )
     tags = {"ci": "github-actions", "commit": commit, "branch": "main", "ci_run_id": str(number)}
     system = {"hostname": f"runner-{number % 4}", "python_version": "3.12.8"}
-    return TestSession("bench", f"bench-{number:07d}", start, start + timedelta(minutes=3), 180.0, tags, system, items)
+    return TestSession(
+        "bench", f"bench-{number:07d}", start, start + timedelta(minutes=3), 180.0, tags, system, items
+    )
 
 
 def fill(root: Path, sessions: int, results: int) -> float:
@@ -99,7 +105,10 @@ def score(seeds: int, workdir: Path) -> dict[str, float]:
         made = make_history(seed)
         store = workdir / f"labelled-{seed}"
         JSONStorage(store).save_sessions(made.sessions)  # after the timings: its memory is no one's peak
-        flaky = {t["nodeid"] for t in json.loads(run_insight("flaky", "--json", "--storage", str(store))[2])["flaky"]}
+        flaky = {
+            t["nodeid"]
+            for t in json.loads(run_insight("flaky", "--json", "--storage", str(store))[2])["flaky"]
+        }
         flagged += len(flaky)
         right += sum(1 for n in flaky if made.labels[n].kind == "flaky")
         wanted = made.flaky_detectable()
