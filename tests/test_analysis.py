@@ -82,7 +82,7 @@ def history_of(pattern: str, *, per_commit: int = 1, node: str = NODE) -> Histor
 )
 def test_each_history_gets_its_verdict(pattern: str, per_commit: int, kind: str) -> None:
     history = history_of(pattern, per_commit=per_commit)
-    assert judge(history.tests[("api", NODE)], history.sessions).kind == kind
+    assert judge(history.tests[("api", NODE)], history).kind == kind
 
 
 def test_a_flaky_record_carries_its_evidence() -> None:

@@ -10,11 +10,13 @@ ranks below one seen a hundred times at the same rate.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
-from pytest_insight.analysis.history import FAIL, PASS, History, SessionInfo, TestHistory
-from pytest_insight.analysis.verdict import Run, Verdict, judge
+from pytest_insight.analysis.history import FAIL, PASS, History, TestHistory
+from pytest_insight.analysis.verdict import Verdict, judge
 
 __all__ = ["Correlation", "FlakyTest", "find_flaky", "outcome_strip", "wilson_lower_bound"]
 
@@ -109,9 +111,9 @@ def find_flaky(history: History, *, min_runs: int = 5, strip: int = 30) -> list[
     for test in history.tests.values():
         if test.runs < min_runs:
             continue
-        verdict = judge(test, history.sessions)
-        if verdict.kind == "flaky" and verdict.passes + verdict.failures >= min_runs:
-            found.append(_flaky(test, verdict, history.sessions, strip))
+        verdict = judge(test, history)
+        if verdict.kind == "flaky" and verdict.runs >= min_runs:
+            found.append(_flaky(test, verdict, history, strip))
     found.sort(key=lambda item: (-_rank(item.evidence), -item.confidence, item.sut_name, item.nodeid))
     return found
 
@@ -120,48 +122,57 @@ def _rank(evidence: str) -> int:
     return {"rerun": 2, "same commit": 2, "flips": 1}[evidence]
 
 
-def _flaky(test: TestHistory, verdict: Verdict, sessions: list[SessionInfo], strip: int) -> FlakyTest:
-    runs = verdict.runs
-    failures = sum(run.failed for run in runs)
+def _flaky(test: TestHistory, verdict: Verdict, history: History, strip: int) -> FlakyTest:
+    sessions = history.sessions
     if verdict.recoveries:
         evidence = "rerun"
     elif verdict.mixed_commits:
         evidence = "same commit"
     else:
         evidence = "flips"
+    runs = verdict.runs
     return FlakyTest(
         sut_name=test.sut_name,
         nodeid=test.nodeid,
-        runs=len(runs),
-        failures=failures,
+        runs=runs,
+        failures=verdict.failures,
         flips=verdict.flips,
-        flip_rate=verdict.flips / (len(runs) - 1) if len(runs) > 1 else 0.0,
+        flip_rate=verdict.flips / (runs - 1) if runs > 1 else 0.0,
         rerun_recoveries=verdict.recoveries,
         mixed_commits=verdict.mixed_commits,
         evidence=evidence,
-        confidence=wilson_lower_bound(failures + verdict.recoveries, len(runs)),
+        confidence=wilson_lower_bound(verdict.failures + verdict.recoveries, runs),
         first_seen=sessions[test.sessions[0]].start,
         last_seen=sessions[test.sessions[-1]].start,
         last_failure=test.last_failure,
         recent=outcome_strip(test, strip),
-        correlations=correlate(runs, sessions),
+        correlations=correlate(verdict, history),
     )
 
 
-def correlate(runs: tuple[Run, ...], sessions: list[SessionInfo]) -> tuple[Correlation, ...]:
+def correlate(verdict: Verdict, history: History) -> tuple[Correlation, ...]:
     """Context values shared by every failure of a test and by none of its other runs' contexts.
 
-    A key counts when the test failed at least twice, all failures had one
-    value, and at least two runs with another value passed.
+    A key counts when the test failed (or was rerun) at least twice, all
+    those runs had one value, and at least two runs with another value passed.
     """
-    failing = [sessions[run.session].context for run in runs if run.failed or run.recovered]
-    if len(failing) < _MIN_FAILURES_TO_CORRELATE:
+    codes = verdict.outcomes
+    positions = list(verdict.recovered)
+    position = codes.find(FAIL)
+    while position != -1:
+        positions.append(position)
+        position = codes.find(FAIL, position + 1)
+    if len(positions) < _MIN_FAILURES_TO_CORRELATE:
         return ()
+    contexts = history.contexts
+    failing = [contexts[history.context_ids[verdict.sessions[position]]] for position in positions]
+    # sessions share a few contexts: count the runs of each, in C loops
+    runs_by_context = Counter(itemgetter(*verdict.sessions)(history.context_ids))
     found = []
     for key, value in failing[0].items():
         if any(context.get(key) != value for context in failing[1:]):
             continue
-        elsewhere = sum(1 for run in runs if sessions[run.session].context.get(key) != value)
+        elsewhere = sum(count for i, count in runs_by_context.items() if contexts[i].get(key) != value)
         if elsewhere >= 2:
             found.append(Correlation(key, value, len(failing), elsewhere))
     return tuple(found)

@@ -20,6 +20,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_insight.core.models import TestSession, to_utc
@@ -130,13 +131,22 @@ class TestHistory:
 
 @dataclass(repr=False)
 class History:
-    """Sessions and per-test runs, built by :meth:`add` and ordered by :meth:`finish`."""
+    """Sessions and per-test runs, built by :meth:`add` and ordered by :meth:`finish`.
+
+    After :meth:`finish`, ``commit_ids`` and ``context_ids`` give each
+    session's commit (an index into ``commit_names``; 0 is "no commit") and
+    context (an index into ``contexts``).
+    """
 
     sessions: list[SessionInfo] = field(default_factory=list)
     tests: dict[tuple[str, str], TestHistory] = field(default_factory=dict)
     _by_sut: dict[str, dict[str, TestHistory]] = field(default_factory=dict)
     _layouts: dict[str, tuple[list[str], list[TestHistory]]] = field(default_factory=dict)
     _contexts: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = field(default_factory=dict)
+    commit_ids: array[int] = field(default_factory=lambda: array("i"))
+    commit_names: list[str] = field(default_factory=list)
+    context_ids: array[int] = field(default_factory=lambda: array("i"))
+    contexts: list[Mapping[str, str]] = field(default_factory=list)
 
     def __repr__(self) -> str:
         # asyncio formats a finished task's result with repr: the default one would list every run
@@ -226,10 +236,25 @@ class History:
 
     def finish(self) -> History:
         """Order the sessions oldest first and every test's runs with them; return self."""
+        self._order()
+        # per session, small numbers for its commit and its context, so that per-test
+        # questions gather them with C loops (operator.itemgetter) instead of Python ones
+        commits: dict[str, int] = {"": 0}
+        self.commit_ids = array("i", (commits.setdefault(s.commit, len(commits)) for s in self.sessions))
+        self.commit_names = list(commits)
+        contexts: dict[int, int] = {}
+        self.context_ids = array(
+            "i", (contexts.setdefault(id(s.context), len(contexts)) for s in self.sessions)
+        )
+        by_id = {id(s.context): s.context for s in self.sessions}
+        self.contexts = [by_id[key] for key in contexts]
+        return self
+
+    def _order(self) -> None:
         sessions = self.sessions
         order = sorted(range(len(sessions)), key=lambda i: (sessions[i].start, sessions[i].session_id))
         if all(new == old for new, old in enumerate(order)):
-            return self
+            return
         rank = array("i", bytes(4 * len(order)))
         for new, old in enumerate(order):
             rank[old] = new
@@ -245,11 +270,11 @@ class History:
                 ordered = all(new == old for new, old in enumerate(runs))
                 known = permutations[key] = (array("i", sorted(ranks)), None if ordered else runs)
             history.sessions, moves = array("i", known[0]), known[1]
-            if moves is not None:
-                history.outcomes = bytearray(history.outcomes[i] for i in moves)
-                history.durations = array("d", (history.durations[i] for i in moves))
-                history.reruns = bytearray(history.reruns[i] for i in moves)
-        return self
+            if moves is not None and len(moves) > 1:
+                gather = itemgetter(*moves)  # a C loop: a test may have a hundred thousand runs
+                history.outcomes = bytearray(gather(history.outcomes))
+                history.durations = array("d", gather(history.durations))
+                history.reruns = bytearray(gather(history.reruns))
 
     @classmethod
     def from_sessions(cls, sessions: Iterable[TestSession]) -> History:

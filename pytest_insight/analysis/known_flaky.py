@@ -33,7 +33,7 @@ def known_flaky(
         test = history.tests.get((sut_name, nodeid))
         if test is None or test.runs < min_runs:
             continue
-        if judge(test, history.sessions).kind == "flaky":
+        if judge(test, history).kind == "flaky":
             flaky.append(nodeid)
     return flaky
 

@@ -69,10 +69,10 @@ def find_changes(history: History, *, min_runs: int = 2) -> tuple[list[Change], 
     fixes: list[Change] = []
     sessions = history.sessions
     for test in history.tests.values():
-        verdict = judge(test, sessions)
-        if verdict.kind != "changed" or verdict.passes + verdict.failures < min_runs:
+        verdict = judge(test, history)
+        if verdict.kind != "changed" or verdict.runs < min_runs:
             continue
-        runs = verdict.runs
+        runs = verdict.sessions
         blocks = verdict.blocks
         seen: set[bool] = set()
         for position in range(len(blocks) - 1, 0, -1):
@@ -84,8 +84,8 @@ def find_changes(history: History, *, min_runs: int = 2) -> tuple[list[Change], 
                 kind="regression" if failed else "fix",
                 sut_name=test.sut_name,
                 nodeid=test.nodeid,
-                before=RunRef.of(sessions[runs[first - 1].session]),
-                after=RunRef.of(sessions[runs[first].session]),
+                before=RunRef.of(sessions[runs[first - 1]]),
+                after=RunRef.of(sessions[runs[first]]),
                 still=position == len(blocks) - 1,
                 runs_since=last - first + 1,
                 failure=test.last_failure if failed else "",

@@ -11,24 +11,26 @@ both claim a test. Only passing and failing runs count (skips are left out).
   least two commits (two runs without commit tags) or are still going on. A
   fix is the reverse. A test that broke for a few commits and was then
   fixed is a regression followed by a fix, not flaky.
+
+A test that only passed or only failed is decided from two counts; the
+others are read with byte searches over their outcomes, so a test with a
+hundred thousand runs costs milliseconds.
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
+from itertools import compress
+from operator import itemgetter
 
-from pytest_insight.analysis.history import FAIL, PASS, SessionInfo, TestHistory
+from pytest_insight.analysis.history import FAIL, PASS, SKIP, History, TestHistory
 
-__all__ = ["Run", "Verdict", "judge", "runs_of"]
+__all__ = ["Verdict", "judge"]
 
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One passing or failing run of a test."""
-
-    session: int  # index in History.sessions
-    failed: bool
-    recovered: bool  # failed, was rerun, and passed
+Block = tuple[bool, int, int]
+_FAILED_MASK = bytes(1 if code == FAIL else 0 for code in range(256))
+_PASSED_MASK = bytes(1 if code == PASS else 0 for code in range(256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,87 +40,111 @@ class Verdict:
     Attributes:
         kind: ``steady``, ``broken``, ``flaky``, ``changed`` (regressed and/or
             fixed) or ``unknown`` (no passing or failing run).
-        runs: its passing and failing runs, oldest first.
+        passes: how many runs passed.
+        failures: how many runs failed.
         flips: how often the outcome changed between consecutive runs.
         recoveries: runs that failed and passed on a rerun.
         mixed_commits: commits on which it both passed and failed.
+        sessions: per passing or failing run, oldest first, its index in
+            ``History.sessions`` (empty for a test that only passed or only failed).
+        outcomes: per such run, :data:`PASS` or :data:`FAIL`.
+        recovered: the positions (in ``sessions``) of the rerun recoveries.
         blocks: maximal stretches of one outcome, as ``(failed, first, last)``
-            indexes into ``runs``.
-        passes: how many runs passed.
-        failures: how many runs failed.
-
-    ``runs`` is empty for a test that only passed (with no rerun) or only
-    failed: nothing else needs them.
+            positions in ``sessions``.
     """
 
     kind: str
-    runs: tuple[Run, ...]
-    flips: int
-    recoveries: int
-    mixed_commits: tuple[str, ...]
-    blocks: tuple[tuple[bool, int, int], ...]
     passes: int
     failures: int
+    flips: int = 0
+    recoveries: int = 0
+    mixed_commits: tuple[str, ...] = ()
+    sessions: tuple[int, ...] = ()
+    outcomes: bytes = b""
+    recovered: tuple[int, ...] = ()
+    blocks: tuple[Block, ...] = ()
+
+    @property
+    def runs(self) -> int:
+        """Passing and failing runs."""
+        return self.passes + self.failures
 
 
-def runs_of(test: TestHistory) -> list[Run]:
-    """The passing and failing runs of ``test``, oldest first."""
-    runs = []
-    for position, outcome in enumerate(test.outcomes):
-        if outcome in (PASS, FAIL):
-            recovered = outcome == PASS and test.reruns[position] == 1
-            runs.append(Run(test.sessions[position], outcome == FAIL, recovered))
-    return runs
-
-
-def judge(test: TestHistory, sessions: list[SessionInfo]) -> Verdict:
-    """Decide what ``test`` is from its history."""
+def judge(test: TestHistory, history: History) -> Verdict:
+    """Decide what ``test`` (one of ``history``'s tests) is from its runs."""
     outcomes = test.outcomes
     failures, passes = outcomes.count(FAIL), outcomes.count(PASS)
-    if not (failures and passes):  # most tests: decided by two counts, without a loop over runs
+    reran = test.reruns.count(1)
+    if not (failures and passes) and not (passes and reran):  # most tests: two counts decide
         kind = "unknown" if not passes + failures else "broken" if failures else "steady"
-        if passes and test.reruns.count(1) == 0:
-            return Verdict(kind, (), 0, 0, (), ((False, 0, passes - 1),), passes, failures)
-        if not passes:
-            return Verdict(
-                kind, (), 0, 0, (), ((True, 0, failures - 1),) if failures else (), passes, failures
-            )
-    runs = runs_of(test)
-    recoveries = sum(run.recovered for run in runs)
-    outcomes_by_commit: dict[str, set[bool]] = {}
-    for run in runs:
-        commit = sessions[run.session].commit
-        if commit:
-            outcomes_by_commit.setdefault(commit, set()).add(run.failed)
-    mixed = tuple(commit for commit, seen in outcomes_by_commit.items() if len(seen) == 2)
-    blocks = _blocks(runs)
-    flips = len(blocks) - 1
-    if recoveries or mixed:
+        return Verdict(kind, passes, failures)
+    runs, codes, recovered = _passing_and_failing(test, reran)
+    commits = _gather(history.commit_ids, runs)
+    failed = codes.translate(_FAILED_MASK)  # 1 where the run failed, else 0
+    passed_on = set(compress(commits, codes.translate(_PASSED_MASK)))
+    mixed = set(compress(commits, failed)) & passed_on
+    mixed.discard(0)
+    blocks = _blocks(codes)
+    if recovered or mixed:
         kind = "flaky"
     elif failures == 0:
         kind = "steady"
-    elif flips >= 2 and any(not _solid(runs, sessions, block) for block in blocks[1:-1]):
+    elif len(blocks) >= 3 and any(not _solid(commits, block) for block in blocks[1:-1]):
         kind = "flaky"
     else:
         kind = "changed"
-    return Verdict(kind, tuple(runs), flips, recoveries, mixed, tuple(blocks), passes, failures)
+    names = history.commit_names
+    ordered_mixed = tuple(names[commit] for commit in dict.fromkeys(commits) if commit in mixed)
+    return Verdict(
+        kind, passes, failures, len(blocks) - 1, len(recovered), ordered_mixed, tuple(runs), codes,
+        tuple(recovered), tuple(blocks),
+    )  # fmt: skip
 
 
-def _blocks(runs: list[Run]) -> list[tuple[bool, int, int]]:
-    blocks: list[tuple[bool, int, int]] = []
-    for index, run in enumerate(runs):
-        if blocks and blocks[-1][0] == run.failed:
-            blocks[-1] = (run.failed, blocks[-1][1], index)
-        else:
-            blocks.append((run.failed, index, index))
+def _passing_and_failing(test: TestHistory, reran: int) -> tuple[list[int], bytes, list[int]]:
+    """The session indexes and outcomes of the passing and failing runs, and the recoveries' positions."""
+    outcomes, reruns = test.outcomes, test.reruns
+    if outcomes.count(SKIP) == 0:
+        runs, codes, flags = test.sessions.tolist(), bytes(outcomes), reruns
+    else:
+        keep = [position for position, code in enumerate(outcomes) if code != SKIP]
+        runs = [test.sessions[position] for position in keep]
+        codes = bytes(outcomes[position] for position in keep)
+        flags = bytearray(reruns[position] for position in keep)
+    recovered = []
+    if reran:
+        position = flags.find(1)
+        while position != -1:
+            if codes[position] == PASS:
+                recovered.append(position)
+            position = flags.find(1, position + 1)
+    return runs, codes, recovered
+
+
+def _blocks(codes: bytes) -> list[Block]:
+    blocks: list[Block] = []
+    first = 0
+    while first < len(codes):
+        code = codes[first]
+        other = FAIL if code == PASS else PASS
+        end = codes.find(other, first)
+        end = len(codes) if end == -1 else end
+        blocks.append((code == FAIL, first, end - 1))
+        first = end
     return blocks
 
 
-def _solid(runs: list[Run], sessions: list[SessionInfo], block: tuple[bool, int, int]) -> bool:
+def _gather(values: array[int], positions: list[int]) -> tuple[int, ...]:
+    if len(positions) == 1:
+        return (values[positions[0]],)
+    return tuple(itemgetter(*positions)(values)) if positions else ()
+
+
+def _solid(commits: tuple[int, ...], block: Block) -> bool:
     """Whether a stretch between two flips is long enough to be a real state (two commits)."""
     _, first, last = block
-    commits = {sessions[runs[index].session].commit for index in range(first, last + 1)}
-    commits.discard("")
-    if commits:
-        return len(commits) >= 2
+    named = set(commits[first : last + 1])
+    named.discard(0)
+    if named:
+        return len(named) >= 2
     return last - first + 1 >= 2

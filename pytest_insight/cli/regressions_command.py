@@ -100,7 +100,7 @@ def run_regressions(args: argparse.Namespace, console: Console) -> int:
         if not found:
             return [*lines, "  none"]
         rows = [
-            [_where(c.before), _where(c.after), state if c.still else "no", str(c.runs_since), c.nodeid]
+            [_where(c.before), _where(c.after), "yes" if c.still else "no", str(c.runs_since), c.nodeid]
             for c in found
         ]
         table = render_table(
