@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -234,6 +237,32 @@ def test_the_known_flaky_note(tmp_path: object) -> None:
     assert many == "pytest-insight: 4 of the 5 failures are known flaky: a, b, c and 1 more"
 
 
-def test_public_names() -> None:
-    for name in analysis.__all__:
-        assert getattr(analysis, name).__doc__
+ANALYSIS_MODULES = [
+    "pytest_insight.analysis",
+    *(
+        f"pytest_insight.analysis.{name}"
+        for name in ("diff", "durations", "flaky", "history", "known_flaky", "reading", "regressions")
+    ),
+    *(f"pytest_insight.analysis.{name}" for name in ("report_charts", "report_page", "trends", "verdict")),
+]
+
+
+@pytest.mark.parametrize("name", ANALYSIS_MODULES)
+def test_public_names(name: str) -> None:
+    module = importlib.import_module(name)
+    assert len(module.__all__) == len(set(module.__all__))
+    for exported in module.__all__:
+        assert hasattr(module, exported)
+    for exported in analysis.__all__:
+        assert getattr(analysis, exported).__doc__
+
+
+def test_the_plugin_and_the_analyses_load_no_chart_renderer() -> None:
+    code = (
+        "import sys, pytest_insight.plugin\n"
+        "loaded = {'pytest_insight.analysis', 'vl_convert'} & set(sys.modules)\n"
+        "import pytest_insight.analysis, pytest_insight.cli.parser\n"
+        "print(sorted(loaded), 'vl_convert' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[] False"

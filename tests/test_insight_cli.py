@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,26 @@ def test_the_same_answers_straight_from_a_bucket(
     body = moto_server_s3.client.get_object(Bucket=moto_server_s3.bucket, Key="reports/shop.html")
     assert body["ContentType"] == "text/html; charset=utf-8"
     assert len(body["Body"].read()) == found["bytes"]
+
+
+def test_report_without_its_extra_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "vl_convert", None)  # what an absent package looks like to import
+    code, out, err = insight(capsys, "report", "--html", str(tmp_path / "r.html"), "--storage", store)
+    assert code == EXIT_USAGE
+    assert (
+        err
+        == "insight: error: insight report needs vl-convert-python: pip install 'pytest-insight[report]'\n"
+    )
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_every_command_on_an_empty_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    empty = str(tmp_path / "empty")
+    assert as_json(capsys, "flaky", "--storage", empty) == {"sessions": 0, "flaky": []}
+    assert as_json(capsys, "trends", "--storage", empty) == {"days": []}
+    found = as_json(capsys, "regressions", "--storage", empty)
+    assert found == {"sessions": 0, "regressions": [], "slower": [], "fixes": []}
+    assert as_json(capsys, "report", "--html", str(tmp_path / "r.html"), "--storage", empty)["sessions"] == 0
+    assert "<h2>Flaky tests</h2>" in (tmp_path / "r.html").read_text(encoding="utf-8")
