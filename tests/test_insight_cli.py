@@ -158,6 +158,7 @@ def test_report_without_its_extra_is_a_usage_error(
     monkeypatch.setitem(sys.modules, "vl_convert", None)  # what an absent package looks like to import
     code, out, err = insight(capsys, "report", "--html", str(tmp_path / "r.html"), "--storage", store)
     assert code == EXIT_USAGE
+    assert out == ""
     assert (
         err
         == "insight: error: insight report needs vl-convert-python: pip install 'pytest-insight[report]'\n"
