@@ -6,6 +6,8 @@ import argparse
 from typing import Any
 
 from pytest_insight.analysis.diff import Diff, DiffEntry, diff_sessions
+from pytest_insight.analysis.history import SessionInfo
+from pytest_insight.analysis.reading import collect_history
 from pytest_insight.cli.options import UsageError, add_session_filters, filters_scope, open_selected_storage
 from pytest_insight.cli.output import Console, format_duration, render_table
 from pytest_insight.core.models import TestSession
@@ -33,8 +35,8 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
     parser.set_defaults(handler=run_diff)
 
 
-def select_side(sessions: list[TestSession], ref: str) -> list[TestSession]:
-    """The sessions a ``--base``/``--head`` reference names.
+def select_side(sessions: list[SessionInfo], ref: str) -> list[str]:
+    """The ids of the sessions a ``--base``/``--head`` reference names.
 
     A reference is a commit (the ``commit`` tag, or a prefix of it of 4 or
     more characters) or a branch (the ``branch`` tag), of which the runs of
@@ -43,16 +45,16 @@ def select_side(sessions: list[TestSession], ref: str) -> list[TestSession]:
     Raises:
         NotFoundError: no session matches ``ref``.
     """
-    by_commit = [s for s in sessions if len(ref) >= 4 and s.session_tags.get("commit", "").startswith(ref)]
+    by_commit = [s.session_id for s in sessions if len(ref) >= 4 and s.commit.startswith(ref)]
     if by_commit:
         return by_commit
-    on_branch = [s for s in sessions if s.session_tags.get("branch") == ref]
+    on_branch = [s for s in sessions if s.branch == ref]  # oldest first
     if not on_branch:
         raise NotFoundError(f"no session has a commit or branch {ref!r}")
-    latest = max(on_branch, key=lambda s: s.session_start_time).session_tags.get("commit", "")
-    if not latest:
-        return [max(on_branch, key=lambda s: s.session_start_time)]
-    return [s for s in on_branch if s.session_tags.get("commit") == latest]
+    latest = on_branch[-1]
+    if not latest.commit:
+        return [latest.session_id]
+    return [s.session_id for s in on_branch if s.commit == latest.commit]
 
 
 def run_diff(args: argparse.Namespace, console: Console) -> int:
@@ -69,20 +71,22 @@ def run_diff(args: argparse.Namespace, console: Console) -> int:
     if not by_ref and len(args.sessions) != 2:
         raise UsageError("give two session ids, or --base REF and --head REF")
     storage = open_selected_storage(args)
-    if by_ref:
-        loaded = storage.load_sessions(filters_scope(args))
-        base, head = select_side(loaded, args.base), select_side(loaded, args.head)
+    if by_ref:  # find the sides in the compact history, then read only their sessions
+        sessions = collect_history(storage, filters_scope(args)).sessions
+        base_ids, head_ids = select_side(sessions, args.base), select_side(sessions, args.head)
     else:
-        base, head = [_one(storage.get_session_by_id(i), i) for i in args.sessions]
+        base_ids, head_ids = [args.sessions[0]], [args.sessions[1]]
+    base = [_one(storage.get_session_by_id(i), i) for i in base_ids]
+    head = [_one(storage.get_session_by_id(i), i) for i in head_ids]
     found = diff_sessions(base, head)
     console.result(_data(found), lambda: _text(found))
     return 0
 
 
-def _one(session: TestSession | None, session_id: str) -> list[TestSession]:
+def _one(session: TestSession | None, session_id: str) -> TestSession:
     if session is None:
         raise NotFoundError(f"no session with id {session_id!r}")
-    return [session]
+    return session
 
 
 _LISTS = (
