@@ -5,7 +5,9 @@ tests: ``test_steady`` passes; ``test_flaky`` fails on runs 1, 4, 7 and 9
 (each time its commit's other run passes); ``test_regressed`` fails from run 6
 (commit 3) on; ``test_fixed`` passes from run 4 (commit 2) on;
 ``test_slowed`` takes 10 ms, then 200 ms from run 6 on; ``test_slow`` takes
-150 ms every run.
+150 ms every run; ``test_retried`` fails its first attempt on runs 3 and 8
+and passes when pytest-rerunfailures runs it again (every run has
+``--reruns 1``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ RUNS = 10
 SUITE = """
 import os
 import time
+from pathlib import Path
 
 RUN = int(os.environ["RUN"])
 
@@ -47,6 +50,13 @@ def test_slowed():
 
 def test_slow():
     time.sleep(0.15)
+
+
+def test_retried():
+    marker = Path(f"retried-{RUN}")  # in the project directory, fresh for each history
+    first_attempt = not marker.exists()
+    marker.touch()
+    assert not (first_attempt and RUN in (3, 8)), "connection reset"
 """
 
 
@@ -70,7 +80,7 @@ def run_suite(project: Path, store: Path, run: int, *extra: str) -> subprocess.C
         PYTEST_INSIGHT_HOME=str(project / "home"),
     )
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q", *extra],
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--reruns", "1", *extra],
         cwd=project,
         env=env,
         capture_output=True,

@@ -52,10 +52,14 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     return Recorded(project, store, outputs)
 
 
-def test_flaky_is_found_with_the_same_commits_mixed_outcomes(recorded: Recorded) -> None:
+def test_flaky_is_found_with_the_same_commits_mixed_outcomes_and_rerun_recoveries(recorded: Recorded) -> None:
     found = recorded.insight("flaky")
-    assert [test["nodeid"] for test in found["flaky"]] == ["test_app.py::test_flaky"]
-    flaky = found["flaky"][0]
+    by_name = {test["nodeid"]: test for test in found["flaky"]}
+    assert set(by_name) == {"test_app.py::test_flaky", "test_app.py::test_retried"}
+    retried = by_name["test_app.py::test_retried"]
+    assert (retried["evidence"], retried["rerun_recoveries"], retried["failures"]) == ("rerun", 2, 0)
+    assert retried["recent"] == "P" * RUNS
+    flaky = by_name["test_app.py::test_flaky"]
     assert flaky["evidence"] == "same commit"
     assert set(flaky["mixed_commits"]) == {commit_of(run) for run in (1, 4, 7, 9)}
     assert (flaky["runs"], flaky["failures"]) == (RUNS, 4)
