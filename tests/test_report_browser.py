@@ -44,7 +44,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    history = History.from_sessions(make_history(5).sessions)
+    sessions = make_history(5).sessions + make_history(6, sut_name="billing").sessions
+    history = History.from_sessions(sessions)
     path = tmp_path_factory.mktemp("report") / "report.html"
     path.write_text(render_report(history, title="shop: last 30 runs"), encoding="utf-8")
     return path
@@ -64,10 +65,10 @@ def test_the_report_renders_offline_with_its_charts(
     page.goto(report.as_uri())
     assert requests == [report.as_uri()]  # the page itself, nothing else
     assert errors == []
-    # two charts for the SUT plus one sparkline per slowest test, each with drawn lines
+    # two charts per SUT plus one sparkline per slowest test, each with drawn lines
     charts = page.locator(".chart svg")
-    assert charts.count() >= 2 + 10
-    assert page.locator("section .chart svg path").count() >= 2
+    assert charts.count() >= 2 * (2 + 10)
+    assert page.locator("section .chart svg path").count() >= 4
     box = page.locator("section .chart svg").first.bounding_box()
     assert box is not None
     assert box["width"] > 200
@@ -76,6 +77,13 @@ def test_the_report_renders_offline_with_its_charts(
     assert page.locator("td.strip span.F").count() > 0  # the flaky table's outcome strips
     # nothing wider than the screen but the scrollable tables
     assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+    billing_rows = page.locator("tr[data-sut='billing']")
+    assert billing_rows.count() > 0
     page.select_option("#sut", "shop")
     assert page.locator("section[data-sut='shop']").is_visible()
+    assert not page.locator("section[data-sut='billing']").is_visible()
+    assert not any(row.is_visible() for row in billing_rows.all())
+    page.select_option("#sut", "")
+    assert page.locator("section[data-sut='billing']").is_visible()
+    assert errors == []
     page.close()
