@@ -298,19 +298,9 @@ class InsightPlugin:
 
 
 def _flaky_note(storage: Any, recorded: Any) -> str | None:
-    """The known-flaky line for this run's failures, read from the history before this run is saved."""
-    failed = {r.nodeid for r in recorded.test_results if r.outcome in ("failed", "error")}
-    if not failed:
-        return None
-    from pytest_insight.analysis.known_flaky import default_since, known_flaky, known_flaky_note
+    from pytest_insight.analysis.known_flaky import note_for_run
 
-    try:
-        flaky = known_flaky(
-            storage, recorded.sut_name, failed, since=default_since(recorded.session_start_time)
-        )
-    except (InsightError, OSError) as exc:
-        return f"pytest-insight: could not read the history for known flaky tests: {exc}"
-    return known_flaky_note(failed, flaky)
+    return note_for_run(storage, recorded)
 
 
 def _open_storage(settings: InsightSettings) -> Any:

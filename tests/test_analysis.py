@@ -6,6 +6,7 @@ import importlib
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ from pytest_insight.analysis import (
     judge,
     wilson_lower_bound,
 )
-from pytest_insight.analysis.known_flaky import known_flaky, known_flaky_note
+from pytest_insight.analysis.known_flaky import known_flaky, known_flaky_note, note_for_run
 from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 
@@ -266,3 +267,22 @@ def test_the_plugin_and_the_analyses_load_no_chart_renderer() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[] False"
+
+
+def test_the_note_for_a_run(tmp_path: Path) -> None:
+    storage = JSONStorage(str(tmp_path / "store"))
+    history = [run(i, {"a": "failed" if i in (1, 4) else "passed", "b": "passed"}) for i in range(8)]
+    storage.save_sessions(history)
+    assert note_for_run(storage, run(9, {"a": "failed", "b": "error"})) == (
+        "pytest-insight: 1 of the 2 failures is known flaky: a"
+    )
+    assert note_for_run(storage, run(9, {"a": "passed", "b": "passed"})) is None
+    assert note_for_run(storage, run(9, {"a": "failed"}), days=0) is None  # nothing in the window
+    broken = JSONStorage(str(tmp_path / "broken"))
+    broken.save_session(run(1, {"a": "failed"}))
+    [stored] = (tmp_path / "broken" / "sessions").rglob("*.json")
+    stored.write_text("{not json")
+    note = note_for_run(broken, run(9, {"a": "failed"}))
+    assert note is not None
+    assert note.startswith("pytest-insight: could not read the history for known flaky tests: ")
+    assert stored.name in note
