@@ -4,10 +4,10 @@ Run ``n`` (``RUN=n``) is on commit ``n // 2``: two CI runs a commit. The
 tests: ``test_steady`` passes; ``test_flaky`` fails on runs 1, 4, 7 and 9
 (each time its commit's other run passes); ``test_regressed`` fails from run 6
 (commit 3) on; ``test_fixed`` passes from run 4 (commit 2) on;
-``test_slowed`` takes 10 ms, then 200 ms from run 6 on; ``test_slow`` takes
-150 ms every run; ``test_retried`` fails its first attempt on runs 3 and 8
-and passes when pytest-rerunfailures runs it again (every run has
-``--reruns 1``).
+``test_slowed`` takes 10 ms, then 300 ms from run 6 on; ``test_slow`` takes
+300 ms every run (so that a busy machine's delays stay well under half of
+it); ``test_retried`` fails its first attempt on runs 3 and 8 and passes
+when pytest-rerunfailures runs it again (every run has ``--reruns 1``).
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ def test_fixed():
 
 
 def test_slowed():
-    time.sleep(0.2 if RUN >= 6 else 0.01)  # the workload whose duration is measured
+    time.sleep(0.3 if RUN >= 6 else 0.01)  # the workload whose duration is measured
 
 
 def test_slow():
-    time.sleep(0.15)
+    time.sleep(0.3)
 
 
 def test_retried():

@@ -86,7 +86,9 @@ def test_diff_of_two_commits_shows_the_new_failure_with_its_text(recorded: Recor
     newly = {entry["nodeid"]: entry for entry in found["newly_failing"]}
     assert "test_app.py::test_regressed" in newly
     assert "off by one" in newly["test_app.py::test_regressed"]["failure"]
-    assert [entry["nodeid"] for entry in found["slower"]] == ["test_app.py::test_slowed"]
+    slower = [entry["nodeid"] for entry in found["slower"]]
+    # two runs a side: only the jump is asserted, a loaded machine may stretch a steady test's two runs
+    assert "test_app.py::test_slowed" in slower
 
 
 def test_the_plugin_names_the_known_flaky_failure_at_the_end_of_a_run(recorded: Recorded) -> None:
