@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import msgspec
 
 from pytest_insight.analysis.history import History
-from pytest_insight.core.models import TestSession
+from pytest_insight.core.models import TestSession, to_utc
 from pytest_insight.errors import CorruptStoreError
 from pytest_insight.storage.base import EVERYTHING, Scope
 
@@ -72,7 +72,7 @@ async def _collect(storage: Storage, scope: Scope) -> History:
                     history.add(session)
                 continue
             view = _view(item.line, storage.uri)
-            if scope.admits_key(view.sut_name, view.session_start_time):
+            if scope.admits_key(view.sut_name, to_utc(view.session_start_time)):
                 history.add(view)
     else:
         async for session in backend.scan(scope):
