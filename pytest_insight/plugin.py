@@ -58,6 +58,7 @@ class InsightSettings:
     redact: bool = True
     redact_patterns: tuple[str, ...] = ()
     redact_allow: tuple[str, ...] = ()
+    flaky_note: bool = True
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -140,6 +141,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="insight_redact_allow",
         help="never redact this exact value, repeatable (ini insight_redact_allow)",
     )
+    group.addoption(
+        "--no-insight-flaky-note",
+        action="store_const",
+        const=False,
+        default=None,
+        dest="insight_flaky_note",
+        help="do not say which failures are known flaky at the end of the run "
+        "(env PYTEST_INSIGHT_FLAKY_NOTE=0, ini insight_flaky_note = false)",
+    )
     parser.addini("insight", "record every run as a session", type="bool", default=None)
     parser.addini("insight_sut", "system under test the sessions belong to", default=None)
     parser.addini("insight_storage", "storage URI to save sessions to", default=None)
@@ -151,6 +161,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "insight_redact_patterns", "extra regexes to redact, one a line", type="linelist", default=[]
     )
     parser.addini("insight_redact_allow", "values never redacted, one a line", type="linelist", default=[])
+    parser.addini(
+        "insight_flaky_note", "say which failures are known flaky (default true)", type="bool", default=None
+    )
 
 
 def resolve_settings(config: pytest.Config, environ: Mapping[str, str] | None = None) -> InsightSettings:
@@ -187,7 +200,19 @@ def resolve_settings(config: pytest.Config, environ: Mapping[str, str] | None = 
         Redactor(patterns, allow)  # a bad pattern stops the run before its tests
     except ConfigurationError as exc:
         raise pytest.UsageError(f"insight: {exc}") from None
-    return InsightSettings(True, sut_name, storage, profile, tags, strict, redact, patterns, allow)
+    note = _flag(config, env, "insight_flaky_note", "PYTEST_INSIGHT_FLAKY_NOTE", default=True)
+    return InsightSettings(
+        True,
+        sut_name,
+        storage,
+        profile,
+        tags,
+        strict,
+        redact=redact,
+        redact_patterns=patterns,
+        redact_allow=allow,
+        flaky_note=note,
+    )
 
 
 def _flag(
@@ -275,6 +300,7 @@ class InsightPlugin:
         self.settings = settings
         self.recorder: SessionRecorder | None = None
         self.summary: str | None = None
+        self.flaky_note: str | None = None
         self.saved = False
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
@@ -308,6 +334,8 @@ class InsightPlugin:
             redactor.session(recorded)
         try:
             storage = _open_storage(self.settings)
+            if self.settings.flaky_note:
+                self.flaky_note = _flaky_note(storage, recorded)
             storage.save_recorded_session(recorded)
         except (InsightError, OSError) as exc:
             self._failed(session, recorded.session_id, exc)
@@ -327,8 +355,16 @@ class InsightPlugin:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print the one line saying where the session went, or why it did not."""
+        if self.flaky_note is not None:
+            terminalreporter.write_line(self.flaky_note, yellow=True)
         if self.summary is not None:
             terminalreporter.write_line(self.summary, red=not self.saved, green=self.saved)
+
+
+def _flaky_note(storage: Any, recorded: Any) -> str | None:
+    from pytest_insight.analysis.known_flaky import note_for_run
+
+    return note_for_run(storage, recorded)
 
 
 def _open_storage(settings: InsightSettings) -> Any:

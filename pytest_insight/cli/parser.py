@@ -18,8 +18,12 @@ from pytest_insight.cli import (
     browse_commands,
     clear_command,
     compact_command,
+    diff_command,
     exchange_commands,
+    flaky_command,
     profile_commands,
+    regressions_command,
+    report_command,
     summary_command,
 )
 from pytest_insight.cli.options import UsageError
@@ -119,6 +123,10 @@ def build_parser() -> InsightArgumentParser:
     compact_command.add_parser(commands, parents=[output, storage])
     browse_commands.add_parsers(commands, parents=[output, storage])
     summary_command.add_parser(commands, parents=[output, storage])
+    flaky_command.add_parser(commands, parents=[output, storage])
+    regressions_command.add_parsers(commands, parents=[output, storage])
+    diff_command.add_parser(commands, parents=[output, storage])
+    report_command.add_parser(commands, parents=[output, storage])
     profile_commands.add_parsers(commands, parents=[output])
     usages = [parser.format_usage(), *(command.format_usage() for command in commands.choices.values())]
     parser.known_options = frozenset(_OPTION.findall(" ".join(usages)))

@@ -30,14 +30,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DAMAGED_BODY_ATTEMPTS",
-    "INLINE_DECODE_BYTES",
     "Downloaded",
+    "INLINE_DECODE_BYTES",
     "StoredBundle",
     "bundle_metadata",
     "decode",
     "fetch",
     "head_metadata",
     "put_bundle",
+    "put_object",
     "read_bundle",
 ]
 
@@ -104,6 +105,20 @@ async def put_bundle(bucket: Bucket, key: str, bundle: Bundle, *, if_match: str 
     if etag:
         bucket.index.learn(key, etag, bundle.session_ids)
     return etag
+
+
+async def put_object(bucket: Bucket, key: str, data: bytes, content_type: str) -> None:
+    """Upload ``data`` at ``key``, over what is there (a report page, not a bundle).
+
+    Raises:
+        StorageError: the upload failed.
+    """
+
+    def put(store: ObjectStore) -> Any:
+        attributes = {"Content-Type": content_type}
+        return obstore.put(store, key, data, attributes=attributes, use_multipart=False)
+
+    await bucket.call("s3:PutObject", key, put, resend=True)
 
 
 async def head_metadata(bucket: Bucket, key: str) -> dict[str, str]:
