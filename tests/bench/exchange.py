@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fill = time.perf_counter() - started
         print(f"{options.sessions} sessions x {options.tests} tests stored in {fill:.1f} s")
         print(f"{'step':<32}{'seconds':>9}{'sessions/s':>12}{'MB':>9}")
+        (root / "out").mkdir()
         for name in _TARGETS:
             target = root / "out" / name
             started = time.perf_counter()
