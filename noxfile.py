@@ -11,6 +11,7 @@ tried before it is committed.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 import nox
@@ -34,17 +35,30 @@ def sync(session: nox.Session, *groups: str, project: bool = True) -> None:
     session.run_install(*command)
 
 
+def ensure_chromium(session: nox.Session) -> None:
+    """Install Debian's chromium for the report's browser test, where we may (root, apt) and it is missing."""
+    if shutil.which("chromium") or sys.platform != "linux":
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        session.warn("no chromium: install it (apt-get install chromium) or the browser test fails")
+        return
+    session.run("apt-get", "update", "-qq", external=True)
+    session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium", external=True)
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite, SeaweedFS and moto servers included."""
+    """Run the whole test suite, SeaweedFS, moto and a real Chromium included."""
     sync(session, "test")
+    ensure_chromium(session)
     session.run("pytest", "-n", "2", "--dist", "loadgroup", *session.posargs)
 
 
 @nox.session(python=PYTHON, name="tests-newest")
 def tests_newest(session: nox.Session) -> None:
     """The suite on the newest release of every dependency, ignoring the lock: try an upgrade here."""
-    session.install("--upgrade", "--resolution=highest", "-e", ".[s3,infra]", "--group=test")
+    session.install("--upgrade", "--resolution=highest", "-e", ".[s3,infra,report]", "--group=test")
+    ensure_chromium(session)
     session.run("pytest", "-n", "2", "--dist", "loadgroup", *session.posargs)
 
 
