@@ -64,10 +64,11 @@ def tests_newest(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff over the package, the tests and this file."""
-    sync(session, "lint", project=False)
+    """ruff over the package, the tests and this file; the import contracts (pyproject.toml)."""
+    sync(session, "lint")  # lint-imports reads the package's imports
     session.run("ruff", "check", "pytest_insight", "tests", "infra", "noxfile.py")
     session.run("ruff", "format", "--check", "pytest_insight", "tests", "infra", "noxfile.py")
+    session.run("lint-imports")
 
 
 @nox.session(python=PYTHON)
