@@ -205,3 +205,10 @@ def test_the_storage_itself_is_refused_as_a_source_or_target(insight: Run, tmp_p
     assert entries(store) == before
     error = one_error(insight(verb, "s3://bucket/team/v1/sut=api", "--storage", "s3://bucket/team"), 2)
     assert "is the storage itself (s3://bucket/team)" in error
+
+
+@pytest.mark.parametrize(
+    "where", [["--storage", "s3://", "sessions"], ["export", "s3:///team"], ["import", "s3://"]]
+)
+def test_a_missing_bucket_name_is_one_wording_everywhere(insight: Run, where: list[str]) -> None:
+    assert "an s3:// URI needs a bucket name" in one_error(insight(*where), 2)

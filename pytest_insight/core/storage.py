@@ -142,9 +142,7 @@ class S3Storage(Storage):
             ConfigurationError: the URI has no bucket.
         """
         bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-        if not bucket:
-            raise ConfigurationError(f"{uri}: an s3:// URI needs a bucket name")
-        return cls(bucket, prefix.strip("/"), **options)
+        return cls(bucket, prefix.strip("/"), **options)  # the backend checks the bucket name
 
 
 def open_storage(uri: PathLike, **options: Any) -> Storage:

@@ -78,7 +78,8 @@ class S3Backend:
             DependencyError: the ``[s3]`` extra is not installed.
         """
         if not bucket or "/" in bucket:
-            raise ConfigurationError(f"s3://{bucket}/{prefix}: a bucket name is required (no '/')")
+            where = f"s3://{bucket}/{prefix}"
+            raise ConfigurationError(f"{where}: an s3:// URI needs a bucket name (without '/')")
         workers = check_concurrency(concurrency)
         settings = None
         if store is None:
