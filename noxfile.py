@@ -104,7 +104,7 @@ def docs(session: nox.Session) -> None:
 def s3_server(session: nox.Session) -> None:
     """Start a local SeaweedFS S3 server on 127.0.0.1 until Ctrl-C."""
     sync(session, "test")
-    session.run("python", "infra/local_s3.py", *session.posargs)
+    session.run("insight", "dev-s3", *session.posargs)
 
 
 @nox.session(venv_backend="none")

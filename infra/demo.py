@@ -78,7 +78,7 @@ def run(*command: str, env: dict[str, str], cwd: Path | None = None) -> str:
 @contextlib.contextmanager
 def exchange_location(workdir: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield the URI the agent publishes to, and the environment to reach it."""
-    from infra.local_s3 import find_weed, local_s3_server
+    from pytest_insight.devserver import find_weed, local_s3_server
 
     if find_weed() is None:
         print("no SeaweedFS binary on this platform: a directory of bundles stands in for the bucket")

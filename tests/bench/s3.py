@@ -50,7 +50,7 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from infra.local_s3 import S3Server, local_s3_server
+from pytest_insight.devserver import S3Server, local_s3_server
 from tests.bench.s3_steps import SHAPES
 
 __all__ = ["main"]

@@ -95,7 +95,7 @@ def _measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 def main() -> None:
     """Start SeaweedFS, then time each step over a few rounds and print the table."""
-    from infra.local_s3 import start_seaweedfs, stop_seaweedfs
+    from pytest_insight.devserver import start_seaweedfs, stop_seaweedfs
     from tests.bench.s3 import _tool
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
