@@ -461,3 +461,30 @@ def test_the_cleaner_never_has_to_rewrite_a_bundle_of_the_cutoff_day(
     assert status == 0, capsys.readouterr().err
     stored = open_storage(storage, endpoint_url=target.endpoint_url).load_sessions()
     assert sorted(session.session_id for session in stored) == ["early", "late"]
+
+
+def test_a_write_to_a_missing_bucket_is_named_so_when_the_server_says_access_denied(
+    moto_server_s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user who may list but not put is refused a put to a missing bucket as to a forbidden one."""
+    iam = boto3.client("iam", region_name=REGION, endpoint_url=moto_server_s3.endpoint_url)
+    document = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}],
+    }
+    arn = iam.create_policy(PolicyName=f"list-{uuid.uuid4().hex[:8]}", PolicyDocument=json.dumps(document))
+    keys = _user_with_policy(iam, "lister", arn["Policy"]["Arn"])
+    open_storage(str(tmp_path / "local")).save_sessions([build_session("one", sut_name=SUT)])
+
+    def check() -> None:
+        _use(monkeypatch, keys)
+        assert insight(["export", "s3://no-such-bucket-here/team", "--storage", str(tmp_path / "local")]) == 3
+        assert "s3://no-such-bucket-here: no such bucket (s3:PutObject)" in capsys.readouterr().err
+        # an existing bucket stays "access denied": the listing finds it
+        assert (
+            insight(["export", f"s3://{moto_server_s3.bucket}/team", "--storage", str(tmp_path / "local")])
+            == 3
+        )
+        assert "access denied for s3:PutObject" in capsys.readouterr().err
+
+    with_iam_auth(check)

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
+import obstore
 
 from pytest_insight.core.decoding import Limits
 from pytest_insight.core.layout import LAYOUT_VERSION
-from pytest_insight.errors import ConfigurationError, EndpointError
+from pytest_insight.errors import AccessDeniedError, ConfigurationError, EndpointError, NotFoundError
 from pytest_insight.storage.s3.config import StoreSettings, bucket_region, make_store
 from pytest_insight.storage.s3.errors import STORE_ERRORS, is_precondition_failed, is_wrong_region, translate
 from pytest_insight.storage.s3.ids import IdIndex
@@ -167,10 +168,27 @@ class Bucket:
                     moved = True
                     continue
                 error = translate(exc, action=action, bucket=self.bucket, key=key, endpoint=self.endpoint)
+                denied = isinstance(error, AccessDeniedError) and action != "s3:ListBucket"
+                if denied and await self._missing():
+                    # AWS refuses a write to a bucket that does not exist as it refuses a forbidden one
+                    missing = f"s3://{self.bucket}: no such bucket ({action})"
+                    raise NotFoundError(missing, uri=f"s3://{self.bucket}") from exc
                 attempt += 1
                 if not isinstance(error, EndpointError) or attempt >= attempts:
                     raise error from exc
             await anyio.sleep(min(RESEND_BACKOFF * 2**attempt, 5.0) * random.uniform(0.5, 1.0))  # noqa: S311
+
+    async def _missing(self) -> bool:
+        """Whether a listing says the bucket does not exist (False when it cannot tell)."""
+
+        def first_page(store: ObjectStore) -> Any:
+            return next(obstore.list(store, None, chunk_size=1), [])
+
+        try:
+            await anyio.to_thread.run_sync(first_page, self.store, abandon_on_cancel=True)
+        except STORE_ERRORS as exc:
+            return isinstance(translate(exc, action="s3:ListBucket", bucket=self.bucket), NotFoundError)
+        return False
 
     async def _move_region(self, seen: Any) -> bool:
         """Rebuild the store for the bucket's own region; True when the request is worth sending again."""
