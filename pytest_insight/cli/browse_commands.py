@@ -69,11 +69,13 @@ def run_sessions(args: argparse.Namespace, console: Console) -> int:
     """
     storage = open_selected_storage(args, console)
     wanted = tag_filter(args)
-    sessions = [
-        session for session in reversed(storage.load_sessions(filters_scope(args))) if wanted(session)
-    ]
-    if args.limit is not None:
-        sessions = sessions[: args.limit]
+    scope = filters_scope(args)
+    tagged = args.tag or args.branch is not None or args.commit is not None
+    if args.limit is not None and not tagged:  # the newest N, without reading the others
+        sessions = storage.newest_sessions(args.limit, scope)
+    else:
+        sessions = [session for session in reversed(storage.load_sessions(scope)) if wanted(session)]
+        sessions = sessions[: args.limit] if args.limit is not None else sessions
     console.result([session_summary(session) for session in sessions], lambda: _sessions_table(sessions))
     return 0
 

@@ -23,7 +23,7 @@ from pytest_insight.core.locations import Sink, Source
 from pytest_insight.core.models import TestSession
 from pytest_insight.core.session_ids import names_itself
 from pytest_insight.redaction import Redactor
-from pytest_insight.storage.base import Backend, Scope
+from pytest_insight.storage.base import Backend, NewestLister, Scope
 
 if TYPE_CHECKING:
     from pytest_insight.core.exchange import ImportStats, ProgressCallback
@@ -130,6 +130,26 @@ class Storage:
         """
         with rare_full_collections():  # the loaded sessions form no cycles: see collections_policy
             return run_sync(self.load_sessions_async, scope)
+
+    async def newest_sessions_async(self, limit: int, scope: Scope | None = None) -> list[TestSession]:
+        """Async twin of :meth:`newest_sessions`."""
+        wanted = scope or Scope()
+        if isinstance(self.backend, NewestLister):
+            return await self.backend.newest(limit, wanted)
+        found = await self.load_sessions_async(wanted)
+        return found[::-1][:limit]
+
+    def newest_sessions(self, limit: int, scope: Scope | None = None) -> list[TestSession]:
+        """Return the ``limit`` newest sessions (inside ``scope``), newest first.
+
+        A local store decodes only those: the cost of finding them does not
+        grow with what the other sessions hold.
+
+        Raises:
+            CorruptStoreError: a stored file cannot be parsed.
+            StorageError: the store cannot be read.
+        """
+        return run_sync(self.newest_sessions_async, limit, scope)
 
     async def get_session_by_id_async(self, session_id: str) -> TestSession | None:
         """Async twin of :meth:`get_session_by_id`."""

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from pytest_insight.core.bundle import EncodedSession
     from pytest_insight.core.decoding import SessionLine
 
-__all__ = ["Backend", "LineScanner", "Scope", "ScopeClearer", "Transaction"]
+__all__ = ["Backend", "LineScanner", "NewestLister", "Scope", "ScopeClearer", "Transaction"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,5 +200,18 @@ class LineScanner(Protocol):
 
         Raises:
             CorruptStoreError: a stored file cannot be parsed.
+        """
+        ...
+
+
+@runtime_checkable
+class NewestLister(Protocol):
+    """A backend that finds its newest sessions without decoding the others (the local store)."""
+
+    async def newest(self, limit: int, scope: Scope) -> list[TestSession]:
+        """The ``limit`` newest sessions inside ``scope``, newest first.
+
+        Raises:
+            StorageError: the store cannot be read.
         """
         ...

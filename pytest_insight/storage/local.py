@@ -56,7 +56,7 @@ from pytest_insight.core.bundle import EncodedSession
 from pytest_insight.core.decoding import SessionLine
 from pytest_insight.core.models import TestSession
 from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
-from pytest_insight.storage import journal, packs
+from pytest_insight.storage import journal, local_newest, packs
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.local_writes import LocalTransaction
 from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
@@ -290,6 +290,15 @@ class LocalBackend:
 
     async def get(self, session_id: str) -> TestSession | None:
         return await self.in_thread(self._get, session_id)
+
+    async def newest(self, limit: int, scope: Scope) -> list[TestSession]:
+        """The ``limit`` newest sessions inside ``scope``, decoding only those (see :mod:`.local_newest`)."""
+        try:
+            return await self.in_thread(local_newest.newest, self, limit, scope)
+        except local_newest.Moved:  # a writer moved sessions meanwhile: the scan copes with that
+            found = [session async for session in self.scan(scope) if scope.admits(session)]
+            found.sort(key=lambda session: (session.session_start_time, session.session_id), reverse=True)
+            return found[:limit]
 
     def _get(self, session_id: str) -> TestSession | None:
         self._finish_commits()
