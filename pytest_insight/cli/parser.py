@@ -20,6 +20,7 @@ from pytest_insight.cli import (
     compact_command,
     exchange_commands,
     profile_commands,
+    sql_command,
     summary_command,
 )
 from pytest_insight.cli.options import UsageError
@@ -119,6 +120,7 @@ def build_parser() -> InsightArgumentParser:
     compact_command.add_parser(commands, parents=[output, storage])
     browse_commands.add_parsers(commands, parents=[output, storage])
     summary_command.add_parser(commands, parents=[output, storage])
+    sql_command.add_parser(commands, parents=[output, storage])
     profile_commands.add_parsers(commands, parents=[output])
     usages = [parser.format_usage(), *(command.format_usage() for command in commands.choices.values())]
     parser.known_options = frozenset(_OPTION.findall(" ".join(usages)))

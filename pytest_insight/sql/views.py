@@ -1,0 +1,104 @@
+"""The SQL that defines the ``sessions`` and ``results`` views over a target.
+
+Both views read one relation, ``insight_lines``: every stored session line
+with its ``session_date``. Over the bucket layout, ``sut_name`` and
+``session_date`` come from the ``sut=`` and ``date=`` segments of the key, so
+that DuckDB prunes partitions by them (a ``WHERE sut_name = 'api'`` lists and
+reads ``sut=api/`` only). Only a SUT whose name was too long for a key
+segment (cut and suffixed with ``~`` and a hash, see
+:func:`pytest_insight.core.layout.encode_sut`) takes its name from the line.
+"""
+
+from __future__ import annotations
+
+from pytest_insight.sql.schema import (
+    LINE_FIELDS,
+    RESULTS_COLUMNS,
+    SESSIONS_COLUMNS,
+    ViewColumn,
+    duckdb_columns,
+)
+from pytest_insight.sql.target import LayoutTarget, LocalTarget, Target
+
+__all__ = ["VIEWS", "view_statements"]
+
+VIEWS = ("sessions", "results")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _columns_argument() -> str:
+    pairs = ", ".join(f"{_literal(name)}: {_literal(kind)}" for name, kind in duckdb_columns().items())
+    return "{" + pairs + "}"
+
+
+def _line_names(*, except_sut: bool = False) -> str:
+    return ", ".join(f.name for f in LINE_FIELDS if not (except_sut and f.name == "sut_name"))
+
+
+def _empty_lines() -> str:
+    casts = ", ".join(f"CAST(NULL AS {kind}) AS {name}" for name, kind in duckdb_columns().items())
+    return f"SELECT {casts}, CAST(NULL AS DATE) AS session_date WHERE false"
+
+
+def _store_lines(target: LocalTarget) -> str:
+    """A local store's session files and packs.
+
+    A pack ends with lines that are no session (its index, its names, two
+    offsets), so packs are read with ``ignore_errors`` and the index line,
+    a JSON object without ``session_id``, is dropped; session files are read
+    strictly.
+    """
+    root = target.root.resolve()
+    by_day = "CAST(session_start_time AS DATE) AS session_date"
+    parts = []
+    sessions = root / "sessions"
+    if sessions.is_dir() and any(sessions.glob("*/*.json")):
+        glob = _literal(f"{sessions.as_posix()}/*/*.json")
+        parts.append(
+            f"SELECT {_line_names()}, {by_day} FROM read_json({glob}, format='newline_delimited', "
+            f"columns={_columns_argument()})"
+        )
+    packs = root / "packs"
+    if packs.is_dir() and any(packs.glob("*.pack")):
+        glob = _literal(f"{packs.as_posix()}/*.pack")
+        parts.append(
+            f"SELECT {_line_names()}, {by_day} FROM read_json({glob}, format='newline_delimited', "
+            f"ignore_errors=true, columns={_columns_argument()}) WHERE session_id IS NOT NULL"
+        )
+    return "\nUNION ALL\n".join(parts) if parts else _empty_lines()
+
+
+def _layout_lines(glob: str) -> str:
+    source = (
+        f"read_json({_literal(glob)}, format='newline_delimited', hive_partitioning=true, "
+        f"hive_types={{'sut': 'VARCHAR', 'date': 'DATE'}}, columns={_columns_argument()})"
+    )
+    names = _line_names(except_sut=True)
+    return (
+        f"SELECT {names}, sut AS sut_name, date AS session_date FROM {source} WHERE NOT contains(sut, '~')\n"
+        f"UNION ALL\n"
+        f"SELECT {names}, sut_name, date AS session_date FROM {source} WHERE contains(sut, '~')"
+    )
+
+
+def _select(columns: tuple[ViewColumn, ...]) -> str:
+    return ", ".join(f"CAST({c.expression} AS {c.sql_type}) AS {c.name}" for c in columns)
+
+
+def view_statements(target: Target) -> list[str]:
+    """The statements that create ``insight_lines``, ``sessions`` and ``results`` for ``target``."""
+    if isinstance(target, LocalTarget):
+        lines = _store_lines(target)
+    elif isinstance(target, LayoutTarget):
+        lines = _layout_lines(target.glob) if any(target.root.glob("v1/*/*/*.jsonl.gz")) else _empty_lines()
+    else:
+        lines = _layout_lines(target.glob)
+    return [
+        f"CREATE OR REPLACE TEMP VIEW insight_lines AS\n{lines}",
+        f"CREATE OR REPLACE TEMP VIEW sessions AS SELECT {_select(SESSIONS_COLUMNS)} FROM insight_lines s",
+        f"CREATE OR REPLACE TEMP VIEW results AS SELECT {_select(RESULTS_COLUMNS)} "
+        "FROM insight_lines s, unnest(s.test_results) AS u(r)",
+    ]
