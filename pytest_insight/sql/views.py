@@ -100,5 +100,7 @@ def view_statements(target: Target) -> list[str]:
         f"CREATE OR REPLACE TEMP VIEW insight_lines AS\n{lines}",
         f"CREATE OR REPLACE TEMP VIEW sessions AS SELECT {_select(SESSIONS_COLUMNS)} FROM insight_lines s",
         f"CREATE OR REPLACE TEMP VIEW results AS SELECT {_select(RESULTS_COLUMNS)} "
-        "FROM insight_lines s, unnest(s.test_results) AS u(r)",
+        # unnest in a select list, not a lateral join: DuckDB pushes a filter on the
+        # session's columns through it down to the partitions, and not through the join
+        "FROM (SELECT *, unnest(test_results) AS r FROM insight_lines) s",
     ]

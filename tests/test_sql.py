@@ -1,0 +1,192 @@
+"""``insight sql`` over local stores and export directories: the real CLI against ``Query``'s answers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_insight.core.query import Query
+from pytest_insight.core.storage import JSONStorage, Storage
+from pytest_insight.sql import LayoutTarget, LocalTarget, resolve_target, run_sql
+from pytest_insight.storage.local import LocalBackend
+from tests.sql_helpers import (
+    SUTS,
+    insight_sql,
+    query_outcomes,
+    query_results,
+    query_sessions,
+    sample_sessions,
+    sql_results,
+    sql_sessions,
+)
+
+QUERIES = Path(__file__).parents[1] / "pytest_insight" / "sql" / "queries"
+
+
+@pytest.fixture(params=["files", "packs"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Storage]:
+    """A local store holding the sample sessions, each in its own file or all in packs."""
+    root = tmp_path / "store"
+    pack_from = 10_000 if request.param == "files" else 2
+    storage = Storage(LocalBackend(root, pack_from=pack_from))
+    sessions = sample_sessions()
+    storage.save_sessions(sessions[:9])
+    storage.save_sessions(sessions[9:])
+    assert any((root / ("sessions" if request.param == "files" else "packs")).iterdir())
+    return root, storage
+
+
+def test_sessions_and_results_equal_query_over_a_local_store(
+    store: tuple[Path, Storage], insight_home: Path
+) -> None:
+    root, storage = store
+    everything = Query(storage).execute()
+    assert sql_sessions(insight_home, str(root)) == query_sessions(list(everything))
+    assert sql_results(insight_home, str(root)) == query_results(list(everything))
+
+
+def test_filters_by_sut_and_day_equal_query(store: tuple[Path, Storage], insight_home: Path) -> None:
+    root, storage = store
+    selected = list(Query(storage).for_sut("my svc/é").after_date("2024-05-02").execute())
+    assert selected
+    where = "WHERE sut_name = 'my svc/é' AND session_date >= DATE '2024-05-02'"
+    assert sql_sessions(insight_home, str(root), where) == query_sessions(selected)
+    assert sql_results(insight_home, str(root), where) == query_results(selected)
+
+
+def test_outcome_counts_by_sut_equal_query(store: tuple[Path, Storage], insight_home: Path) -> None:
+    root, storage = store
+    query = "SELECT sut_name, outcome, count(*) AS n FROM results GROUP BY ALL"
+    result = insight_sql(insight_home, query, "--storage", str(root), "--json")
+    assert result.returncode == 0, result.stderr
+    counts: dict[str, dict[str, int]] = {}
+    for row in json.loads(result.stdout):
+        counts.setdefault(row["sut_name"], {})[row["outcome"]] = row["n"]
+    assert counts == {sut: query_outcomes(storage, sut) for sut in SUTS}
+
+
+def test_an_export_directory_gives_the_same_answers(
+    store: tuple[Path, Storage], tmp_path: Path, insight_home: Path
+) -> None:
+    root, storage = store
+    exported = tmp_path / "exported"
+    storage.export_sessions(exported)
+    assert isinstance(resolve_target(str(exported), {}), LayoutTarget)
+    assert sql_sessions(insight_home, str(exported)) == sql_sessions(insight_home, str(root))
+    assert sql_results(insight_home, str(exported)) == sql_results(insight_home, str(root))
+
+
+def test_table_and_csv_output(store: tuple[Path, Storage], insight_home: Path) -> None:
+    root, _ = store
+    query = "SELECT sut_name, count(*) AS sessions FROM sessions GROUP BY ALL ORDER BY sut_name"
+    table = insight_sql(insight_home, query, "--storage", str(root))
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["sut_name", "sessions"]
+    assert lines[1].split() == ["api", "6"]
+    assert lines[-1] == "(3 rows)"
+    as_csv = insight_sql(insight_home, query, "--storage", str(root), "--csv")
+    assert list(csv.reader(io.StringIO(as_csv.stdout))) == [
+        ["sut_name", "sessions"],
+        ["api", "6"],
+        ["my svc/é", "6"],
+        ["web", "6"],
+    ]
+
+
+def test_the_configured_storage_is_used(
+    store: tuple[Path, Storage], insight_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = store
+    result = insight_sql(
+        insight_home, "SELECT count(*) AS n FROM sessions", "--json", env={"PYTEST_INSIGHT_STORAGE": str(root)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [{"n": 18}]
+    assert f"PYTEST_INSIGHT_STORAGE={root}" in result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in QUERIES.glob("*.sql")))
+def test_the_named_queries_run_with_file(store: tuple[Path, Storage], insight_home: Path, name: str) -> None:
+    root, _ = store
+    result = insight_sql(insight_home, "--file", str(QUERIES / name), "--storage", str(root), "--json")
+    assert result.returncode == 0, result.stderr
+    assert isinstance(json.loads(result.stdout), list)
+
+
+def test_slowest_tests_query_agrees_with_query(store: tuple[Path, Storage], insight_home: Path) -> None:
+    root, storage = store
+    result = insight_sql(insight_home, "--file", str(QUERIES / "slowest_tests.sql"), "--storage", str(root), "--json")
+    rows = json.loads(result.stdout)
+    slowest = Query(storage).execute().slowest_tests(5)
+    assert [(row["nodeid"], row["mean_duration"]) for row in rows[:5]] == [
+        (test.nodeid, pytest.approx(test.mean_duration)) for test in slowest
+    ]
+
+
+def test_an_empty_store_has_empty_views(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path / "nothing")
+    assert run_sql(target, "SELECT count(*) FROM sessions").rows == [(0,)]
+    assert run_sql(target, "SELECT count(*) FROM results").rows == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["SELECT nope FROM results"], 2, ["SQL:", "nope"]),
+        (["SELEC 1"], 2, ["SQL:", "syntax"]),
+        ([], 2, ["--file"]),
+        (["SELECT 1", "--file", "x.sql"], 2, ["--file"]),
+        (["--file", "missing.sql"], 3, ["missing.sql"]),
+        (["SELECT 1", "--csv", "--json"], 2, ["--csv"]),
+        (["SELECT 1", "--storage", "memory://"], 2, ["memory://"]),
+        (["SELECT 1", "--storage", "s3://bucket/team/v1/sut=api"], 2, ["before /v1/"]),
+    ],
+)
+def test_user_errors_are_one_line(
+    insight_home: Path, tmp_path: Path, args: list[str], code: int, words: list[str]
+) -> None:
+    if "--storage" not in args:
+        args = [*args, "--storage", str(tmp_path / "store")]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_insight", "sql", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTEST_INSIGHT_HOME": str(insight_home), "PATH": ""},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("insight: error: ")
+    for word in words:
+        assert word in last
+
+
+def test_without_the_extra_one_line_says_what_to_install(insight_home: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "no_duckdb"
+    blocker.mkdir()
+    (blocker / "duckdb.py").write_text("raise ImportError('no duckdb here')\n")
+    JSONStorage(tmp_path / "store").save_sessions(sample_sessions()[:1])
+    result = insight_sql(
+        insight_home, "SELECT 1", "--storage", str(tmp_path / "store"), env={"PYTHONPATH": str(blocker)}
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == 'insight: error: insight sql needs DuckDB: pip install "pytest-insight[sql]"'
+
+
+def test_the_plugin_and_other_commands_do_not_import_duckdb(tmp_path: Path) -> None:
+    code = (
+        "import sys, pytest_insight.plugin, pytest_insight.cli.parser, pytest_insight.sql; "
+        "pytest_insight.cli.parser.build_parser(); print('duckdb' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
