@@ -36,14 +36,20 @@ def sample_sessions() -> list[TestSession]:
     for number in range(18):
         sut = SUTS[number % 3]
         start = BASE_TIME + timedelta(hours=9 * number, minutes=number)
-        tags = {"branch": "main" if number % 2 else "fix/x", "ci": "github-actions", "commit": f"{number:040x}"}
+        tags = {
+            "branch": "main" if number % 2 else "fix/x",
+            "ci": "github-actions",
+            "commit": f"{number:040x}",
+        }
         sessions.append(
             build_session(f"{sut}-{number:03d}", sut_name=sut, start=start, tests=3 + number % 5, tags=tags)
         )
     return sessions
 
 
-def insight_sql(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def insight_sql(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m pytest_insight sql ARGS`` as a user would, with ``home`` as the insight home."""
     environment = {**os.environ, "PYTEST_INSIGHT_HOME": str(home), **(env or {})}
     for name in ("PYTEST_INSIGHT_PROFILE", "PYTEST_INSIGHT_STORAGE"):
@@ -66,19 +72,43 @@ def _json_rows(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]
     return rows
 
 
-_SESSION_COLUMNS = (
-    "session_id, sut_name, session_date, session_start_time, session_stop_time, session_duration, "
-    "session_tags, branch, commit_sha, tests, passed, failed, skipped, xfailed, xpassed, rerun, error"
-).split(", ")
+_SESSION_COLUMNS = [
+    "session_id",
+    "sut_name",
+    "session_date",
+    "session_start_time",
+    "session_stop_time",
+    "session_duration",
+    "session_tags",
+    "branch",
+    "commit_sha",
+    "tests",
+    "passed",
+    "failed",
+    "skipped",
+    "xfailed",
+    "xpassed",
+    "rerun",
+    "error",
+]
 _SESSION_SQL = f"SELECT {', '.join(_SESSION_COLUMNS)} FROM sessions {{where}} ORDER BY session_id"
-_RESULT_COLUMNS = (
-    "session_id, sut_name, nodeid, outcome, duration, has_warning, start_time, rerun_final_outcome"
-).split(", ")
+_RESULT_COLUMNS = [
+    "session_id",
+    "sut_name",
+    "nodeid",
+    "outcome",
+    "duration",
+    "has_warning",
+    "start_time",
+    "rerun_final_outcome",
+]
 
 
 def sql_sessions(home: Path, storage: str, where: str = "", env: dict[str, str] | None = None) -> list[Any]:
     """The ``sessions`` view's rows, through the CLI's ``--json``."""
-    rows = _json_rows(insight_sql(home, _SESSION_SQL.format(where=where), "--storage", storage, "--json", env=env))
+    rows = _json_rows(
+        insight_sql(home, _SESSION_SQL.format(where=where), "--storage", storage, "--json", env=env)
+    )
     return [tuple(json.dumps(row[name], sort_keys=True) for name in _SESSION_COLUMNS) for row in rows]
 
 
@@ -105,7 +135,7 @@ def query_sessions(sessions: list[TestSession]) -> list[Any]:
 
 
 def sql_results(home: Path, storage: str, where: str = "", env: dict[str, str] | None = None) -> Counter[Any]:
-    """The ``results`` view's rows (session, node id, outcome, duration, warning, start, rerun), as a multiset."""
+    """The ``results`` view's rows (session, node, outcome, duration, warning, start, rerun) as a multiset."""
     query = f"SELECT {', '.join(_RESULT_COLUMNS)} FROM results {where}"
     rows = _json_rows(insight_sql(home, query, "--storage", storage, "--json", env=env))
     return Counter(tuple(row[name] for name in _RESULT_COLUMNS) for row in rows)
@@ -115,7 +145,7 @@ def query_results(sessions: list[TestSession]) -> Counter[Any]:
     """What ``results`` should hold for these sessions."""
     rows: Counter[Any] = Counter()
     for session in sessions:
-        finals = {group.nodeid: group.final_outcome.value for group in session.rerun_test_groups}
+        finals = {g.nodeid: g.final_outcome.value for g in session.rerun_test_groups if g.final_outcome}
         for result in session.test_results:
             rows[
                 (

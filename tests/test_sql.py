@@ -105,7 +105,10 @@ def test_the_configured_storage_is_used(
 ) -> None:
     root, _ = store
     result = insight_sql(
-        insight_home, "SELECT count(*) AS n FROM sessions", "--json", env={"PYTEST_INSIGHT_STORAGE": str(root)}
+        insight_home,
+        "SELECT count(*) AS n FROM sessions",
+        "--json",
+        env={"PYTEST_INSIGHT_STORAGE": str(root)},
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [{"n": 18}]
@@ -122,7 +125,9 @@ def test_the_named_queries_run_with_file(store: tuple[Path, Storage], insight_ho
 
 def test_slowest_tests_query_agrees_with_query(store: tuple[Path, Storage], insight_home: Path) -> None:
     root, storage = store
-    result = insight_sql(insight_home, "--file", str(QUERIES / "slowest_tests.sql"), "--storage", str(root), "--json")
+    result = insight_sql(
+        insight_home, "--file", str(QUERIES / "slowest_tests.sql"), "--storage", str(root), "--json"
+    )
     rows = json.loads(result.stdout)
     slowest = Query(storage).execute().slowest_tests(5)
     assert [(row["nodeid"], row["mean_duration"]) for row in rows[:5]] == [
@@ -180,7 +185,9 @@ def test_without_the_extra_one_line_says_what_to_install(insight_home: Path, tmp
         insight_home, "SELECT 1", "--storage", str(tmp_path / "store"), env={"PYTHONPATH": str(blocker)}
     )
     assert result.returncode == 2
-    assert result.stderr.strip() == 'insight: error: insight sql needs DuckDB: pip install "pytest-insight[sql]"'
+    assert (
+        result.stderr.strip() == 'insight: error: insight sql needs DuckDB: pip install "pytest-insight[sql]"'
+    )
 
 
 def test_the_plugin_and_other_commands_do_not_import_duckdb(tmp_path: Path) -> None:

@@ -111,17 +111,21 @@ def test_outcome_counts_over_the_bucket_equal_query_and_the_local_store(
 def test_a_profile_gives_the_endpoint(
     local_store: Path, server: S3Server, s3_env: dict[str, str], insight_home: Path
 ) -> None:
-    profiles = {"active": None, "profiles": {"team": {"storage": URI, "options": {}}}}
-    profiles["profiles"]["team"]["options"] = {"endpoint_url": server.endpoint_url}
+    team = {"storage": URI, "options": {"endpoint_url": server.endpoint_url}}
+    profiles = {"active": None, "profiles": {"team": team}}
     (insight_home / "profiles.json").write_text(json.dumps(profiles))
     env = {**s3_env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}  # the profile's endpoint must win
-    result = insight_sql(insight_home, "SELECT count(*) AS n FROM sessions", "--profile", "team", "--json", env=env)
+    result = insight_sql(
+        insight_home, "SELECT count(*) AS n FROM sessions", "--profile", "team", "--json", env=env
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [{"n": 18}]
 
 
 def _objects_read(proxy: RecordingProxy) -> set[str]:
-    return {path.split("/v1/", 1)[1].rsplit("/", 1)[0] for path in proxy.paths() if path.endswith(".jsonl.gz")}
+    return {
+        path.split("/v1/", 1)[1].rsplit("/", 1)[0] for path in proxy.paths() if path.endswith(".jsonl.gz")
+    }
 
 
 def test_a_sut_filter_reads_only_that_suts_objects(
@@ -144,7 +148,9 @@ def test_a_date_filter_reads_only_those_days(
 ) -> None:
     target = BucketTarget(BUCKET, "team", endpoint_url=proxy.endpoint_url)
     sessions = JSONStorage(local_store).load_sessions()
-    expected = sum(len(s.test_results) for s in sessions if s.session_start_time.date().isoformat() >= "2024-05-05")
+    expected = sum(
+        len(s.test_results) for s in sessions if s.session_start_time.date().isoformat() >= "2024-05-05"
+    )
     rows = run_sql(target, "SELECT count(*) FROM results WHERE session_date >= DATE '2024-05-05'").rows
     assert rows == [(expected,)]
     read = _objects_read(proxy)
@@ -155,8 +161,12 @@ def test_a_date_filter_reads_only_those_days(
 _RESULTS = "SELECT count(*) FROM results WHERE outcome IS NOT NULL"
 
 
-def test_an_empty_prefix_is_one_error_line(s3_env: dict[str, str], insight_home: Path, server: S3Server) -> None:
-    result = insight_sql(insight_home, "SELECT 1 FROM sessions", "--storage", f"s3://{BUCKET}/nothing", env=s3_env)
+def test_an_empty_prefix_is_one_error_line(
+    s3_env: dict[str, str], insight_home: Path, server: S3Server
+) -> None:
+    result = insight_sql(
+        insight_home, "SELECT 1 FROM sessions", "--storage", f"s3://{BUCKET}/nothing", env=s3_env
+    )
     assert result.returncode == 3
     assert result.stderr.strip() == f"insight: error: s3://{BUCKET}/nothing: no bundles to query"
 

@@ -48,7 +48,9 @@ def test_the_glue_table_has_the_schemas_columns(resources: dict[str, Any]) -> No
 def test_the_athena_queries_unnest_every_result_field(resources: dict[str, Any]) -> None:
     names = ", ".join(field.name for field in RESULT_FIELDS)
     named = {key: value for key, value in resources.items() if value["Type"] == "AWS::Athena::NamedQuery"}
-    assert {value["Properties"]["Name"] for value in named.values()} == {p.stem for p in QUERIES.glob("*.sql")}
+    assert {value["Properties"]["Name"] for value in named.values()} == {
+        p.stem for p in QUERIES.glob("*.sql")
+    }
     for value in named.values():
         text = value["Properties"]["QueryString"]["Fn::Sub"]
         assert "s.sut = '${SutName}'" in text
@@ -60,8 +62,12 @@ def test_the_views_have_the_schemas_columns(tmp_path: Path) -> None:
     connection = connect(LocalTarget(tmp_path))
     for view, columns in (("sessions", SESSIONS_COLUMNS), ("results", RESULTS_COLUMNS)):
         described = connection.execute(f"DESCRIBE {view}").fetchall()
-        spelled = [(c.name, connection.execute(f"SELECT NULL::{c.sql_type}").description[0][1]) for c in columns]
-        as_described = [(row[0], connection.execute(f"SELECT NULL::{row[1]}").description[0][1]) for row in described]
+        spelled = [
+            (c.name, connection.execute(f"SELECT NULL::{c.sql_type}").description[0][1]) for c in columns
+        ]
+        as_described = [
+            (row[0], connection.execute(f"SELECT NULL::{row[1]}").description[0][1]) for row in described
+        ]
         assert as_described == spelled
 
 
@@ -78,7 +84,11 @@ def test_moto_accepts_the_glue_table(resources: dict[str, Any]) -> None:
     def substitute(value: Any) -> Any:
         if isinstance(value, dict) and "Fn::Sub" in value:
             text = value["Fn::Sub"]
-            for name, replacement in {"BucketName": "b", "Prefix": "team", "GlueDatabaseName": "insight"}.items():
+            for name, replacement in {
+                "BucketName": "b",
+                "Prefix": "team",
+                "GlueDatabaseName": "insight",
+            }.items():
                 text = text.replace("${" + name + "}", replacement)
             return text.replace("${!", "${")
         if isinstance(value, dict):
@@ -91,7 +101,8 @@ def test_moto_accepts_the_glue_table(resources: dict[str, Any]) -> None:
         glue = boto3.client("glue", region_name="us-east-1")
         glue.create_database(DatabaseInput={"Name": "insight"})
         glue.create_table(
-            DatabaseName="insight", TableInput=substitute(resources["SessionLinesTable"]["Properties"]["TableInput"])
+            DatabaseName="insight",
+            TableInput=substitute(resources["SessionLinesTable"]["Properties"]["TableInput"]),
         )
         stored = glue.get_table(DatabaseName="insight", Name="session_lines")["Table"]
         assert stored["StorageDescriptor"]["Location"] == "s3://b/team/v1/"
@@ -112,4 +123,9 @@ def test_the_secret_comes_from_the_boto3_chain(monkeypatch: pytest.MonkeyPatch) 
     assert "SESSION_TOKEN 'token''quote'" in statement
     assert "ENDPOINT '127.0.0.1:8333'" in statement
     on_aws = resolve_s3_settings(None, None)
-    assert (on_aws.endpoint, on_aws.use_ssl, on_aws.url_style, on_aws.region) == (None, True, "vhost", "us-east-1")
+    assert (on_aws.endpoint, on_aws.use_ssl, on_aws.url_style, on_aws.region) == (
+        None,
+        True,
+        "vhost",
+        "us-east-1",
+    )

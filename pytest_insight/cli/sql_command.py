@@ -118,7 +118,8 @@ def run_sql_command(args: argparse.Namespace, console: Console) -> int:
         console.out.flush()
         return 0
     records = [
-        {name: cell_value(value) for name, value in zip(result.columns, row, strict=True)} for row in result.rows
+        {name: cell_value(value) for name, value in zip(result.columns, row, strict=True)}
+        for row in result.rows
     ]
 
     def table() -> str:

@@ -55,7 +55,9 @@ def resolve_s3_settings(endpoint_url: str | None = None, region: str | None = No
     try:
         import botocore.session
     except ImportError as exc:  # pragma: no cover - botocore comes with the package
-        raise DependencyError('insight sql over s3:// needs botocore: pip install "pytest-insight[s3]"') from exc
+        raise DependencyError(
+            'insight sql over s3:// needs botocore: pip install "pytest-insight[s3]"'
+        ) from exc
     session = botocore.session.get_session()
     client: Any = session.create_client("s3", region_name=region, endpoint_url=endpoint_url)
     meta = client.meta

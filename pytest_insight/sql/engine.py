@@ -129,7 +129,9 @@ def _fetch(relation: Any) -> SqlResult:
     rows = relation.fetchall()
     if any(zoned):
         rows = [
-            tuple(v.replace(tzinfo=UTC) if z and v is not None else v for v, z in zip(row, zoned, strict=True))
+            tuple(
+                v.replace(tzinfo=UTC) if z and v is not None else v for v, z in zip(row, zoned, strict=True)
+            )
             for row in rows
         ]
     return SqlResult(columns, rows)
