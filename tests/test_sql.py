@@ -13,8 +13,10 @@ import pytest
 
 from pytest_insight.core.query import Query
 from pytest_insight.core.storage import JSONStorage, Storage
-from pytest_insight.sql import LayoutTarget, LocalTarget, resolve_target, run_sql
+from pytest_insight.errors import ConfigurationError
+from pytest_insight.sql import LayoutTarget, LocalTarget, connect, resolve_target, run_sql
 from pytest_insight.storage.local import LocalBackend
+from tests.conftest import build_session
 from tests.sql_helpers import (
     SUTS,
     insight_sql,
@@ -82,6 +84,33 @@ def test_an_export_directory_gives_the_same_answers(
     assert sql_results(insight_home, str(exported)) == sql_results(insight_home, str(root))
 
 
+def test_a_sut_name_too_long_for_a_key_comes_from_the_line(tmp_path: Path) -> None:
+    long_name = "service-" + "é" * 100  # 208 characters once encoded: cut and hashed in keys
+    storage = JSONStorage(tmp_path / "store")
+    storage.save_sessions(
+        [build_session("long-1", sut_name=long_name), build_session("short-1", sut_name="api")]
+    )
+    storage.export_sessions(tmp_path / "exported")
+    (part,) = (tmp_path / "exported" / "v1").glob("sut=service*")
+    assert "~" in part.name
+    target = resolve_target(str(tmp_path / "exported"), {})
+    query = "SELECT sut_name, count(*) FROM results GROUP BY ALL ORDER BY ALL"
+    assert run_sql(target, query).rows == run_sql(resolve_target(str(tmp_path / "store"), {}), query).rows
+    assert run_sql(
+        target, f"SELECT DISTINCT session_id FROM sessions WHERE sut_name = '{long_name}'"
+    ).rows == [("long-1",)]
+
+
+def test_a_store_left_mid_commit_is_finished_before_it_is_read(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    JSONStorage(root).save_sessions(sample_sessions()[:2])
+    assert run_sql(LocalTarget(root), "SELECT count(*) FROM sessions").rows == [(2,)]
+    (root / "sessions").rename(tmp_path / "elsewhere")
+    (tmp_path / "old.json").write_text('{"sessions": []}')
+    with pytest.raises(ConfigurationError, match="0.9"):
+        run_sql(LocalTarget(tmp_path / "old.json"), "SELECT count(*) FROM sessions")
+
+
 def test_table_and_csv_output(store: tuple[Path, Storage], insight_home: Path) -> None:
     root, _ = store
     query = "SELECT sut_name, count(*) AS sessions FROM sessions GROUP BY ALL ORDER BY sut_name"
@@ -133,6 +162,13 @@ def test_slowest_tests_query_agrees_with_query(store: tuple[Path, Storage], insi
     assert [(row["nodeid"], row["mean_duration"]) for row in rows[:5]] == [
         (test.nodeid, pytest.approx(test.mean_duration)) for test in slowest
     ]
+
+
+def test_the_connection_downloads_nothing_and_draws_no_progress_bar(tmp_path: Path) -> None:
+    connection = connect(LocalTarget(tmp_path))
+    settings = ("autoinstall_known_extensions", "autoload_known_extensions", "enable_progress_bar")
+    for name in settings:
+        assert connection.execute(f"SELECT current_setting('{name}')").fetchone() == (False,)
 
 
 def test_an_empty_store_has_empty_views(tmp_path: Path) -> None:

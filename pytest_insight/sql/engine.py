@@ -16,7 +16,7 @@ from typing import Any
 
 from pytest_insight.errors import ConfigurationError, DependencyError, NotFoundError, StorageError
 from pytest_insight.sql.credentials import resolve_s3_settings, secret_statement
-from pytest_insight.sql.target import BucketTarget, Target
+from pytest_insight.sql.target import BucketTarget, LocalTarget, Target, finish_commits
 from pytest_insight.sql.views import view_statements
 
 __all__ = ["INSTALL_HINT", "SqlResult", "connect", "run_sql"]
@@ -62,9 +62,14 @@ def connect(target: Target) -> Any:
         ConfigurationError: the S3 settings cannot be resolved.
     """
     duckdb = _duckdb()
-    connection = duckdb.connect(
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False}
-    )
+    # Nothing is fetched from the network, and no progress bar is drawn on stdout,
+    # where it would land in the middle of --json and --csv output.
+    config = {
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    connection = duckdb.connect(config=config)
+    connection.execute("SET enable_progress_bar = false")  # a session setting only
     connection.execute("SET TimeZone = 'UTC'")
     version = duckdb.__version__
     query = "SELECT extension_name FROM duckdb_extensions() WHERE loaded"
@@ -73,6 +78,8 @@ def connect(target: Target) -> Any:
     for name in needed:
         if name not in loaded:
             connection.execute(f"LOAD '{_extension_file(name, version).as_posix()}'")
+    if isinstance(target, LocalTarget):
+        finish_commits(target)
     if isinstance(target, BucketTarget):
         settings = resolve_s3_settings(target.endpoint_url, target.region)
         connection.execute(secret_statement(settings, f"s3://{target.bucket}"))

@@ -15,7 +15,7 @@ from pytest_insight.core.layout import LAYOUT_VERSION
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError
 
-__all__ = ["BucketTarget", "LayoutTarget", "LocalTarget", "Target", "resolve_target"]
+__all__ = ["BucketTarget", "LayoutTarget", "LocalTarget", "Target", "finish_commits", "resolve_target"]
 
 
 @dataclass(frozen=True)
@@ -101,3 +101,21 @@ def resolve_target(uri: str, options: dict[str, Any]) -> Target:
     if (root / LAYOUT_VERSION).is_dir() and not store_files:
         return LayoutTarget(root)
     return LocalTarget(root)
+
+
+def finish_commits(target: LocalTarget) -> None:
+    """Open the store as its readers do before DuckDB reads its files.
+
+    A lookup through the store's own API rolls forward a commit that a
+    killed writer left half done (the store's readers all do that), so SQL
+    never sees part of a batch, and refuses what is not a store (a
+    pytest-insight 0.9 file) with the store's own error.
+
+    Raises:
+        ConfigurationError: the path is not a store.
+        StorageError: the store cannot be read.
+    """
+    if target.root.exists():
+        from pytest_insight.core.storage import JSONStorage
+
+        JSONStorage(target.root).get_session_by_id("insight-sql-opens-the-store")

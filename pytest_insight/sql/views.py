@@ -2,8 +2,8 @@
 
 Both views read one relation, ``insight_lines``: every stored session line
 with its ``session_date``. Over the bucket layout, ``sut_name`` and
-``session_date`` come from the ``sut=`` and ``date=`` segments of the key, so
-that DuckDB prunes partitions by them (a ``WHERE sut_name = 'api'`` lists and
+``session_date`` come from the ``sut=`` and ``date=`` segments of each
+object's key, so that DuckDB prunes objects by them (a ``WHERE sut_name = 'api'`` lists and
 reads ``sut=api/`` only). Only a SUT whose name was too long for a key
 segment (cut and suffixed with ``~`` and a hash, see
 :func:`pytest_insight.core.layout.encode_sut`) takes its name from the line.
@@ -71,16 +71,26 @@ def _store_lines(target: LocalTarget) -> str:
     return "\nUNION ALL\n".join(parts) if parts else _empty_lines()
 
 
+# The SUT and day from an object's key, computed from ``filename`` alone so
+# that DuckDB prunes files with them. DuckDB's own hive partitioning would
+# URL-decode every segment and fail on the cut form of a long SUT name,
+# which may end inside a UTF-8 sequence; a cut segment is never decoded.
+_SEGMENT = "regexp_extract(filename, '/sut=([^/]*)/date=[^/]*/[^/]*$', 1)"
+_CUT = f"contains({_SEGMENT}, '~')"
+_KEY_SUT = f"url_decode(CASE WHEN {_CUT} THEN '' ELSE {_SEGMENT} END)"
+_KEY_DAY = "CAST(regexp_extract(filename, '/date=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$', 1) AS DATE)"
+
+
 def _layout_lines(glob: str) -> str:
     source = (
-        f"read_json({_literal(glob)}, format='newline_delimited', hive_partitioning=true, "
-        f"hive_types={{'sut': 'VARCHAR', 'date': 'DATE'}}, columns={_columns_argument()})"
+        f"read_json({_literal(glob)}, format='newline_delimited', hive_partitioning=false, filename=true, "
+        f"columns={_columns_argument()})"
     )
     names = _line_names(except_sut=True)
     return (
-        f"SELECT {names}, sut AS sut_name, date AS session_date FROM {source} WHERE NOT contains(sut, '~')\n"
+        f"SELECT {names}, {_KEY_SUT} AS sut_name, {_KEY_DAY} AS session_date FROM {source} WHERE NOT {_CUT}\n"
         f"UNION ALL\n"
-        f"SELECT {names}, sut_name, date AS session_date FROM {source} WHERE contains(sut, '~')"
+        f"SELECT {names}, sut_name, {_KEY_DAY} AS session_date FROM {source} WHERE {_CUT}"
     )
 
 

@@ -16,6 +16,7 @@ BENCHMARKS = [
     ("store: save and load scaling", "tests.bench.store", []),
     ("exchange: local files", "tests.bench.exchange", []),
     ("decode: sessions of 1,000 results", "tests.bench.decode", []),
+    ("sql: insight sql over 100,000 sessions, local store and SeaweedFS", "tests.bench.sql", []),
     ("s3: SeaweedFS, against aws s3 cp, s5cmd and boto3", "tests.bench.s3", sys.argv[1:]),
 ]
 
