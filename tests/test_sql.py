@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import json
 import subprocess
@@ -228,3 +229,21 @@ def test_the_plugin_and_other_commands_do_not_import_duckdb(tmp_path: Path) -> N
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pytest_insight.sql",
+        "pytest_insight.sql.schema",
+        "pytest_insight.sql.target",
+        "pytest_insight.sql.credentials",
+        "pytest_insight.sql.views",
+        "pytest_insight.sql.engine",
+        "pytest_insight.cli.sql_command",
+    ],
+)
+def test_every_public_name_exists(name: str) -> None:
+    module = importlib.import_module(name)
+    assert len(module.__all__) == len(set(module.__all__))
+    assert [attr for attr in module.__all__ if not hasattr(module, attr)] == []
