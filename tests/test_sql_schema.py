@@ -11,6 +11,7 @@ import pytest
 from cfnlint.decode.decode import decode_str
 
 from infra.bootstrap import TEMPLATE
+from pytest_insight.errors import ConfigurationError
 from pytest_insight.sql import LocalTarget, connect
 from pytest_insight.sql.credentials import resolve_s3_settings, secret_statement
 from pytest_insight.sql.schema import (
@@ -109,6 +110,13 @@ def test_moto_accepts_the_glue_table(resources: dict[str, Any]) -> None:
 
 
 @pytest.mark.usefixtures("aws_env")
+def test_an_unknown_aws_profile_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(ConfigurationError, match="no-such-profile"):
+        resolve_s3_settings("http://127.0.0.1:1", None)
+
+
+@pytest.mark.usefixtures("aws_env")
 def test_the_secret_comes_from_the_boto3_chain(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SESSION_TOKEN", "token'quote")
     settings = resolve_s3_settings("http://127.0.0.1:8333", "eu-west-1")
@@ -122,10 +130,10 @@ def test_the_secret_comes_from_the_boto3_chain(monkeypatch: pytest.MonkeyPatch) 
     statement = secret_statement(settings, "s3://b")
     assert "SESSION_TOKEN 'token''quote'" in statement
     assert "ENDPOINT '127.0.0.1:8333'" in statement
-    on_aws = resolve_s3_settings(None, None)
+    on_aws = resolve_s3_settings(None, "eu-west-1")
     assert (on_aws.endpoint, on_aws.use_ssl, on_aws.url_style, on_aws.region) == (
-        None,
+        "s3.eu-west-1.amazonaws.com",
         True,
         "vhost",
-        "us-east-1",
+        "eu-west-1",
     )

@@ -26,14 +26,14 @@ class S3Settings:
 
     Attributes:
         region: the bucket's region.
-        endpoint: ``host[:port]`` of an S3-compatible server, or None for AWS.
+        endpoint: ``host[:port]`` of the endpoint botocore chose (AWS's regional one, or the configured one).
         use_ssl: whether the endpoint speaks https.
         url_style: ``path`` or ``vhost``.
         key_id, secret, session_token: the credentials, or None (unsigned requests).
     """
 
     region: str
-    endpoint: str | None
+    endpoint: str
     use_ssl: bool
     url_style: str
     key_id: str | None = None
@@ -50,7 +50,8 @@ def resolve_s3_settings(endpoint_url: str | None = None, region: str | None = No
 
     Raises:
         DependencyError: botocore is not installed.
-        ConfigurationError: the endpoint URL is not http(s)://host[:port].
+        ConfigurationError: the endpoint URL is not http(s)://host[:port], or
+            botocore refuses the configuration (an unknown AWS_PROFILE, a bad config file).
     """
     try:
         import botocore.session
@@ -58,8 +59,15 @@ def resolve_s3_settings(endpoint_url: str | None = None, region: str | None = No
         raise DependencyError(
             'insight sql over s3:// needs botocore: pip install "pytest-insight[s3]"'
         ) from exc
+    from botocore.exceptions import BotoCoreError
+
     session = botocore.session.get_session()
-    client: Any = session.create_client("s3", region_name=region, endpoint_url=endpoint_url)
+    try:
+        client: Any = session.create_client("s3", region_name=region, endpoint_url=endpoint_url)
+        credentials = session.get_credentials()
+        frozen = credentials.get_frozen_credentials() if credentials is not None else None
+    except (BotoCoreError, ValueError) as exc:  # an unknown profile, a bad config file or endpoint
+        raise ConfigurationError(f"S3 settings for insight sql: {exc}") from exc
     meta = client.meta
     url = urlsplit(meta.endpoint_url)
     if url.scheme not in ("http", "https") or not url.hostname:
@@ -70,11 +78,9 @@ def resolve_s3_settings(endpoint_url: str | None = None, region: str | None = No
         style = "path" if configured == "path" else "vhost"
     else:
         style = "vhost" if on_aws else "path"
-    credentials = session.get_credentials()
-    frozen = credentials.get_frozen_credentials() if credentials is not None else None
     return S3Settings(
         region=meta.region_name or "us-east-1",
-        endpoint=None if on_aws else url.netloc,
+        endpoint=url.netloc,
         use_ssl=url.scheme == "https",
         url_style=style,
         key_id=frozen.access_key if frozen else None,
@@ -96,8 +102,7 @@ def secret_statement(settings: S3Settings, scope: str) -> str:
         "USE_SSL": "true" if settings.use_ssl else "false",
         "SCOPE": _literal(scope),
     }
-    if settings.endpoint is not None:
-        options["ENDPOINT"] = _literal(settings.endpoint)
+    options["ENDPOINT"] = _literal(settings.endpoint)
     if settings.key_id is not None and settings.secret is not None:
         options["KEY_ID"] = _literal(settings.key_id)
         options["SECRET"] = _literal(settings.secret)
