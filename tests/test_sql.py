@@ -8,6 +8,7 @@ import io
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,8 @@ def test_the_named_queries_run_with_file(store: tuple[Path, Storage], insight_ho
     result = insight_sql(insight_home, "--file", str(QUERIES / name), "--storage", str(root), "--json")
     assert result.returncode == 0, result.stderr
     assert isinstance(json.loads(result.stdout), list)
+    by_name = insight_sql(insight_home, "--file", name.removesuffix(".sql"), "--storage", str(root), "--json")
+    assert by_name.stdout == result.stdout
 
 
 def test_slowest_tests_query_agrees_with_query(store: tuple[Path, Storage], insight_home: Path) -> None:
@@ -167,6 +170,25 @@ def test_the_connection_downloads_nothing_and_draws_no_progress_bar(tmp_path: Pa
         assert connection.execute(f"SELECT current_setting('{name}')").fetchone() == (False,)
 
 
+def test_failure_rate_query_agrees_with_query(tmp_path: Path, insight_home: Path) -> None:
+    now = datetime.now(UTC)
+    recent = [
+        build_session(f"r-{n}", sut_name="api", start=now - timedelta(days=n * 7), tests=2 + n)
+        for n in range(6)
+    ]
+    storage = JSONStorage(tmp_path / "store")
+    storage.save_sessions(recent)
+    result = insight_sql(
+        insight_home, "--file", "failure_rate_30_days", "--storage", str(tmp_path / "store"), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {row["nodeid"]: (row["runs"], row["failures"]) for row in json.loads(result.stdout)}
+    last_30_days = Query(storage).in_last_days(30).execute()
+    expected = {t.nodeid: (t.runs, t.failed_runs) for t in last_30_days.failing_tests()}
+    assert rows == expected
+    assert len(last_30_days) < len(recent)
+
+
 def test_an_empty_store_has_empty_views(tmp_path: Path) -> None:
     target = LocalTarget(tmp_path / "nothing")
     assert run_sql(target, "SELECT count(*) FROM sessions").rows == [(0,)]
@@ -180,7 +202,7 @@ def test_an_empty_store_has_empty_views(tmp_path: Path) -> None:
         (["SELEC 1"], 2, ["SQL:", "syntax"]),
         ([], 2, ["--file"]),
         (["SELECT 1", "--file", "x.sql"], 2, ["--file"]),
-        (["--file", "missing.sql"], 3, ["missing.sql"]),
+        (["--file", "missing.sql"], 3, ["missing.sql", "slowest_tests"]),
         (["SELECT 1", "--csv", "--json"], 2, ["--csv"]),
         (["SELECT 1", "--storage", "memory://"], 2, ["memory://"]),
         (["SELECT 1", "--storage", "s3://bucket/team/v1/sut=api"], 2, ["before /v1/"]),

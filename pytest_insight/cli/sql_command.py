@@ -22,7 +22,8 @@ _EXAMPLES = """\
 examples:
   insight sql "SELECT sut_name, count(*) FROM sessions GROUP BY ALL"
   insight sql "SELECT outcome, count(*) FROM results WHERE sut_name = 'api' GROUP BY outcome" --json
-  insight sql --file failure_rate_30_days.sql --storage s3://bucket/team --csv
+  insight sql --file failure_rate_30_days --storage s3://bucket/team --csv    a shipped query
+  insight sql --file my-query.sql
 
 views: sessions (one row a session), results (one row a test result); see the README's
 "SQL and scale" for their columns and the named queries shipped in pytest_insight/sql/queries/.
@@ -42,9 +43,21 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("query", metavar="SQL", nargs="?", help="the query (or use --file)")
-    parser.add_argument("--file", metavar="PATH", type=Path, help="read the query from this file")
+    parser.add_argument(
+        "--file",
+        metavar="PATH",
+        type=Path,
+        help="read the query from this file, or run a shipped query by name: " + ", ".join(_shipped()),
+    )
     parser.add_argument("--csv", action="store_true", help="print the rows as CSV with a header line")
     parser.set_defaults(handler=run_sql_command)
+
+
+_QUERIES = Path(__file__).parents[1] / "sql" / "queries"
+
+
+def _shipped() -> list[str]:
+    return sorted(path.stem for path in _QUERIES.glob("*.sql"))
 
 
 def cell_value(value: Any) -> Any:
@@ -75,10 +88,16 @@ def _query_text(args: argparse.Namespace) -> str:
     if args.file is None:
         text: str = args.query
     else:
+        path: Path = args.file
+        shipped = _QUERIES / f"{path.name.removesuffix('.sql')}.sql"
+        if not path.exists() and path.name == str(path) and shipped.is_file():
+            path = shipped
         try:
-            text = args.file.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise NotFoundError(f"{args.file}: no such file", uri=str(args.file)) from None
+            raise NotFoundError(
+                f"{path}: no such file (shipped queries: {', '.join(_shipped())})", uri=str(path)
+            ) from None
     if not text.strip():
         raise UsageError("the query is empty")
     return text
