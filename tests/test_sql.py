@@ -189,6 +189,36 @@ def test_failure_rate_query_agrees_with_query(tmp_path: Path, insight_home: Path
     assert len(last_30_days) < len(recent)
 
 
+def test_results_copied_to_parquet_in_the_hive_layout_read_back_the_same(
+    store: tuple[Path, Storage], tmp_path: Path, insight_home: Path
+) -> None:
+    root, _ = store
+    out = tmp_path / "parquet"
+    copy = f"COPY (SELECT * FROM results) TO '{out}' (FORMAT parquet, PARTITION_BY (sut_name, session_date))"
+    written = insight_sql(insight_home, copy, "--storage", str(root))
+    assert written.returncode == 0, written.stderr
+    assert written.stdout == ""
+    assert sorted(p.name for p in out.iterdir()) == [
+        "sut_name=api",
+        "sut_name=my%20svc%2F%C3%A9",
+        "sut_name=web",
+    ]
+    count = "SELECT sut_name, outcome, count(*) FROM {} GROUP BY ALL ORDER BY ALL"
+    parquet = f"read_parquet('{out}/*/*/*.parquet', hive_partitioning=true)"
+    target = LocalTarget(root)
+    assert run_sql(target, count.format(parquet)).rows == run_sql(target, count.format("results")).rows
+
+
+def test_json_columns_come_back_as_json(store: tuple[Path, Storage], insight_home: Path) -> None:
+    root, _ = store
+    result = insight_sql(
+        insight_home, "SELECT testing_system FROM sessions LIMIT 1", "--storage", str(root), "--json"
+    )
+    assert json.loads(result.stdout) == [
+        {"testing_system": {"cpus": 4, "hostname": "ci-runner-7", "python": "3.11.7"}}
+    ]
+
+
 def test_an_empty_store_has_empty_views(tmp_path: Path) -> None:
     target = LocalTarget(tmp_path / "nothing")
     assert run_sql(target, "SELECT count(*) FROM sessions").rows == [(0,)]

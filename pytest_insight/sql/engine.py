@@ -9,6 +9,7 @@ off, so nothing is ever downloaded at run time.
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -121,7 +122,7 @@ def run_sql(target: Target, query: str) -> SqlResult:
 
 
 def _fetch(relation: Any) -> SqlResult:
-    """Fetch every row; a TIMESTAMPTZ column comes back as an aware UTC datetime.
+    """Fetch every row; TIMESTAMPTZ comes back as an aware UTC datetime, JSON as Python values.
 
     DuckDB would need pytz for those; the connection's zone is UTC, so the
     naive timestamp is the UTC time.
@@ -133,15 +134,19 @@ def _fetch(relation: Any) -> SqlResult:
         relation = relation.project(
             ", ".join(f"CAST({n} AS TIMESTAMP) AS {n}" if z else n for n, z in zip(names, zoned, strict=True))
         )
+    texts = [str(kind) == "JSON" for kind in relation.types]
     rows = relation.fetchall()
-    if any(zoned):
-        rows = [
-            tuple(
-                v.replace(tzinfo=UTC) if z and v is not None else v for v, z in zip(row, zoned, strict=True)
-            )
-            for row in rows
-        ]
+    if any(zoned) or any(texts):
+        rows = [tuple(_value(v, z, t) for v, z, t in zip(row, zoned, texts, strict=True)) for row in rows]
     return SqlResult(columns, rows)
+
+
+def _value(value: Any, zoned: bool, text: bool) -> Any:
+    if value is None:
+        return None
+    if zoned:
+        return value.replace(tzinfo=UTC)
+    return json.loads(value) if text else value
 
 
 def _quoted(name: str) -> str:
