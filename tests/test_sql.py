@@ -219,6 +219,18 @@ def test_json_columns_come_back_as_json(store: tuple[Path, Storage], insight_hom
     ]
 
 
+def test_a_damaged_session_file_is_an_error_naming_it(tmp_path: Path, insight_home: Path) -> None:
+    root = tmp_path / "store"
+    JSONStorage(root).save_sessions(sample_sessions()[:2])
+    damaged = next((root / "sessions").glob("*/*.json"))
+    damaged.write_text(damaged.read_text()[:-40] + "\n")
+    result = insight_sql(insight_home, "SELECT count(*) FROM sessions", "--storage", str(root))
+    assert result.returncode == 3
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("insight: error: ")
+    assert damaged.name in last
+
+
 def test_an_empty_store_has_empty_views(tmp_path: Path) -> None:
     target = LocalTarget(tmp_path / "nothing")
     assert run_sql(target, "SELECT count(*) FROM sessions").rows == [(0,)]
