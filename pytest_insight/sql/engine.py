@@ -61,6 +61,7 @@ def connect(target: Target) -> Any:
     Raises:
         DependencyError: DuckDB or an extension package is missing or of another version.
         ConfigurationError: the S3 settings cannot be resolved.
+        NotFoundError: a bucket prefix holds no bundle.
     """
     duckdb = _duckdb()
     # Nothing is fetched from the network, and no progress bar is drawn on stdout,
@@ -84,7 +85,13 @@ def connect(target: Target) -> Any:
     if isinstance(target, BucketTarget):
         settings = resolve_s3_settings(target.endpoint_url, target.region)
         connection.execute(secret_statement(settings, f"s3://{target.bucket}"))
-    for statement in view_statements(target):
+    bundles: list[str] = []
+    if not isinstance(target, LocalTarget):  # list the prefix once; the views read this list
+        rows = connection.execute("SELECT file FROM glob(?) ORDER BY file", [target.glob]).fetchall()
+        bundles = [row[0] for row in rows]
+        if not bundles and isinstance(target, BucketTarget):
+            raise NotFoundError(f"{target.uri}: no bundles to query", uri=target.uri)
+    for statement in view_statements(target, bundles):
         connection.execute(statement)
     return connection
 
@@ -109,11 +116,6 @@ def run_sql(target: Target, query: str) -> SqlResult:
         return _fetch(relation)
     except (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException) as exc:
         raise ConfigurationError(f"SQL: {_first_line(exc)}") from exc
-    except duckdb.IOException as exc:
-        message = _first_line(exc)
-        if "No files found" in message:
-            raise NotFoundError(f"{target.uri}: no bundles to query", uri=target.uri) from exc
-        raise StorageError(f"{target.uri}: {message}", uri=target.uri) from exc
     except duckdb.Error as exc:
         raise StorageError(f"{target.uri}: {_first_line(exc)}", uri=target.uri) from exc
     finally:

@@ -11,6 +11,8 @@ segment (cut and suffixed with ``~`` and a hash, see
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pytest_insight.sql.schema import (
     LINE_FIELDS,
     RESULTS_COLUMNS,
@@ -18,7 +20,7 @@ from pytest_insight.sql.schema import (
     ViewColumn,
     duckdb_columns,
 )
-from pytest_insight.sql.target import LayoutTarget, LocalTarget, Target
+from pytest_insight.sql.target import LocalTarget, Target
 
 __all__ = ["VIEWS", "view_statements"]
 
@@ -74,38 +76,41 @@ def _store_lines(target: LocalTarget) -> str:
 # The SUT and day from an object's key, computed from ``filename`` alone so
 # that DuckDB prunes files with them. DuckDB's own hive partitioning would
 # URL-decode every segment and fail on the cut form of a long SUT name,
-# which may end inside a UTF-8 sequence; a cut segment is never decoded.
-_SEGMENT = "regexp_extract(filename, '/sut=([^/]*)/date=[^/]*/[^/]*$', 1)"
-_CUT = f"contains({_SEGMENT}, '~')"
-_KEY_SUT = f"url_decode(CASE WHEN {_CUT} THEN '' ELSE {_SEGMENT} END)"
+# which may end inside a UTF-8 sequence: the bundles of such a SUT are read
+# apart, their SUT taken from the lines.
+_KEY_SUT = "url_decode(regexp_extract(filename, '/sut=([^/]*)/date=[^/]*/[^/]*$', 1))"
 _KEY_DAY = "CAST(regexp_extract(filename, '/date=([0-9]{4}-[0-9]{2}-[0-9]{2})/[^/]*$', 1) AS DATE)"
 
 
-def _layout_lines(glob: str) -> str:
-    source = (
-        f"read_json({_literal(glob)}, format='newline_delimited', hive_partitioning=false, filename=true, "
-        f"columns={_columns_argument()})"
-    )
+def _layout_lines(files: Sequence[str]) -> str:
+    """The bundles ``files`` (listed once, so DuckDB never lists the prefix again), by key segment."""
+    whole = [file for file in files if "~" not in file.rsplit("/sut=", 1)[-1].split("/", 1)[0]]
+    cut = [file for file in files if file not in set(whole)]
     names = _line_names(except_sut=True)
-    return (
-        f"SELECT {names}, {_KEY_SUT} AS sut_name, {_KEY_DAY} AS session_date FROM {source} WHERE NOT {_CUT}\n"
-        f"UNION ALL\n"
-        f"SELECT {names}, sut_name, {_KEY_DAY} AS session_date FROM {source} WHERE {_CUT}"
-    )
+    parts = []
+    for group, sut in ((whole, _KEY_SUT), (cut, "sut_name")):
+        if group:
+            listed = "[" + ", ".join(_literal(file) for file in group) + "]"
+            source = (
+                f"read_json({listed}, format='newline_delimited', hive_partitioning=false, filename=true, "
+                f"columns={_columns_argument()})"
+            )
+            parts.append(f"SELECT {names}, {sut} AS sut_name, {_KEY_DAY} AS session_date FROM {source}")
+    return "\nUNION ALL\n".join(parts) if parts else _empty_lines()
 
 
 def _select(columns: tuple[ViewColumn, ...]) -> str:
     return ", ".join(f"CAST({c.expression} AS {c.sql_type}) AS {c.name}" for c in columns)
 
 
-def view_statements(target: Target) -> list[str]:
-    """The statements that create ``insight_lines``, ``sessions`` and ``results`` for ``target``."""
-    if isinstance(target, LocalTarget):
-        lines = _store_lines(target)
-    elif isinstance(target, LayoutTarget):
-        lines = _layout_lines(target.glob) if any(target.root.glob("v1/*/*/*.jsonl.gz")) else _empty_lines()
-    else:
-        lines = _layout_lines(target.glob)
+def view_statements(target: Target, bundles: Sequence[str] = ()) -> list[str]:
+    """The statements that create ``insight_lines``, ``sessions`` and ``results`` for ``target``.
+
+    Args:
+        target: what to read.
+        bundles: for the bucket layout, every bundle's path or URL, as listed once.
+    """
+    lines = _store_lines(target) if isinstance(target, LocalTarget) else _layout_lines(bundles)
     return [
         f"CREATE OR REPLACE TEMP VIEW insight_lines AS\n{lines}",
         f"CREATE OR REPLACE TEMP VIEW sessions AS SELECT {_select(SESSIONS_COLUMNS)} FROM insight_lines s",
