@@ -277,6 +277,9 @@ def test_moto_still_ignores_the_prefix_condition(aws_env: dict[str, str]) -> Non
 
 # moto's CloudFormation does not know AWS::S3::BucketPolicy: it says so in a warning and goes on
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy:UserWarning")
+# nor the Glue and Athena types (tests/test_sql_schema.py creates the Glue table through its own API)
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS..Glue..:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS..Athena..:UserWarning")
 def test_deployed_policies_are_enforced(aws_env: dict[str, str], per_key_batch_delete: None) -> None:
     from moto import mock_aws
 

@@ -119,6 +119,9 @@ def _parameters(bucket: str, **extra: str) -> list[dict[str, str]]:
 
 # moto's CloudFormation does not know AWS::S3::BucketPolicy: it says so in a warning and goes on
 @pytest.mark.filterwarnings("ignore:Tried to parse AWS..S3..BucketPolicy:UserWarning")
+# nor the Glue and Athena types: tests/test_sql_infra.py creates them through their own APIs
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS..Glue..:UserWarning")
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS..Athena..:UserWarning")
 @pytest.mark.parametrize("kms_key", ["", KMS_KEY], ids=["sse-s3", "sse-kms"])
 def test_the_template_creates_a_stack_in_moto(aws_env: dict[str, str], kms_key: str) -> None:
     from moto import mock_aws

@@ -25,6 +25,7 @@ from pytest_insight.cli import (
     profile_commands,
     regressions_command,
     report_command,
+    sql_command,
     summary_command,
 )
 from pytest_insight.cli.options import UsageError
@@ -128,6 +129,7 @@ def build_parser() -> InsightArgumentParser:
     regressions_command.add_parsers(commands, parents=[output, storage])
     diff_command.add_parser(commands, parents=[output, storage])
     report_command.add_parser(commands, parents=[output, storage])
+    sql_command.add_parser(commands, parents=[output, storage])
     profile_commands.add_parsers(commands, parents=[output])
     devs3_command.add_parser(commands, parents=[output])
     usages = [parser.format_usage(), *(command.format_usage() for command in commands.choices.values())]

@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("plugin: a pytest run with and without recording", "tests.bench.plugin", []),
     ("redaction: captured output, clean and with secrets", "tests.bench.redaction", []),
     ("insight: flaky, regressions and report over 100,000 sessions; accuracy", "tests.bench.insight", []),
+    ("sql: insight sql over 100,000 sessions, local store and SeaweedFS", "tests.bench.sql", []),
     ("s3: SeaweedFS, against aws s3 cp, s5cmd and boto3", "tests.bench.s3", sys.argv[1:]),
     ("s3 ops: CPU per object for list, get and put, against s5cmd", "tests.bench.s3_ops", []),
 ]
