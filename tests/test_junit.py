@@ -250,3 +250,19 @@ def test_one_session_per_testsuite_on_request(tmp_path: Path) -> None:
         home=tmp_path / "home",
     )  # fmt: skip
     assert json.loads(result.stdout)["added"] == 2, result.stderr
+
+
+def test_a_quoted_glob_imports_every_report_it_matches(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    (reports / "unit").mkdir(parents=True)
+    (reports / "unit" / "TEST-a.xml").write_text(SUREFIRE, encoding="utf-8")
+    (reports / "TEST-b.xml").write_text(SUREFIRE.replace("CheckoutTest", "CartTest"), encoding="utf-8")
+    (reports / "notes.txt").write_text("not a report", encoding="utf-8")
+    home = tmp_path / "home"
+    store = tmp_path / "store"
+    result = insight("import", f"{reports}/**/TEST-*.xml", "--storage", store, "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["added"] == 2
+    none = insight("import", f"{reports}/*.json", "--storage", tmp_path / "store", home=home)
+    assert none.returncode == 0
+    assert none.stderr == f"insight: warning: no bundles found at {reports}/*.json\n"

@@ -159,6 +159,10 @@ def open_source(location: str | os.PathLike[str] | Source) -> Source:
         return FileSource(resolved, whole=True)
     if resolved.exists():
         raise ConfigurationError(f"{resolved}: not a file or directory")
+    if any(char in resolved.name or char in str(resolved.parent) for char in "*?["):
+        # "reports/*.xml" quoted so the shell left it alone: the files it matches, read as a directory's
+        base = next((p for p in resolved.parents if not any(c in p.name for c in "*?[")), Path())
+        return DirectorySource(base, str(resolved.relative_to(base)))
     raise NotFoundError(f"{resolved}: no such file or directory", uri=str(resolved))
 
 
@@ -277,7 +281,7 @@ class FileSource:
 
 
 class DirectorySource:
-    """Every bundle (``*.jsonl.gz``, ``*.json.gz``) and JUnit report (``*.xml``) under a directory.
+    """Every bundle (``*.jsonl.gz``, ``*.json.gz``) and JUnit report (``*.xml``) under a directory, or a glob.
 
     Bundles inside the layout are skipped when their SUT or day partition
     lies outside the scope, and a session in one that does not belong to its
@@ -286,12 +290,14 @@ class DirectorySource:
     directories (``.hypothesis``, ``.git``) are ignored.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, pattern: str | None = None) -> None:
+        """Read the files under ``root``, or only those ``pattern`` (a glob, ``**`` included) matches."""
         self.root = root
+        self.pattern = pattern
 
     @property
     def uri(self) -> str:
-        return str(self.root)
+        return str(self.root / self.pattern) if self.pattern else str(self.root)
 
     async def records(
         self, scope: Scope, limits: Limits, progress: ProgressCallback | None = None
@@ -314,7 +320,7 @@ class DirectorySource:
         try:
             found = [
                 path
-                for path in self.root.rglob("*")
+                for path in (self.root.glob(self.pattern) if self.pattern else self.root.rglob("*"))
                 if path.name.endswith((*_BUNDLE_SUFFIXES, _JUNIT_SUFFIX))
                 and not any(part.startswith(".") for part in path.relative_to(self.root).parts)
                 and path.is_file()
