@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from pytest_insight.ci_context import ci_tags
-from pytest_insight.core.models import MAX_NAME_LENGTH
+from pytest_insight.core.models import MAX_NAME_LENGTH, TestOutcome, TestSession
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, InsightError
 from pytest_insight.recorder import SessionRecorder, testing_system
@@ -361,7 +361,9 @@ class InsightPlugin:
             terminalreporter.write_line(self.summary, red=not self.saved, green=self.saved)
 
 
-def _flaky_note(storage: Any, recorded: Any) -> str | None:
+def _flaky_note(storage: Any, recorded: TestSession) -> str | None:
+    if not recorded.outcome_counts().keys() & {TestOutcome.FAILED, TestOutcome.ERROR}:
+        return None  # nothing failed: no history to read, and the analyses are not even imported
     from pytest_insight.analysis.known_flaky import note_for_run
 
     return note_for_run(storage, recorded)

@@ -45,7 +45,6 @@ from pytest_insight.errors import (
     StorageError,
     file_error,
 )
-from pytest_insight.junit.locations import JUnitSink, JUnitSource
 from pytest_insight.storage.base import Scope
 
 __all__ = [
@@ -155,6 +154,8 @@ def open_source(location: str | os.PathLike[str] | Source) -> Source:
         return DirectorySource(resolved)
     if resolved.is_file():
         if resolved.name.lower().endswith(_JUNIT_SUFFIX):
+            from pytest_insight.junit.locations import JUnitSource  # defusedxml only where XML is read
+
             return JUnitSource(resolved, whole=True)
         return FileSource(resolved, whole=True)
     if resolved.exists():
@@ -190,6 +191,8 @@ def open_sink(location: str | os.PathLike[str] | Sink) -> Sink:
                 uri=str(resolved),
             )
         if name.endswith(_JUNIT_SUFFIX):
+            from pytest_insight.junit.locations import JUnitSink
+
             return JUnitSink(resolved)
         return DocumentSink(resolved) if name.endswith(".json") else BundleFileSink(resolved)
     if resolved.exists() or resolved.suffix:
@@ -307,9 +310,7 @@ class DirectorySource:
             progress("list", len(paths), None)
         for done, path in enumerate(paths, start=1):
             source: Source = (
-                JUnitSource(path)
-                if path.name.endswith(_JUNIT_SUFFIX)
-                else FileSource(path, _layout_key(path))
+                _junit(path) if path.name.endswith(_JUNIT_SUFFIX) else FileSource(path, _layout_key(path))
             )
             async for item in source.records(scope, limits):
                 yield item
@@ -330,6 +331,12 @@ class DirectorySource:
                 f"{self.root}: cannot list: {exc.strerror or exc}", uri=str(self.root)
             ) from exc
         return sorted(path for path in found if _in_scope(path, scope))
+
+
+def _junit(path: Path) -> Source:
+    from pytest_insight.junit.locations import JUnitSource
+
+    return JUnitSource(path)
 
 
 def _starts_like_lines(head: bytes) -> bool:

@@ -50,6 +50,7 @@ def test_real(n):
 def _run(suite: Path, extra: list[str]) -> float:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
     env = {**os.environ, "PYTEST_ADDOPTS": "", "PYTEST_INSIGHT_HOME": str(suite / "home")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as users run: imports from cached bytecode
     began = time.perf_counter()
     subprocess.run(command, cwd=suite, env=env, capture_output=True, check=False)
     return time.perf_counter() - began
