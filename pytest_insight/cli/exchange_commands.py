@@ -9,10 +9,11 @@ from typing import Any
 from pytest_insight.cli.options import UsageError, add_session_filters, open_selected_storage
 from pytest_insight.cli.output import Console, plural
 from pytest_insight.core.layout import LAYOUT_VERSION
+from pytest_insight.core.locations import file_target
 from pytest_insight.core.merging import MergeStrategy, parse_strategy
 from pytest_insight.core.profiles import resolve_storage_uri
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
-from pytest_insight.errors import ConfigurationError, NotFoundError
+from pytest_insight.errors import ConfigurationError
 from pytest_insight.junit.locations import JUnitSink, JUnitSource
 from pytest_insight.redaction import Redactor
 
@@ -108,17 +109,10 @@ def _refuse_own_storage(args: argparse.Namespace, location: str, verb: str) -> N
 
 
 def _place(location: str) -> str:
-    scheme, rest = split_uri(location, {"file", *STORAGE_SCHEMES})
+    scheme, rest = split_uri(location, STORAGE_SCHEMES)
     if scheme in ("", "file"):
         return Path(rest).expanduser().resolve().as_uri()
     return f"{scheme}://{rest.strip('/')}"
-
-
-def _file_target(destination: str) -> Path:
-    path = Path(destination).expanduser()
-    if not path.parent.is_dir():
-        raise NotFoundError(f"{path}: no such directory {path.parent}", uri=str(path))
-    return path
 
 
 def _strategy(text: str) -> str:
@@ -138,7 +132,7 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
     _refuse_own_storage(args, args.destination, "export")
     storage = open_selected_storage(args, console)
     bundles: dict[str, int] = {}  # from the "new bundles" report of a directory or bucket export
-    redactor = None if args.no_redact else Redactor()
+    redactor = Redactor()
 
     with console.progress() as bar:
 
@@ -148,17 +142,21 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
             if bar is not None:
                 bar(phase, done, total)
 
-        target = JUnitSink(_file_target(args.destination)) if args.format == "junit" else args.destination
+        target = (
+            JUnitSink(file_target(Path(args.destination).expanduser()))
+            if args.format == "junit"
+            else args.destination
+        )
         exported = storage.export_sessions(
             target,
             days=args.days,
             sut_name=args.sut,
             since=args.since,
             progress=progress,
-            redact=redactor or False,
+            redact=False if args.no_redact else redactor,
         )
     text = f"Exported {plural(exported, 'session')} from {storage.uri} to {args.destination}"
-    if redactor and redactor.total:
+    if redactor.total:
         text += f"; {redactor.summary()}"
     if bundles:  # so that a log tells a re-export that changed nothing from a real upload
         text += f" ({bundles['new_bundles']} of {plural(bundles['bundles'], 'bundle')} new)"
@@ -167,7 +165,7 @@ def run_export(args: argparse.Namespace, console: Console) -> int:
             "exported": exported,
             "destination": args.destination,
             "storage": storage.uri,
-            "redacted": dict(redactor.counts) if redactor else None,
+            "redacted": None if args.no_redact else dict(redactor.counts),
             **bundles,
         },
         text,

@@ -61,9 +61,9 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
         outcomes.update(summary.outcomes)
     subtests = subtest_counts(session for sessions in by_sut.values() for session in sessions)
     total = sum(summary.sessions for summary in found.values())
-    failing = _ranked(found, "failing", lambda e: (-e.failed_runs, e.nodeid), args.top)
-    slowest = _ranked(found, "slowest", lambda e: (-e.mean_duration, e.nodeid), args.top)
-    flaky = _ranked(found, "flaky", lambda e: (-(e.failed_runs + e.reruns), e.nodeid), args.top)
+    failing = _ranked(found, lambda s: s.failing, lambda e: (-e.failed_runs, e.nodeid), args.top)
+    slowest = _ranked(found, lambda s: s.slowest, lambda e: (-e.mean_duration, e.nodeid), args.top)
+    flaky = _ranked(found, lambda s: s.flaky, lambda e: (-(e.failed_runs + e.reruns), e.nodeid), args.top)
     data = {
         "sessions": total,
         "suts": {sut: summary.sessions for sut, summary in found.items()},
@@ -91,10 +91,13 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
 
 
 def _ranked(
-    found: dict[str, Summary], ranking: str, key: Callable[[TestStats], Any], top: int
+    found: dict[str, Summary],
+    ranking: Callable[[Summary], list[TestStats]],
+    key: Callable[[TestStats], Any],
+    top: int,
 ) -> list[tuple[str, TestStats]]:
     """The ``top`` entries of one ranking over every SUT's, each with its SUT."""
-    entries = [(sut, entry) for sut, summary in found.items() for entry in getattr(summary, ranking)]
+    entries = [(sut, entry) for sut, summary in found.items() for entry in ranking(summary)]
     return sorted(entries, key=lambda item: (key(item[1]), item[0]))[:top]
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -25,7 +26,7 @@ import anyio
 import anyio.to_thread
 
 from pytest_insight.core.bundle import EncodedSession
-from pytest_insight.core.compression import ERRORS, GZIP_MAGIC, inflater
+from pytest_insight.core.compression import ERRORS, GZIP_MAGIC, Gunzip
 from pytest_insight.core.decoding import (
     BundleDecoder,
     DecodedItem,
@@ -49,6 +50,7 @@ from pytest_insight.storage.base import Scope
 
 __all__ = [
     "Sink",
+    "file_target",
     "Source",
     "open_sink",
     "open_source",
@@ -58,6 +60,7 @@ __all__ = [
 _CHUNK = 1 << 20
 _BUNDLE_SUFFIXES = (BUNDLE_SUFFIX, ".json.gz")
 _JUNIT_SUFFIX = ".xml"
+_GLOB = re.compile(r"[*?\[]")
 
 
 @runtime_checkable
@@ -160,11 +163,24 @@ def open_source(location: str | os.PathLike[str] | Source) -> Source:
         return FileSource(resolved, whole=True)
     if resolved.exists():
         raise ConfigurationError(f"{resolved}: not a file or directory")
-    if any(char in resolved.name or char in str(resolved.parent) for char in "*?["):
+    if _GLOB.search(str(resolved)):
         # "reports/*.xml" quoted so the shell left it alone: the files it matches, read as a directory's
-        base = next((p for p in resolved.parents if not any(c in p.name for c in "*?[")), Path())
+        base = next((p for p in resolved.parents if not _GLOB.search(str(p))), Path())
         return DirectorySource(base, str(resolved.relative_to(base)))
     raise NotFoundError(f"{resolved}: no such file or directory", uri=str(resolved))
+
+
+def file_target(path: Path) -> Path:
+    """``path``, an export file whose directory exists: a typo in the path must not create directories.
+
+    Raises:
+        NotFoundError: the directory does not exist (only a directory target is created).
+    """
+    if not path.parent.is_dir():
+        raise NotFoundError(
+            f"{path}: no such directory {path.parent} (only a directory target is created)", uri=str(path)
+        )
+    return path
 
 
 def open_sink(location: str | os.PathLike[str] | Sink) -> Sink:
@@ -185,11 +201,7 @@ def open_sink(location: str | os.PathLike[str] | Sink) -> Sink:
     if resolved.is_dir():
         return DirectorySink(resolved)
     if name.endswith((".json", _JUNIT_SUFFIX, *_BUNDLE_SUFFIXES, ".gz")):
-        if not resolved.parent.is_dir():  # a typo in the path must not create directories
-            raise NotFoundError(
-                f"{resolved}: no such directory {resolved.parent} (only a directory target is created)",
-                uri=str(resolved),
-            )
+        file_target(resolved)
         if name.endswith(_JUNIT_SUFFIX):
             from pytest_insight.junit.locations import JUnitSink
 
@@ -343,7 +355,7 @@ def _starts_like_lines(head: bytes) -> bool:
     """Whether ``head`` (gzipped or not) starts as JSON lines do: with ``{`` after any blank space."""
     if head.startswith(GZIP_MAGIC):
         try:
-            head = inflater().decompress(head, 4096)
+            head = next(Gunzip().feed(head), b"")  # the stream's first piece is enough
         except ERRORS:
             return True  # corrupt gzip: the decoder names the problem
     return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"")
