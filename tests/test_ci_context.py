@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_insight.ci_context import ci_tags
+from pytest_insight.plugin.ci_context import ci_tags
 
 
 def test_outside_ci_there_are_no_tags() -> None:

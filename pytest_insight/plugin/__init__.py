@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from pytest_insight.ci_context import ci_tags
+from pytest_insight.plugin.ci_context import ci_tags
 from pytest_insight.core.models import MAX_NAME_LENGTH, TestOutcome, TestSession
 from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, InsightError
-from pytest_insight.recorder import SessionRecorder, testing_system
+from pytest_insight.plugin.recorder import SessionRecorder, testing_system
 from pytest_insight.redaction import Redactor
 
 __all__ = [
