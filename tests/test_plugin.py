@@ -14,7 +14,7 @@ import pytest
 from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.core.session_ids import names_itself
 from pytest_insight.core.storage import JSONStorage, Storage
-from pytest_insight.plugin import InsightSettings, resolve_settings
+from pytest_insight.plugin.settings import InsightSettings, resolve_settings
 
 OUTCOMES_FILE = """
 import logging
@@ -499,10 +499,28 @@ def test_environment_enables_recording_end_to_end(
 def test_importing_the_plugin_imports_nothing_heavy() -> None:
     code = (
         "import sys, pytest_insight.plugin; "
-        "heavy = sorted({'boto3', 'botocore', 'anyio', 'aiofiles'} & set(sys.modules)); "
+        "heavy = sorted({'boto3', 'botocore', 'anyio', 'aiofiles', 'msgspec'} & set(sys.modules)); "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_run_that_does_not_record_imports_only_the_plugins_hooks_and_options(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_unconfigure(config):
+            print("LOADED:", sorted(m for m in sys.modules if m.startswith("pytest_insight")))
+        """
+    )
+    pytester.makepyfile(test_one="def test_one(): pass")
+    result = pytester.runpytest_subprocess("-s")  # the entry point loads the plugin
+    result.stdout.fnmatch_lines(
+        ["LOADED: ['pytest_insight', 'pytest_insight.plugin', 'pytest_insight.plugin.options']"]
+    )
 
 
 def test_recording_to_a_local_store_does_not_import_boto3(pytester: pytest.Pytester, store: Path) -> None:

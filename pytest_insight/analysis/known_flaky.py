@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 
 from pytest_insight.analysis.history import History
 from pytest_insight.analysis.verdict import judge
-from pytest_insight.core.facade import Storage
+from pytest_insight.core.facade import Storage, run_sync
 from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.errors import InsightError
 from pytest_insight.storage.base import Scope
 
-__all__ = ["default_since", "known_flaky", "known_flaky_note", "note_for_run"]
+__all__ = ["default_since", "known_flaky", "known_flaky_async", "known_flaky_note", "note_for_run"]
 
 
 def known_flaky(
@@ -26,10 +26,17 @@ def known_flaky(
     Raises:
         StorageError: the storage cannot be read.
     """
-    from pytest_insight.analysis.reading import collect_history
+    return run_sync(known_flaky_async, storage, sut_name, failed, since, min_runs)
+
+
+async def known_flaky_async(
+    storage: Storage, sut_name: str, failed: Collection[str], since: datetime, min_runs: int = 5
+) -> list[str]:
+    """Async twin of :func:`known_flaky` (the plugin reads it under its publish deadline)."""
+    from pytest_insight.analysis.reading import collect_history_async
 
     wanted = set(failed)
-    history: History = collect_history(storage, Scope(sut_name=sut_name, since=since))
+    history: History = await collect_history_async(storage, Scope(sut_name=sut_name, since=since))
     flaky = []
     for nodeid in sorted(wanted):
         test = history.tests.get((sut_name, nodeid))

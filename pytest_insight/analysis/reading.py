@@ -25,7 +25,7 @@ from pytest_insight.storage.base import EVERYTHING, Scope
 if TYPE_CHECKING:
     from pytest_insight.core.facade import Storage
 
-__all__ = ["LineScanner", "ResultView", "SessionView", "collect_history"]
+__all__ = ["LineScanner", "ResultView", "SessionView", "collect_history", "collect_history_async"]
 
 
 class ResultView(msgspec.Struct, gc=False):
@@ -103,4 +103,9 @@ def collect_history(storage: Storage, scope: Scope | None = None) -> History:
     """
     from pytest_insight.core.facade import run_sync
 
-    return run_sync(_collect, storage, scope or Scope())
+    return run_sync(collect_history_async, storage, scope)
+
+
+async def collect_history_async(storage: Storage, scope: Scope | None = None) -> History:
+    """Async twin of :func:`collect_history` (the plugin reads it under its publish deadline)."""
+    return await _collect(storage, scope or Scope())

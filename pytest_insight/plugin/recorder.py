@@ -143,16 +143,18 @@ class SessionRecorder:
             return None
         stop = _timestamp(getattr(report, "stop", None)) or datetime.now(UTC)
         start = _timestamp(getattr(report, "start", None)) or stop - timedelta(seconds=duration)
+        captured = bool(report.sections)  # most tests capture nothing: skip pytest's joins
         result = TestResult(
             nodeid=report.nodeid,
             outcome=outcome,
             start_time=start,
             stop_time=stop,
             duration=duration,
-            caplog=getattr(report, "caplog", ""),
-            capstdout=report.capstdout,
-            capstderr=report.capstderr,
-            longreprtext=report.longreprtext,
+            caplog=getattr(report, "caplog", "") if captured else "",
+            capstdout=report.capstdout if captured else "",
+            capstderr=report.capstderr if captured else "",
+            # without a longrepr pytest's text is empty, or only an xdist worker's "[gw0] linux ..." line
+            longreprtext=report.longreprtext if report.longrepr is not None else "",
             setup_duration=self._setup.pop(report.nodeid, 0.0) if when == "call" else 0.0,
             subtest=subtest_label(report),
         )

@@ -29,7 +29,7 @@ from pytest_insight.errors import ConfigurationError, StorageError
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3 import clear, compact, reads
 from pytest_insight.storage.s3.bucket import Bucket, check_concurrency
-from pytest_insight.storage.s3.config import make_store, resolve_settings
+from pytest_insight.storage.s3.config import TransportLimits, make_store, resolve_settings
 from pytest_insight.storage.s3.listing import list_keys
 from pytest_insight.storage.s3.objects import StoredBundle, read_bundle
 from pytest_insight.storage.s3.pipeline import upload_sessions
@@ -60,6 +60,7 @@ class S3Backend:
         unsigned: bool = False,
         store: ObjectStore | None = None,
         limits: Limits | None = None,
+        transport: TransportLimits | None = None,
     ) -> None:
         """Open the bucket prefix (nothing is requested until it is used).
 
@@ -72,6 +73,7 @@ class S3Backend:
             unsigned: send requests unsigned, without credentials (a public bucket).
             store: an obstore store to use instead of building one (``MemoryStore`` in tests).
             limits: decoding bounds; :meth:`Limits.from_env` when None.
+            transport: timeouts and attempts tighter than the configured ones.
 
         Raises:
             ConfigurationError: no bucket, a concurrency out of range, or no credentials.
@@ -84,7 +86,12 @@ class S3Backend:
         settings = None
         if store is None:
             settings = resolve_settings(
-                bucket, endpoint_url=endpoint_url, region=region, concurrency=workers, unsigned=unsigned
+                bucket,
+                endpoint_url=endpoint_url,
+                region=region,
+                concurrency=workers,
+                unsigned=unsigned,
+                transport=transport,
             )
             store = make_store(settings)
         self.bucket = Bucket(

@@ -24,7 +24,7 @@ import os
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 from urllib.parse import urlsplit
 from urllib.request import getproxies
 
@@ -39,6 +39,7 @@ __all__ = [
     "INSTALL_HINT",
     "READ_TIMEOUT",
     "StoreSettings",
+    "TransportLimits",
     "bucket_region",
     "make_store",
     "resolve_settings",
@@ -58,6 +59,20 @@ READ_TIMEOUT = 30.0
 """Seconds to wait for the next bytes of a response (``PYTEST_INSIGHT_S3_READ_TIMEOUT`` overrides)."""
 
 _TRUTHY = ("1", "true", "yes", "on")
+
+
+class TransportLimits(TypedDict, total=False):
+    """Tighter limits for one store than the configured ones (the plugin's, at the end of a test run).
+
+    Attributes:
+        connect_timeout: seconds to wait for a connection.
+        request_timeout: seconds one attempt of a request may take, from connecting to the last byte.
+        max_attempts: attempts per request, the first included.
+    """
+
+    connect_timeout: float
+    request_timeout: float
+    max_attempts: int
 
 
 @dataclass(frozen=True)
@@ -159,8 +174,11 @@ def resolve_settings(
     region: str | None,
     concurrency: int,
     unsigned: bool = False,
+    transport: TransportLimits | None = None,
 ) -> StoreSettings:
     """Resolve the user's configuration for ``bucket`` (boto3's chain when installed, else the environment).
+
+    ``transport``, when given, replaces the configured timeouts and attempts.
 
     Raises:
         ConfigurationError: no credentials, an unknown profile, or a bad timeout or attempt count.
@@ -170,15 +188,23 @@ def resolve_settings(
         import obstore  # noqa: F401  (checked here: the error names the extra)
     except ImportError as exc:
         raise DependencyError(INSTALL_HINT) from exc
-    attempts = _attempts()
+    limits = transport or {}
+    attempts = limits.get("max_attempts") or _attempts()
     skip_signature = _unsigned(unsigned)
     try:
         import botocore.session
     except ImportError:
-        return _from_environment(bucket, endpoint_url, region, concurrency, skip_signature, attempts)
-    return _from_botocore(
-        botocore.session.Session(), bucket, endpoint_url, region, concurrency, skip_signature, attempts
-    )
+        settings = _from_environment(bucket, endpoint_url, region, concurrency, skip_signature, attempts)
+    else:
+        settings = _from_botocore(
+            botocore.session.Session(), bucket, endpoint_url, region, concurrency, skip_signature, attempts
+        )
+    client = dict(settings.client)
+    if "connect_timeout" in limits:
+        client["connect_timeout"] = timedelta(seconds=limits["connect_timeout"])
+    if "request_timeout" in limits:
+        client["timeout"] = timedelta(seconds=limits["request_timeout"])
+    return replace(settings, client=client)
 
 
 def _from_environment(

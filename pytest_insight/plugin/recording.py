@@ -1,0 +1,74 @@
+"""The object registered for a recorded run: its hooks feed the recorder and publish the session.
+
+It exists only in runs that record (and not on xdist workers); pytest calls
+its hooks like a plugin module's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_insight.plugin.publish import Published, publish
+from pytest_insight.plugin.recorder import SessionRecorder, testing_system
+from pytest_insight.plugin.settings import InsightSettings
+
+__all__ = ["InsightPlugin"]
+
+
+class InsightPlugin:
+    """Records the run and saves it at the end; registered only when recording."""
+
+    def __init__(self, config: pytest.Config, settings: InsightSettings) -> None:
+        self.config = config
+        self.settings = settings
+        self.recorder: SessionRecorder | None = None
+        self.published: Published | None = None
+
+    @property
+    def saved(self) -> bool:
+        """Whether the session was saved."""
+        return self.published is not None and self.published.saved
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Start the session clock."""
+        self.recorder = SessionRecorder(
+            self.settings.sut_name, tags=self.settings.tags, system=testing_system(pytest.__version__)
+        )
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record one test report."""
+        if self.recorder is not None:
+            self.recorder.add_report(report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        """Record collection errors and modules skipped at collection."""
+        if self.recorder is not None and not report.passed:
+            self.recorder.add_report(report)
+
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        """Mark the test that emitted a warning."""
+        if self.recorder is not None:
+            self.recorder.add_warning(nodeid)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Save the session; on failure note it and, if strict, fail the run."""
+        if self.recorder is None or self.config.option.collectonly:
+            return
+        recorded = self.recorder.build()
+        redactor = self.settings.redactor()
+        if self.settings.redact:
+            redactor.session(recorded)
+        redacted = f"; {redactor.summary()}" if redactor.total else ""
+        self.published = publish(recorded, self.settings, redacted)
+        if not self.published.saved and self.settings.strict and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """Print the one line saying where the session went, or why it did not."""
+        if self.published is None:
+            return
+        if self.published.flaky_note is not None:
+            terminalreporter.write_line(self.published.flaky_note, yellow=True)
+        terminalreporter.write_line(self.published.line, red=not self.saved, green=self.saved)
