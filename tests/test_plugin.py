@@ -285,6 +285,10 @@ def test_xdist_run_is_one_session_with_every_test(pytester: pytest.Pytester, sto
     assert recorded_counts(session) == pytest_counts(result)
     assert sum(pytest_counts(result).values()) == 11
     assert [r.nodeid for r in session.test_results if r.has_warning] == ["test_outcomes.py::test_warns"]
+    # a passing test has no failure text, not even the worker's "[gw0] linux -- Python ..." line
+    assert all(not r.longreprtext for r in session.test_results if r.outcome is TestOutcome.PASSED)
+    failed = [r for r in session.test_results if r.outcome is TestOutcome.FAILED]
+    assert failed and all("[gw" in r.longreprtext for r in failed)
 
 
 def test_nothing_is_recorded_without_insight_or_with_collect_only(
