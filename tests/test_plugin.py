@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import subprocess
 import sys
@@ -226,6 +227,7 @@ def test_session_metadata(pytester: pytest.Pytester, store: Path) -> None:
         session.testing_system
     )
     assert session.testing_system["pytest_version"] == pytest.__version__
+    assert session.testing_system["platform"] == platform.platform()  # the same, without its subprocess
     assert session.session_tags == {}
     result.stdout.fnmatch_lines(
         [f"pytest-insight: saved session {session.session_id} (1 test results) to file://{store}"]
@@ -288,7 +290,8 @@ def test_xdist_run_is_one_session_with_every_test(pytester: pytest.Pytester, sto
     # a passing test has no failure text, not even the worker's "[gw0] linux -- Python ..." line
     assert all(not r.longreprtext for r in session.test_results if r.outcome is TestOutcome.PASSED)
     failed = [r for r in session.test_results if r.outcome is TestOutcome.FAILED]
-    assert failed and all("[gw" in r.longreprtext for r in failed)
+    assert failed
+    assert all("[gw" in r.longreprtext for r in failed)
 
 
 def test_nothing_is_recorded_without_insight_or_with_collect_only(

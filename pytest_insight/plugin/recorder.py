@@ -28,8 +28,10 @@ plugin machinery, so it is cheap to import.
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -88,13 +90,34 @@ def testing_system(pytest_version: str) -> dict[str, Any]:
     """
     return {
         "hostname": socket.gethostname(),
-        "platform": platform.platform(),
+        "platform": _platform_name(),
         "system": platform.system(),
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "pytest_version": pytest_version,
         "pytest_insight_version": __version__,
     }
+
+
+def _platform_name() -> str:
+    """``platform.platform()``, without the ``uname -p`` subprocess it starts on Linux.
+
+    On Linux that processor name is ``unknown`` or the machine's name, and
+    ``platform.platform()`` leaves out both; starting the subprocess was one
+    of the largest fixed costs of a recorded run (see docs/performance.md).
+    """
+    if sys.platform != "linux":
+        return platform.platform()
+    system, _, release, _, machine = os.uname()
+    libc, version = platform.libc_ver()
+    text = "-".join(part.strip() for part in (system, release, machine, "with", libc + version) if part)
+    text = text.replace(" ", "_")
+    for char in '/\\:;"()':  # the cleaning platform.platform() does
+        text = text.replace(char, "-")
+    text = text.replace("unknown", "")
+    while "--" in text:
+        text = text.replace("--", "-")
+    return text.rstrip("-")
 
 
 class SessionRecorder:
