@@ -1,23 +1,33 @@
-"""What recording costs a pytest run: the same suite with and without ``--insight``.
+"""What recording costs a pytest run: the same suite without the plugin, with it off, and recording.
 
-Run with ``python -m tests.bench.plugin [--rounds 5]``. Two shapes of suite,
-each run in fresh processes, alternating plain and recorded runs so that
-drift on the machine hits both alike:
+Run with ``python -m tests.bench.plugin [--rounds 5] [--baseline DIR]``. Two
+shapes of suite, each run in fresh processes, the kinds of run alternating
+within each round so that drift on the machine hits them alike:
 
 - ``fast``: 3,000 tests that pass at once, the case where a fixed cost per
   test shows most;
 - ``real``: 1,000 tests that print a few lines each, 5% of them failing with
   a traceback, as a real suite's results look.
 
-Prints the median wall time of each and the overhead of recording in
-percent (target: under 3%). The store gains a session every recorded run, so
-later rounds save into a store that already holds several.
+Kinds of run: ``plain`` (``-p no:insight``: the plugin not even imported),
+``off`` (the plugin loaded, not recording: what every user's pytest run
+pays) and ``recorded`` (``--insight`` into a local store). With
+``--baseline DIR`` (a checkout of another commit, e.g. from ``git archive``),
+a fourth kind records with that checkout's ``pytest_insight`` first on
+``PYTHONPATH``, for a before/after in one run.
+
+Prints the median wall time of each kind, the median CPU time (user +
+system) of ``plain`` and ``recorded``, which a busy machine disturbs less,
+and the overheads in percent (target: under 3%). The store gains a session
+every recorded run, so later rounds save into a store that already holds
+several.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -47,41 +57,79 @@ def test_real(n):
 }
 
 
-def _run(suite: Path, extra: list[str]) -> float:
+def _run(suite: Path, extra: list[str], pythonpath: str | None = None) -> tuple[float, float]:
+    """One pytest run: its wall time and its CPU time (user + system), in seconds."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
     env = {**os.environ, "PYTEST_ADDOPTS": "", "PYTEST_INSIGHT_HOME": str(suite / "home")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as users run: imports from cached bytecode
+    env.pop("PYTEST_INSIGHT", None)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     subprocess.run(command, cwd=suite, env=env, capture_output=True, check=False)
-    return time.perf_counter() - began
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
-def _measure(suite: Path, store: Path, rounds: int) -> tuple[float, float]:
-    plain: list[float] = []
-    recorded: list[float] = []
-    for _ in range(rounds):
-        plain.append(_run(suite, ["-p", "no:insight"]))
-        recorded.append(_run(suite, ["--insight", "--insight-sut", "bench", "--insight-storage", str(store)]))
-    return statistics.median(plain), statistics.median(recorded)
+def _kinds(work: Path, name: str, baseline: Path | None) -> dict[str, tuple[list[str], str | None]]:
+    record = ["--insight", "--insight-sut", "bench", "--insight-storage"]
+    kinds: dict[str, tuple[list[str], str | None]] = {
+        "plain": (["-p", "no:insight"], None),
+        "off": ([], None),
+        "recorded": ([*record, str(work / f"{name}-store")], None),
+    }
+    if baseline is not None:
+        kinds["baseline"] = ([*record, str(work / f"{name}-baseline-store")], str(baseline))
+    return kinds
+
+
+def _percent(value: float, reference: float) -> str:
+    return f"{100 * (value / reference - 1):+.1f}%"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per suite shape."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5, help="runs of each kind per shape (5)")
+    parser.add_argument("--baseline", type=Path, help="a checkout whose plugin to time beside this one")
     args = parser.parse_args(argv)
-    print(f"{'suite':<6} {'tests':>6} {'plain':>8} {'recorded':>9} {'overhead':>9}")
+    baseline = args.baseline.resolve() if args.baseline else None
+    header = f"{'suite':<6} {'tests':>6} {'plain':>7} {'off':>7} {'recorded':>9}"
+    header += f" {'baseline':>9}" if baseline else ""
+    header += f" {'cpu plain':>10} {'cpu rec.':>9}   overhead: off, recorded, cpu recorded"
+    header += ", baseline, cpu baseline" if baseline else ""
+    print(header)
     with tempfile.TemporaryDirectory(prefix="insight-plugin-bench-") as work:
         for name, source in SUITES.items():
             suite = Path(work) / name
             suite.mkdir()
             (suite / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
             (suite / f"test_{name}.py").write_text(source, encoding="utf-8")
-            _run(suite, ["-p", "no:insight"])  # warm the file cache and the bytecode
-            plain, recorded = _measure(suite, Path(work) / f"{name}-store", args.rounds)
+            kinds = _kinds(Path(work), name, baseline)
+            for extra, pythonpath in kinds.values():  # warm the file cache and the bytecode
+                _run(suite, extra, pythonpath)
+            walls: dict[str, list[float]] = {kind: [] for kind in kinds}
+            cpus: dict[str, list[float]] = {kind: [] for kind in kinds}
+            for _ in range(args.rounds):
+                for kind, (extra, pythonpath) in kinds.items():
+                    spent = _run(suite, extra, pythonpath)
+                    walls[kind].append(spent[0])
+                    cpus[kind].append(spent[1])
+            wall = {kind: statistics.median(times) for kind, times in walls.items()}
+            cpu = {kind: statistics.median(times) for kind, times in cpus.items()}
             tests = 3000 if name == "fast" else 1000
-            overhead = 100 * (recorded / plain - 1)
-            print(f"{name:<6} {tests:>6} {plain:>7.2f}s {recorded:>8.2f}s {overhead:>8.1f}%", flush=True)
+            line = (
+                f"{name:<6} {tests:>6} {wall['plain']:>6.2f}s {wall['off']:>6.2f}s {wall['recorded']:>8.2f}s"
+            )
+            line += f" {wall['baseline']:>8.2f}s" if baseline else ""
+            line += f" {cpu['plain']:>9.2f}s {cpu['recorded']:>8.2f}s   "
+            shown = [("off", wall), ("recorded", wall), ("recorded", cpu)]
+            shown += [("baseline", wall), ("baseline", cpu)] if baseline else []
+            line += ", ".join(_percent(times[kind], times["plain"]) for kind, times in shown)
+            print(line, flush=True)
     return 0
 
 
