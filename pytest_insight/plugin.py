@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from pytest_insight.ci_context import ci_tags
-from pytest_insight.core.models import MAX_NAME_LENGTH, TestOutcome, TestSession
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, InsightError
+from pytest_insight.exchange.redaction import Redactor
+from pytest_insight.model.sessions import MAX_NAME_LENGTH, TestOutcome, TestSession
 from pytest_insight.recorder import SessionRecorder, testing_system
-from pytest_insight.redaction import Redactor
+from pytest_insight.storage.uris import STORAGE_SCHEMES, split_uri
 
 __all__ = [
     "InsightPlugin",

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pytest_insight.core.storage import JSONStorage, open_storage
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, UnknownProfileError, did_you_mean
+from pytest_insight.storage.uris import STORAGE_SCHEMES, split_uri
 from tests.conftest import build_session
 
 Run = Callable[..., subprocess.CompletedProcess[str]]

@@ -14,11 +14,11 @@ from typing import Any
 import anyio
 import pytest
 
-from pytest_insight.core import file_sinks, locations
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session, ordered, partition
-from pytest_insight.core.spool import SessionSpool
 from pytest_insight.core.storage import InMemoryStorage
 from pytest_insight.errors import StorageError
+from pytest_insight.exchange import file_sinks, locations
+from pytest_insight.format.bundle import EncodedSession, encode_bundle, encode_session, ordered, partition
+from pytest_insight.format.spool import SessionSpool
 from pytest_insight.storage.s3 import objects as s3_objects
 from pytest_insight.storage.s3 import pipeline as s3_pipeline
 from tests.conftest import BASE_TIME, MakeSession

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_insight.core.layout import LAYOUT_VERSION
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.format.layout import LAYOUT_VERSION
+from pytest_insight.storage.uris import STORAGE_SCHEMES, split_uri
 
 __all__ = ["BucketTarget", "LayoutTarget", "LocalTarget", "Target", "finish_commits", "resolve_target"]
 

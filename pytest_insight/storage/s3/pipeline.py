@@ -30,11 +30,11 @@ from functools import partial
 
 import anyio
 
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
-from pytest_insight.core.decoding import Limits
-from pytest_insight.core.layout import bundle_key
-from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.format.bundle import EncodedSession, encode_bundle, partition
+from pytest_insight.format.decoding import Limits
+from pytest_insight.format.layout import bundle_key
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.objects import StoredBundle, put_bundle, read_bundle
 

@@ -25,20 +25,6 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import EncodedSession
-from pytest_insight.core.compression import ERRORS, GZIP_MAGIC, Gunzip
-from pytest_insight.core.decoding import (
-    BundleDecoder,
-    DecodedItem,
-    Limits,
-    SessionLine,
-    SourceItem,
-    decode_document,
-)
-from pytest_insight.core.file_sinks import BundleFileSink, DirectorySink, DocumentSink
-from pytest_insight.core.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
-from pytest_insight.core.progress import ProgressCallback
-from pytest_insight.core.uris import split_uri
 from pytest_insight.errors import (
     ConfigurationError,
     InvalidDataError,
@@ -46,7 +32,21 @@ from pytest_insight.errors import (
     StorageError,
     file_error,
 )
+from pytest_insight.exchange.file_sinks import BundleFileSink, DirectorySink, DocumentSink
+from pytest_insight.format.bundle import EncodedSession
+from pytest_insight.format.compression import ERRORS, GZIP_MAGIC, Gunzip
+from pytest_insight.format.decoding import (
+    BundleDecoder,
+    DecodedItem,
+    Limits,
+    SessionLine,
+    SourceItem,
+    decode_document,
+)
+from pytest_insight.format.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Scope
+from pytest_insight.storage.uris import split_uri
 
 __all__ = [
     "Sink",
@@ -157,7 +157,7 @@ def open_source(location: str | os.PathLike[str] | Source) -> Source:
         return DirectorySource(resolved)
     if resolved.is_file():
         if resolved.name.lower().endswith(_JUNIT_SUFFIX):
-            from pytest_insight.junit.locations import JUnitSource  # defusedxml only where XML is read
+            from pytest_insight.exchange.junit_files import JUnitSource  # defusedxml only where XML is read
 
             return JUnitSource(resolved, whole=True)
         return FileSource(resolved, whole=True)
@@ -203,7 +203,7 @@ def open_sink(location: str | os.PathLike[str] | Sink) -> Sink:
     if name.endswith((".json", _JUNIT_SUFFIX, *_BUNDLE_SUFFIXES, ".gz")):
         file_target(resolved)
         if name.endswith(_JUNIT_SUFFIX):
-            from pytest_insight.junit.locations import JUnitSink
+            from pytest_insight.exchange.junit_files import JUnitSink
 
             return JUnitSink(resolved)
         return DocumentSink(resolved) if name.endswith(".json") else BundleFileSink(resolved)
@@ -346,7 +346,7 @@ class DirectorySource:
 
 
 def _junit(path: Path) -> Source:
-    from pytest_insight.junit.locations import JUnitSource
+    from pytest_insight.exchange.junit_files import JUnitSource
 
     return JUnitSource(path)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_insight.errors import CorruptStoreError
-from pytest_insight.storage.packs import is_pack_file
-from pytest_insight.storage.session_files import is_session_file
+from pytest_insight.storage.local.packs import is_pack_file
+from pytest_insight.storage.local.session_files import is_session_file
 
 __all__ = [
     "MARKER",

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from pytest_insight.core import compression
-from pytest_insight.core.fields import kind
-from pytest_insight.core.lenient import read_line
-from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
+from pytest_insight.format import compression
+from pytest_insight.model.fields import kind
+from pytest_insight.model.lenient import read_line
+from pytest_insight.model.sessions import SCHEMA_VERSION, TestSession
 
 __all__ = [
     "BundleDecoder",

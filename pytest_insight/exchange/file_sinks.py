@@ -15,12 +15,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, ordered, partition
-from pytest_insight.core.compression import GzipWriter
-from pytest_insight.core.layout import bundle_key
-from pytest_insight.core.models import SCHEMA_VERSION
-from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import StorageError
+from pytest_insight.format.bundle import EncodedSession, encode_bundle, ordered, partition
+from pytest_insight.format.compression import GzipWriter
+from pytest_insight.format.layout import bundle_key
+from pytest_insight.model.sessions import SCHEMA_VERSION
+from pytest_insight.progress import ProgressCallback
 
 __all__ = ["BundleFileSink", "DirectorySink", "DocumentSink", "write_atomic"]
 
