@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from pytest_insight.errors import InvalidDataError, file_error
-from pytest_insight.exchange.file_sinks import write_atomic
+from pytest_insight.files import write_atomic
 from pytest_insight.format.bundle import EncodedSession
 from pytest_insight.format.decoding import Limits, SourceItem
 from pytest_insight.junit.reader import Grouping, read_junit

@@ -40,6 +40,7 @@ from pytest_insight.format.spool import SessionSpool
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Backend, LineScanner, Scope, ScopeClearer
+from pytest_insight.tasks import unwrapped
 
 __all__ = [
     "BATCH_BYTES",
@@ -195,15 +196,11 @@ async def import_sessions(
             if batch:
                 await send.send(batch)
 
-    try:
+    with unwrapped():
         async with anyio.create_task_group() as group, receive:
             group.start_soon(read)
             async for batch in receive:
                 await merger.merge(batch, progress)
-    except BaseExceptionGroup as failure:
-        if len(failure.exceptions) == 1:  # surface the one real error, not the task group's wrapper
-            raise failure.exceptions[0] from None
-        raise
     return merger.stats
 
 
