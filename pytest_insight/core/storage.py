@@ -20,7 +20,7 @@ from pytest_insight.errors import ConfigurationError
 from pytest_insight.exchange import operations
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.memory import MemoryBackend
-from pytest_insight.storage.uris import STORAGE_SCHEMES, split_uri
+from pytest_insight.storage.uris import split_uri, storage_schemes
 
 if TYPE_CHECKING:
     from pytest_insight.storage.s3.compact import CompactStats
@@ -159,7 +159,7 @@ def open_storage(uri: PathLike, **options: Any) -> Storage:
             were given to a backend that takes none.
     """
     text = os.fspath(uri)
-    scheme, rest = split_uri(text, STORAGE_SCHEMES)
+    scheme, rest = split_uri(text, storage_schemes())
     if scheme == "s3":
         return S3Storage.from_uri(f"s3://{rest}", **options)
     if options:

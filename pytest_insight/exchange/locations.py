@@ -7,18 +7,18 @@ encoded sessions. Local paths and ``file://`` URIs are built in:
 - a ``.jsonl.gz`` / ``.json.gz`` file: one bundle;
 - a directory: the bundle layout ``v1/sut=<sut>/date=<day>/<id>.jsonl.gz``.
 
-Other schemes come from :func:`register_location`, with a factory or a lazily
-imported ``"module:attribute"``; ``s3`` is preregistered as
+Other schemes come from the one scheme registry,
+:data:`pytest_insight.storage.uris.SCHEMES`: ``s3`` is registered as
 ``pytest_insight.storage.s3:exchange_location``, so the S3 backend plugs in
-by defining that callable (``uri -> object with records() and/or write()``).
+by defining that callable (``uri -> object with records() and/or write()``);
+:func:`register_location` (re-exported here) adds one.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -46,7 +46,7 @@ from pytest_insight.format.decoding import (
 from pytest_insight.format.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.uris import split_uri
+from pytest_insight.storage.uris import location_factory, location_schemes, register_location, split_uri
 
 __all__ = [
     "Sink",
@@ -106,36 +106,17 @@ class Sink(Protocol):
         ...
 
 
-LocationFactory = Callable[[str], Any]
-_REGISTRY: dict[str, LocationFactory | str] = {"s3": "pytest_insight.storage.s3:exchange_location"}
-
-
-def register_location(scheme: str, factory: LocationFactory | str) -> None:
-    """Make ``scheme://...`` usable as an export sink and import source.
-
-    Args:
-        scheme: the URI scheme, e.g. ``"s3"``.
-        factory: ``uri -> location``, or ``"module:attribute"`` naming one,
-            imported on first use. The location implements :class:`Source`,
-            :class:`Sink` or both.
-    """
-    _REGISTRY[scheme.lower()] = factory
-
-
 def _resolve(location: str | os.PathLike[str]) -> Path | Any:
     text = os.fspath(location)
-    scheme, rest = split_uri(text, {"file", *_REGISTRY})
+    scheme, rest = split_uri(text, location_schemes())
     if not scheme:
         return Path(text).expanduser()
     if scheme == "file":
         return Path(rest).expanduser()
-    factory = _REGISTRY[scheme]
-    if isinstance(factory, str):
-        module_name, _, attribute = factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(f"{text}: {scheme}:// locations are not available: {exc}") from exc
+    try:
+        factory = location_factory(scheme)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{text}: {exc}") from exc
     return factory(f"{scheme}://{rest}")
 
 
