@@ -190,10 +190,6 @@ class RerunTestGroup:
         """The outcome of the last attempt, or None for an empty group."""
         return self.tests[-1].outcome if self.tests else None
 
-    def add_test(self, result: TestResult) -> None:
-        """Append the next attempt."""
-        self.tests.append(result)
-
 
 @dataclass(slots=True)
 class TestSession:
