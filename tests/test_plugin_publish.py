@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestOutcome
 from pytest_insight.core.storage import JSONStorage
+from pytest_insight.model.sessions import TestOutcome
 from pytest_insight.plugin.options import PUBLISH_TIMEOUT
 from pytest_insight.plugin.publish import MAX_ATTEMPTS, transport_limits
 from pytest_insight.plugin.settings import InsightSettings, resolve_settings

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from pytest_insight.core.models import TestOutcome, TestSession
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import InsightError
+from pytest_insight.model.sessions import TestOutcome, TestSession
 from pytest_insight.plugin.settings import InsightSettings
+from pytest_insight.storage.uris import split_uri, storage_schemes
 
 if TYPE_CHECKING:
     from pytest_insight.core.storage import Storage
@@ -93,7 +93,7 @@ def _open(uri: str, options: dict[str, Any], settings: InsightSettings) -> Stora
     """The storage to save to; a bucket with the short connect timeout and few attempts of a run's end."""
     from pytest_insight.core.storage import Storage, open_storage
 
-    scheme, rest = split_uri(uri, STORAGE_SCHEMES)
+    scheme, rest = split_uri(uri, storage_schemes())
     if scheme != "s3":
         return open_storage(uri, **options)
     from pytest_insight.storage.s3 import S3Backend
