@@ -1,7 +1,7 @@
 """The benchmarks ``nox -s bench`` runs still run: each, tiny, in a process of its own.
 
 The S3 benchmark needs awscli and s5cmd, which ``nox -s bench`` installs and
-the tests do not; the three local ones are run here.
+the tests do not; the quick local ones are run here.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ ROOT = Path(__file__).parent.parent
             ["--sessions", "3", "--results", "5", "--rounds", "1", "--big-mb", "1"],
             "MB gzipped",
         ),
+        ("tests.bench.plugin_parts", ["--tests", "30", "--rounds", "1"], "µs"),
     ],
 )
 def test_a_benchmark_runs_to_its_report(module: str, arguments: list[str], expected: str) -> None:
