@@ -155,20 +155,22 @@ class SessionRecorder:
         A passing setup's time waits for the test's result; a passing
         teardown's is added to the result before it (the call's).
         """
-        outcome = outcome_of(report)
+        nodeid = report.nodeid  # a property that formats the id: read once
         duration = max(float(getattr(report, "duration", 0.0) or 0.0), 0.0)
         when = getattr(report, "when", None)
+        # two reports in three are a passing setup or teardown (pytest counts neither): only their time
+        outcome = None if report.outcome == "passed" and when != "call" else outcome_of(report)
         if outcome is None:
             if when == "setup":
-                self._setup[report.nodeid] = duration
-            elif when == "teardown" and (last := self._last.get(report.nodeid)) is not None:
+                self._setup[nodeid] = duration
+            elif when == "teardown" and (last := self._last.get(nodeid)) is not None:
                 last.teardown_duration += duration
             return None
         stop = _timestamp(getattr(report, "stop", None)) or datetime.now(UTC)
         start = _timestamp(getattr(report, "start", None)) or stop - timedelta(seconds=duration)
         captured = bool(report.sections)  # most tests capture nothing: skip pytest's joins
         result = TestResult(
-            nodeid=report.nodeid,
+            nodeid=nodeid,
             outcome=outcome,
             start_time=start,
             stop_time=stop,
@@ -178,12 +180,12 @@ class SessionRecorder:
             capstderr=report.capstderr if captured else "",
             # without a longrepr pytest's text is empty, or only an xdist worker's "[gw0] linux ..." line
             longreprtext=report.longreprtext if report.longrepr is not None else "",
-            setup_duration=self._setup.pop(report.nodeid, 0.0) if when == "call" else 0.0,
+            setup_duration=self._setup.pop(nodeid, 0.0) if when == "call" else 0.0,
             subtest=subtest_label(report),
         )
         self.results.append(result)
         if not result.subtest:
-            self._last[report.nodeid] = result
+            self._last[nodeid] = result
         return result
 
     def add_warning(self, nodeid: str) -> None:
