@@ -18,6 +18,7 @@ BENCHMARKS = [
     ("decode: sessions of 1,000 results", "tests.bench.decode", []),
     ("plugin: a pytest run with and without recording", "tests.bench.plugin", []),
     ("plugin parts: imports, recording a test, the end of a run", "tests.bench.plugin_parts", []),
+    ("plugin publish: a pytest run whose bucket refuses or never answers", "tests.bench.plugin_publish", []),
     ("listing: insight sessions --limit 5 on 200 and 20,000 sessions", "tests.bench.listing", []),
     ("redaction: captured output, clean and with secrets", "tests.bench.redaction", []),
     ("insight: flaky, regressions and report over 100,000 sessions; accuracy", "tests.bench.insight", []),
