@@ -90,6 +90,8 @@ class Bucket:
         concurrency: parallel requests.
         limits: decoding bounds.
         index: which session ids each bundle holds (see :mod:`~pytest_insight.storage.s3.index`).
+        sorted_listing: whether listings come in key order and honour ``start-after``
+            (not in an S3 Express One Zone directory bucket).
     """
 
     def __init__(
@@ -110,6 +112,7 @@ class Bucket:
         self.concurrency = concurrency
         self.limits = limits
         self.index = IdIndex()
+        self.sorted_listing = settings is None or not settings.express
         self._moving = anyio.Lock()
 
     @property
