@@ -44,9 +44,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_MAX_ATTEMPTS",
+    "EXPRESS_SUFFIX",
     "INSTALL_HINT",
     "READ_TIMEOUT",
-    "EXPRESS_SUFFIX",
     "StoreSettings",
     "bucket_region",
     "is_express",
