@@ -163,7 +163,9 @@ def flaky_test_ids(
     history = History()
     for session in sessions:
         if among is not None:
-            kept = [result for result in session.test_results if result.test_id in among]
+            # a result's test id is its node id but for a subtest's: no property call for the others
+            results = session.test_results
+            kept = [r for r in results if r.nodeid in among or (r.subtest and r.test_id in among)]
             session = dataclasses.replace(session, test_results=kept, rerun_test_groups=[])
         history.add(session)
     history.finish()
