@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from pytest_insight.ci_context import ci_tags
-from pytest_insight.core.models import MAX_NAME_LENGTH, TestOutcome, TestSession
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, InsightError
+from pytest_insight.exchange.redaction import Redactor
+from pytest_insight.model.sessions import MAX_NAME_LENGTH, TestOutcome, TestSession
 from pytest_insight.recorder import SessionRecorder, testing_system
-from pytest_insight.redaction import Redactor
+from pytest_insight.storage.uris import split_uri, storage_schemes
 
 __all__ = [
     "InsightPlugin",
@@ -246,7 +246,7 @@ def _destination(config: pytest.Config, env: Mapping[str, str]) -> tuple[str | N
     if cli[0] and cli[1]:
         raise pytest.UsageError("--insight-storage and --insight-profile cannot be used together")
     ini_storage = _checked_uri(config.getini("insight_storage"))
-    if ini_storage and not split_uri(ini_storage, STORAGE_SCHEMES)[0] and config.inipath is not None:
+    if ini_storage and not split_uri(ini_storage, storage_schemes())[0] and config.inipath is not None:
         path = Path(ini_storage).expanduser()
         ini_storage = str(path if path.is_absolute() else config.inipath.parent / path)
     levels = (
@@ -267,7 +267,7 @@ def _checked_uri(uri: str | None) -> str | None:
     """``uri``, refused before the tests run (not after them) when it is a mistyped URI."""
     if uri and uri.strip():
         try:
-            split_uri(uri.strip(), STORAGE_SCHEMES)
+            split_uri(uri.strip(), storage_schemes())
         except ConfigurationError as exc:
             raise pytest.UsageError(f"insight storage: {exc}") from None
     return uri

@@ -35,8 +35,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pytest_insight import __version__
-from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
-from pytest_insight.core.session_ids import new_session_id
+from pytest_insight.model.session_ids import new_session_id
+from pytest_insight.model.sessions import RerunTestGroup, TestOutcome, TestResult, TestSession
 
 __all__ = ["SessionRecorder", "outcome_of", "subtest_label", "testing_system", "worker_of"]
 

@@ -9,9 +9,9 @@ from typing import Protocol
 
 import pytest
 
-from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.model.sessions import RerunTestGroup, TestOutcome, TestResult, TestSession
+from pytest_insight.storage.local.store import LocalBackend
 
 pytest_plugins = ["tests.faultproxy", "tests.s3servers"]
 

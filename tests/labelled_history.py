@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 __all__ = ["KINDS", "Label", "LabelledHistory", "make_history"]
 

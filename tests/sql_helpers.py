@@ -11,9 +11,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.query import Query
 from pytest_insight.core.storage import Storage
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.query.builder import Query
 from tests.conftest import BASE_TIME, build_session
 
 __all__ = [

@@ -23,8 +23,8 @@ from pytest_insight.analysis import (
     wilson_lower_bound,
 )
 from pytest_insight.analysis.known_flaky import known_flaky, known_flaky_note, note_for_run
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 NODE = "tests/test_x.py::test_x"

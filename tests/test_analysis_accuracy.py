@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_insight.analysis import History, find_changes, find_flaky, find_slower
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.summary import summarize
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.query.summary import summarize
 from tests.labelled_history import LabelledHistory, make_history
 
 SEEDS = range(4)

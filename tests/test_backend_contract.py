@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import Storage, run_sync
 from pytest_insight.errors import SessionExistsError
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Scope
 from tests.conftest import BASE_TIME, MakeSession
 

@@ -17,18 +17,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_insight.core.bundle import (
+from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
+from pytest_insight.format.bundle import (
     CANONICAL_START,
     content_digest,
     encode_bundle,
     encode_or_reuse,
     encode_session,
 )
-from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits, decode_document, iter_bundle
-from pytest_insight.core.layout import bundle_key, decode_sut, encode_sut, parse_bundle_key
-from pytest_insight.core.models import TestOutcome, TestSession
-from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
-from pytest_insight.storage.s3_codec import decode_verified
+from pytest_insight.format.decoding import BundleDecoder, DecodedItem, Limits, decode_document, iter_bundle
+from pytest_insight.format.layout import bundle_key, decode_sut, encode_sut, parse_bundle_key
+from pytest_insight.model.sessions import TestOutcome, TestSession
+from pytest_insight.storage.s3.codec import decode_verified
 
 DATA = Path(__file__).parent / "data"
 Make = Callable[..., TestSession]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from pytest_insight import __version__
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage
-from pytest_insight.storage.local import session_file_name
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.storage.local.store import session_file_name
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 

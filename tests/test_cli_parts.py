@@ -15,9 +15,9 @@ from pytest_insight.cli.main import main
 from pytest_insight.cli.options import parse_age, parse_date, positive_count
 from pytest_insight.cli.output import format_duration, render_table
 from pytest_insight.cli.progress import ProgressBar
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage
 from pytest_insight.errors import NotFoundError
+from pytest_insight.model.sessions import TestSession
 
 
 class Terminal(io.StringIO):

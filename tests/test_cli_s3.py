@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage
+from pytest_insight.model.sessions import TestSession
 from tests.test_cli import Run, assert_user_error, insight, sessions, store, stored_ids
 
 if TYPE_CHECKING:  # imported by pytest as a plugin below; importing it first would skip assert rewriting

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from pytest_insight.core.storage import JSONStorage, open_storage
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError, UnknownProfileError, did_you_mean
+from pytest_insight.storage.uris import split_uri, storage_schemes
 from tests.conftest import build_session
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -90,12 +90,12 @@ def test_an_unknown_scheme_is_refused_naming_the_known_ones(insight: Run, uri: s
 
 def test_the_scheme_is_case_insensitive_everywhere(tmp_path: Path) -> None:
     assert open_storage("MEMORY://x").uri == open_storage("memory://x").uri
-    assert split_uri("S3://bucket/p", STORAGE_SCHEMES) == ("s3", "bucket/p")
+    assert split_uri("S3://bucket/p", storage_schemes()) == ("s3", "bucket/p")
 
 
 @pytest.mark.parametrize("path", ["C:\\store", "results:v1", "./s3:/bucket", "relative/dir"])
 def test_paths_that_only_contain_a_colon_stay_paths(path: str) -> None:
-    assert split_uri(path, STORAGE_SCHEMES) == ("", path)
+    assert split_uri(path, storage_schemes()) == ("", path)
 
 
 def test_a_mistyped_uri_stops_a_pytest_run_before_its_tests(pytester: pytest.Pytester) -> None:
@@ -153,7 +153,7 @@ def test_did_you_mean_stays_quiet_when_nothing_is_close() -> None:
     assert did_you_mean("zzz", ["export", "import"]) == ""
     assert did_you_mean("KEEP-BOTH", ["keep_both"]) == "; did you mean 'keep_both'?"
     with pytest.raises(ConfigurationError, match="unsupported URI scheme"):
-        split_uri("ftp://host/x", STORAGE_SCHEMES)
+        split_uri("ftp://host/x", storage_schemes())
 
 
 @pytest.mark.parametrize("age", ["5m", "1h", "90s", "36h"])

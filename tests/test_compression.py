@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 from isal import igzip
 
-from pytest_insight.core import compression
-from pytest_insight.core.bundle import encode_session
+from pytest_insight.format import compression
+from pytest_insight.format.bundle import encode_session
 from tests.conftest import build_session
 
 RAW = b"".join(b'{"session_id": "s-%d", "outcome": "passed"}\n' % n for n in range(5000))
@@ -20,7 +20,7 @@ RAW = b"".join(b'{"session_id": "s-%d", "outcome": "passed"}\n' % n for n in ran
 
 def _load_without_isal(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.setitem(sys.modules, "isal", None)  # makes ``from isal import ...`` raise ImportError
-    spec = importlib.util.find_spec("pytest_insight.core.compression")
+    spec = importlib.util.find_spec("pytest_insight.format.compression")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)

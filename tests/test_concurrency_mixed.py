@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.exchange import MergeStrategy
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage
+from pytest_insight.exchange.operations import MergeStrategy
+from pytest_insight.model.sessions import TestSession
 from tests.conftest import BASE_TIME, build_session
 from tests.s3servers import S3Target
 

@@ -35,10 +35,10 @@ from typing import Any
 
 import pytest
 
-from pytest_insight.core.exchange import DEFAULT_BATCH_SIZE
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.exchange.operations import DEFAULT_BATCH_SIZE
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import BASE_TIME, build_session
 from tests.s3servers import S3Target
 
@@ -52,8 +52,8 @@ REPO = Path(__file__).resolve().parents[1]
 ZYGOTE = r"""
 import json, os, select, signal, sys, time
 from pytest_insight.cli.main import main
-import pytest_insight.core.exchange, pytest_insight.storage.s3
-from pytest_insight.storage.local import LocalBackend
+import pytest_insight.exchange.operations, pytest_insight.storage.s3
+from pytest_insight.storage.local.store import LocalBackend
 
 # fsync guards against power loss, not a killed process (the page cache survives it): skip it for speed
 LocalBackend.__init__.__kwdefaults__["durable"] = False

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from infra.demo import SUITE
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage, get_storage_instance
+from pytest_insight.model.sessions import TestSession
 from tests.s3servers import S3Target
 
 ROOT = Path(__file__).parent.parent

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestOutcome
 from pytest_insight.core.storage import JSONStorage, S3Storage
+from pytest_insight.model.sessions import TestOutcome
 from tests.conftest import MakeSession
 from tests.s3servers import S3Target
 

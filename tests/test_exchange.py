@@ -14,17 +14,17 @@ from typing import Any
 import anyio
 import pytest
 
-from pytest_insight.core import exchange
-from pytest_insight.core.bundle import encode_bundle
-from pytest_insight.core.exchange import ImportStats, MergeStrategy
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 from pytest_insight.errors import ConfigurationError, InvalidDataError, NotFoundError, StorageError
+from pytest_insight.exchange import operations
+from pytest_insight.exchange.operations import ImportStats, MergeStrategy
+from pytest_insight.format.bundle import encode_bundle
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local.pack_shelf import Found, PackShelf
+from pytest_insight.storage.local.session_files import session_file_name
+from pytest_insight.storage.local.store import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
-from pytest_insight.storage.pack_shelf import Found, PackShelf
-from pytest_insight.storage.session_files import session_file_name
 
 DATA = Path(__file__).parent / "data"
 STRATEGIES = [strategy.value for strategy in MergeStrategy]
@@ -188,7 +188,7 @@ def test_keep_both_suffixes_are_unique_against_store_and_batch(
     )
 
     async def run() -> ImportStats:
-        return await exchange.import_sessions(
+        return await operations.import_sessions(
             target, source, merge_strategy=MergeStrategy.KEEP_BOTH, scope=Scope(), batch_size=batch_size
         )
 
@@ -213,16 +213,16 @@ def test_unknown_strategy_is_refused_before_anything_is_read(store: Storage, tmp
 
 
 def test_parse_strategy_and_scope_for() -> None:
-    assert exchange.parse_strategy(" Keep-Both ") is MergeStrategy.KEEP_BOTH
+    assert operations.parse_strategy(" Keep-Both ") is MergeStrategy.KEEP_BOTH
     with pytest.raises(ConfigurationError, match="days"):
-        exchange.scope_for(days=-1)
+        operations.scope_for(days=-1)
     with pytest.raises(ConfigurationError, match="sut_name"):
-        exchange.scope_for(sut_name=" ")
-    since = exchange.scope_for(days=3).since
+        operations.scope_for(sut_name=" ")
+    since = operations.scope_for(days=3).since
     assert since is not None
     assert abs((datetime.now(UTC) - timedelta(days=3) - since).total_seconds()) < 60
     later = datetime.now(UTC) - timedelta(days=1)
-    assert exchange.scope_for(days=3, since=later).since == later
+    assert operations.scope_for(days=3, since=later).since == later
 
 
 # -- bad input ------------------------------------------------------------------
@@ -339,7 +339,7 @@ def test_a_failure_part_way_leaves_whole_batches_and_a_rerun_completes(
     backend = FailingBackend(fail_on=2)
 
     async def run() -> ImportStats:
-        return await exchange.import_sessions(
+        return await operations.import_sessions(
             backend, source, merge_strategy=MergeStrategy.SKIP_EXISTING, scope=Scope(), batch_size=2
         )
 
@@ -420,7 +420,7 @@ def test_import_filters_narrow_what_is_read_and_counted(
     target = InMemoryStorage()
     result = target.import_sessions(root, **filters)
     assert numbers(result) == stats(total=expected, imported=expected, added=expected)
-    scope = exchange.scope_for(**filters)
+    scope = operations.scope_for(**filters)
     assert all(scope.admits(s) for s in target.load_sessions())
 
 
@@ -436,7 +436,7 @@ def test_export_filters_and_round_trip(
     assert InMemoryStorage(spread).export_sessions(path, **filters) == expected
     target = InMemoryStorage()
     assert target.import_sessions(path)["added"] == expected
-    scope = exchange.scope_for(**filters)
+    scope = operations.scope_for(**filters)
     wanted = {s.session_id: s.to_dict() for s in spread if scope.admits(s)}
     assert {s.session_id: s.to_dict() for s in target.load_sessions()} == wanted
 
@@ -510,12 +510,12 @@ def test_file_uri_for_import_and_export(make_session: Make, tmp_path: Path) -> N
 
 def test_clear_given_sessions_by_scope_and_all(store: Storage, spread: list[TestSession]) -> None:
     store.save_sessions(spread)
-    assert anyio.run(lambda: exchange.clear_sessions(store.backend, spread[:2])) == 2
-    assert anyio.run(lambda: exchange.clear_sessions(store.backend, spread[:3])) == 1
+    assert anyio.run(lambda: operations.clear_sessions(store.backend, spread[:2])) == 2
+    assert anyio.run(lambda: operations.clear_sessions(store.backend, spread[:3])) == 1
     web = Scope(sut_name="web")
-    assert anyio.run(lambda: exchange.clear_sessions(store.backend, scope=web)) == 6
-    assert anyio.run(lambda: exchange.clear_sessions(store.backend, [])) == 0
-    assert anyio.run(lambda: exchange.clear_sessions(store.backend)) == 9
+    assert anyio.run(lambda: operations.clear_sessions(store.backend, scope=web)) == 6
+    assert anyio.run(lambda: operations.clear_sessions(store.backend, [])) == 0
+    assert anyio.run(lambda: operations.clear_sessions(store.backend)) == 9
     assert store.load_sessions() == []
 
 
@@ -613,7 +613,7 @@ def test_a_batch_ends_early_once_its_lines_reach_the_byte_bound(
 ) -> None:
     sessions = [make_session(tags={"output": "x" * 5_000}) for _ in range(6)]
     source = export(sessions, tmp_path / "big.jsonl.gz")
-    monkeypatch.setattr(exchange, "BATCH_BYTES", 10_000)  # two lines of over 5 KB each
+    monkeypatch.setattr(operations, "BATCH_BYTES", 10_000)  # two lines of over 5 KB each
     merges: list[int] = []
     storage = JSONStorage(tmp_path / "store")
     storage.import_sessions(

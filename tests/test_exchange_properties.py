@@ -24,15 +24,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_insight.core import exchange
-from pytest_insight.core.bundle import encode_bundle
-from pytest_insight.core.exchange import MergeStrategy
-from pytest_insight.core.fields import name_problem
-from pytest_insight.core.layout import encode_sut
-from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, Storage
+from pytest_insight.exchange import operations
+from pytest_insight.exchange.operations import MergeStrategy
+from pytest_insight.format.bundle import encode_bundle
+from pytest_insight.format.layout import encode_sut
+from pytest_insight.model.fields import name_problem
+from pytest_insight.model.sessions import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local.store import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
 
 FORMATS = ["json", "jsonl.gz", "directory"]
@@ -209,9 +209,9 @@ class Model:
 
 def import_batched(
     storage: Storage, path: Path, strategy: MergeStrategy, batch_size: int
-) -> exchange.ImportStats:
-    async def run() -> exchange.ImportStats:
-        return await exchange.import_sessions(
+) -> operations.ImportStats:
+    async def run() -> operations.ImportStats:
+        return await operations.import_sessions(
             storage.backend, path, merge_strategy=strategy, scope=Scope(), batch_size=batch_size
         )
 

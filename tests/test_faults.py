@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from pytest_insight.cli.main import main
-from pytest_insight.core.layout import parse_bundle_key
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, S3Storage
+from pytest_insight.format.layout import parse_bundle_key
+from pytest_insight.model.sessions import TestSession
 from tests.conftest import BASE_TIME, build_session
 from tests.faultproxy import Fault, FaultProxy, ProxyRequest
 from tests.s3servers import S3Target

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from pytest_insight.core.bundle import encode_bundle
-from pytest_insight.core.exchange import ImportStats
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage
 from pytest_insight.errors import InvalidDataError
+from pytest_insight.exchange.operations import ImportStats
+from pytest_insight.format.bundle import encode_bundle
+from pytest_insight.model.sessions import TestSession
 from tests.conftest import BASE_TIME, build_session
 
 CORPUS = Path(__file__).parent / "data" / "hostile"

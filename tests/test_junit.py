@@ -12,10 +12,10 @@ import pytest
 import xmlschema
 from defusedxml import ElementTree
 
-from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage
 from pytest_insight.errors import InvalidDataError
 from pytest_insight.junit.reader import read_junit
+from pytest_insight.model.sessions import TestOutcome, TestSession
 from tests.conftest import build_session
 
 SCHEMA = xmlschema.XMLSchema(Path(__file__).parent / "data" / "junit" / "jenkins-junit.xsd")

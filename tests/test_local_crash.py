@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage
+from pytest_insight.model.sessions import TestSession
 from tests.conftest import BASE_TIME, build_session
 
 CHAINS = 3
@@ -37,7 +37,7 @@ WORKER = """
 import random, sys
 import anyio
 from pytest_insight.core.storage import Storage
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local.store import LocalBackend
 from tests.test_local_crash import session_for
 
 store = Storage(LocalBackend(sys.argv[1], pack_from=int(sys.argv[4])))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage
-from pytest_insight.storage import local_newest
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local import newest
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import BASE_TIME, build_session
 
 
@@ -65,7 +65,8 @@ def test_only_the_newest_are_decoded(store: JSONStorage, monkeypatch: pytest.Mon
 
     monkeypatch.setattr(LocalBackend, "read_files", staticmethod(counting))
     monkeypatch.setattr(
-        "pytest_insight.storage.pack_shelf._decode", lambda *args: pytest.fail("a packed session was decoded")
+        "pytest_insight.storage.local.pack_shelf._decode",
+        lambda *args: pytest.fail("a packed session was decoded"),
     )
     newest = store.newest_sessions(3)
     assert [session.session_id for session in newest] == ["latest-002", "latest-001", "latest-000"]
@@ -76,10 +77,10 @@ def test_a_store_moved_meanwhile_falls_back_to_the_full_scan(
     store: JSONStorage, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def moved(*args: object) -> list[TestSession]:
-        raise local_newest.Moved
+        raise newest.Moved
 
     expected = list(reversed(store.load_sessions()))[:4]
-    monkeypatch.setattr(local_newest, "newest", moved)
+    monkeypatch.setattr(newest, "newest", moved)
     assert store.newest_sessions(4) == expected
 
 

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.bundle import encode_session
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import Storage, run_sync
 from pytest_insight.errors import CorruptStoreError, StorageError
-from pytest_insight.storage import packs
+from pytest_insight.format.bundle import encode_session
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Scope
-from pytest_insight.storage.local import LocalBackend
-from pytest_insight.storage.session_files import decode_stored, encode_file, session_file_name
+from pytest_insight.storage.local import packs
+from pytest_insight.storage.local.session_files import decode_stored, encode_file, session_file_name
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import MakeSession, build_session
 
 REPO = Path(__file__).resolve().parents[1]
@@ -218,7 +218,7 @@ def decodes_counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         decoded.append(session.session_id)
         return session
 
-    monkeypatch.setattr("pytest_insight.storage.pack_shelf.decode_stored", counted)
+    monkeypatch.setattr("pytest_insight.storage.local.pack_shelf.decode_stored", counted)
     return decoded
 
 
@@ -367,7 +367,7 @@ def test_a_pack_rewrite_that_fails_part_way_is_all_or_nothing(
 REWRITER = """
 import sys
 from pytest_insight.core.storage import run_sync
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import build_session
 
 backend, rounds = LocalBackend(sys.argv[1], durable=False, pack_from=int(sys.argv[2])), int(sys.argv[3])

@@ -12,8 +12,6 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.schema import encode_line
 from pytest_insight.core.storage import JSONStorage, open_storage, run_sync
 from pytest_insight.errors import (
     ConfigurationError,
@@ -22,8 +20,10 @@ from pytest_insight.errors import (
     StorageError,
     StoreLockedError,
 )
-from pytest_insight.storage.local import LocalBackend, session_file_name
-from pytest_insight.storage.locking import FileLock
+from pytest_insight.model.schema import encode_line
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.storage.local.locking import FileLock
+from pytest_insight.storage.local.store import LocalBackend, session_file_name
 from tests.conftest import MakeSession
 
 

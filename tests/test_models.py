@@ -13,16 +13,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_insight.core.lenient import read_line
-from pytest_insight.core.models import (
+from pytest_insight.errors import InvalidDataError
+from pytest_insight.model.lenient import read_line
+from pytest_insight.model.schema import decode_line, encode_line
+from pytest_insight.model.sessions import (
     SCHEMA_VERSION,
     RerunTestGroup,
     TestOutcome,
     TestResult,
     TestSession,
 )
-from pytest_insight.core.schema import decode_line, encode_line
-from pytest_insight.errors import InvalidDataError
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 

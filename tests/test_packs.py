@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_insight.errors import CorruptStoreError
-from pytest_insight.storage import packs
-from pytest_insight.storage.session_files import session_file_name
+from pytest_insight.storage.local import packs
+from pytest_insight.storage.local.session_files import session_file_name
 from tests.conftest import BASE_TIME
 
 

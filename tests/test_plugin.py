@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestOutcome, TestSession
-from pytest_insight.core.session_ids import names_itself
 from pytest_insight.core.storage import JSONStorage, Storage
+from pytest_insight.model.session_ids import names_itself
+from pytest_insight.model.sessions import TestOutcome, TestSession
 from pytest_insight.plugin import InsightSettings, resolve_settings
 
 OUTCOMES_FILE = """

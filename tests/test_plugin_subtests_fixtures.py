@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.core.storage import JSONStorage
+from pytest_insight.model.sessions import TestOutcome, TestSession
 
 SUBTESTS = """
 import unittest

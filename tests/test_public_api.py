@@ -14,17 +14,22 @@ import pytest_insight.errors as errors
 PUBLIC_MODULES = [
     "pytest_insight",
     "pytest_insight.errors",
-    "pytest_insight.core.models",
+    "pytest_insight.model.sessions",
     "pytest_insight.core.storage",
     "pytest_insight.core.facade",
     "pytest_insight.core.profiles",
-    "pytest_insight.core.exchange",
-    "pytest_insight.core.merging",
-    "pytest_insight.core.progress",
-    "pytest_insight.core.bundle",
-    "pytest_insight.core.decoding",
+    "pytest_insight.exchange.operations",
+    "pytest_insight.exchange.merging",
+    "pytest_insight.progress",
+    "pytest_insight.format.bundle",
+    "pytest_insight.format.decoding",
+    "pytest_insight.query.builder",
+    "pytest_insight.query",
     "pytest_insight.core.query",
-    "pytest_insight.core.summary",
+    "pytest_insight.model",
+    "pytest_insight.core.models",
+    "pytest_insight.storage.local",
+    "pytest_insight.query.summary",
     "pytest_insight.storage.base",
     "pytest_insight.storage.s3",
     *(
@@ -76,6 +81,18 @@ def test_the_spec_import_paths() -> None:
     assert callable(Query)
 
 
+def test_the_import_paths_of_earlier_releases_name_the_same_objects() -> None:
+    import pytest_insight.core.models as old_models
+    import pytest_insight.core.query as old_query
+    import pytest_insight.model.sessions as models
+    import pytest_insight.query.builder as builder
+
+    assert old_query.Query is builder.Query
+    assert old_query.QueryResult is builder.QueryResult
+    assert set(old_models.__all__) == set(models.__all__)
+    assert all(getattr(old_models, name) is getattr(models, name) for name in models.__all__)
+
+
 def test_every_error_derives_from_the_root() -> None:
     classes = [getattr(errors, name) for name in errors.__all__ if isinstance(getattr(errors, name), type)]
     assert len(classes) == len(errors.__all__) - 2  # and the message helpers did_you_mean, file_error
@@ -85,7 +102,7 @@ def test_every_error_derives_from_the_root() -> None:
 
 def test_importing_the_storage_facade_does_not_import_boto3() -> None:
     code = (
-        "import sys, pytest_insight.core.storage, pytest_insight.core.query\n"
+        "import sys, pytest_insight.core.storage, pytest_insight.query.builder\n"
         "print(sorted({'boto3', 'botocore'} & set(sys.modules)))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

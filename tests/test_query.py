@@ -13,12 +13,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_insight.analysis import History, find_flaky
-from pytest_insight.core import summary
-from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession
 from pytest_insight.core.profiles import create_profile
-from pytest_insight.core.query import Query, parse_time
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
-from pytest_insight.core.summary import (
+from pytest_insight.errors import ConfigurationError, UnknownProfileError
+from pytest_insight.model.sessions import RerunTestGroup, TestOutcome, TestResult, TestSession
+from pytest_insight.query import summary
+from pytest_insight.query.builder import Query, parse_time
+from pytest_insight.query.summary import (
     QueryResult,
     Summary,
     TestStats,
@@ -28,7 +29,6 @@ from pytest_insight.core.summary import (
     slowest_tests,
     summarize,
 )
-from pytest_insight.errors import ConfigurationError, UnknownProfileError
 from pytest_insight.storage.base import Scope
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage
 from pytest_insight.errors import ConfigurationError
-from pytest_insight.redaction import KINDS, Redactor
+from pytest_insight.exchange.redaction import KINDS, Redactor
+from pytest_insight.model.sessions import TestSession
 from tests.conftest import BASE_TIME, build_session
 from tests.s3servers import S3Target
 

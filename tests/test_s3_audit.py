@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.bundle import encode_session
-from pytest_insight.core.decoding import Limits
 from pytest_insight.core.storage import S3Storage, run_sync
+from pytest_insight.format.bundle import encode_session
+from pytest_insight.format.decoding import Limits
 from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3.errors import WrongRegionError
 from tests.conftest import BASE_TIME, MakeSession

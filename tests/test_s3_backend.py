@@ -14,11 +14,6 @@ from typing import Any
 import boto3
 import pytest
 
-from pytest_insight.core.bundle import encode_bundle, encode_session
-from pytest_insight.core.decoding import Limits
-from pytest_insight.core.layout import bundle_key
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.session_ids import new_session_id
 from pytest_insight.core.storage import S3Storage, run_sync
 from pytest_insight.errors import (
     AccessDeniedError,
@@ -29,6 +24,11 @@ from pytest_insight.errors import (
     NotFoundError,
     SessionExistsError,
 )
+from pytest_insight.format.bundle import encode_bundle, encode_session
+from pytest_insight.format.decoding import Limits
+from pytest_insight.format.layout import bundle_key
+from pytest_insight.model.session_ids import new_session_id
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import (
     CONNECT_TIMEOUT,

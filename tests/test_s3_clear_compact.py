@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.bundle import encode_bundle
-from pytest_insight.core.layout import bundle_key
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import S3Storage, run_sync
 from pytest_insight.errors import StorageError
+from pytest_insight.format.bundle import encode_bundle
+from pytest_insight.format.layout import bundle_key
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3.clear import clear_scope

@@ -9,12 +9,12 @@ from pathlib import Path
 import anyio
 import pytest
 
-from pytest_insight.core import exchange
-from pytest_insight.core.bundle import encode_bundle
-from pytest_insight.core.layout import bundle_key
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import InMemoryStorage, S3Storage
 from pytest_insight.errors import SessionExistsError
+from pytest_insight.exchange import operations
+from pytest_insight.format.bundle import encode_bundle
+from pytest_insight.format.layout import bundle_key
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import EVERYTHING
 from pytest_insight.storage.s3.index import refresh_index
 from tests.conftest import BASE_TIME, MakeSession
@@ -33,10 +33,10 @@ def one_per_partition(make_session: MakeSession, count: int) -> list[TestSession
 def import_in_batches(
     target: S3Storage,
     source: Path,
-    strategy: exchange.MergeStrategy = exchange.MergeStrategy.SKIP_EXISTING,
-) -> exchange.ImportStats:
+    strategy: operations.MergeStrategy = operations.MergeStrategy.SKIP_EXISTING,
+) -> operations.ImportStats:
     run = partial(
-        exchange.import_sessions,
+        operations.import_sessions,
         target.backend,
         source,
         merge_strategy=strategy,
@@ -69,7 +69,7 @@ def test_an_import_into_a_bucket_downloads_each_target_bundle_once_per_change(
     # skip_existing needs to know only that an id is stored: the index knows, nothing is read
     assert target_reads(log, "team") == 0
 
-    stats = import_in_batches(target, tmp_path / "source.jsonl.gz", exchange.MergeStrategy.REPLACE_EXISTING)
+    stats = import_in_batches(target, tmp_path / "source.jsonl.gz", operations.MergeStrategy.REPLACE_EXISTING)
     assert (stats["updated"], stats["skipped"]) == (0, 60)
     # replace_existing compares content: each stored session's own bundle, once
     assert target_reads(log, "team") == len(sessions)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from pytest_insight.core.models import MAX_NAME_LENGTH, TestSession
-from pytest_insight.core.session_ids import id_start, names_itself, new_session_id
+from pytest_insight.model.session_ids import id_start, names_itself, new_session_id
+from pytest_insight.model.sessions import MAX_NAME_LENGTH, TestSession
 
 START = datetime(2025, 3, 2, 23, 59, 58, 750_000, tzinfo=UTC)
 

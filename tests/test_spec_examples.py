@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.core.storage import JSONStorage, Storage, get_storage_instance
+from pytest_insight.model.sessions import TestOutcome, TestSession
 
 Make = Callable[..., TestSession]
 NOW = datetime.now(UTC).replace(microsecond=0)

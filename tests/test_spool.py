@@ -14,11 +14,12 @@ from typing import Any
 import anyio
 import pytest
 
-from pytest_insight.core import file_sinks, locations
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session, ordered, partition
-from pytest_insight.core.spool import SessionSpool
 from pytest_insight.core.storage import InMemoryStorage
 from pytest_insight.errors import StorageError
+from pytest_insight.exchange import file_sinks, locations
+from pytest_insight.format.bundle import EncodedSession, encode_bundle, encode_session, ordered, partition
+from pytest_insight.format.spool import SessionSpool
+from pytest_insight.storage import uris
 from pytest_insight.storage.s3 import objects as s3_objects
 from pytest_insight.storage.s3 import pipeline as s3_pipeline
 from tests.conftest import BASE_TIME, MakeSession
@@ -154,7 +155,9 @@ def test_an_upload_holds_at_most_concurrency_bundles(
 
     monkeypatch.setattr(s3_pipeline, "put_bundle", put)
     storage = InMemoryStorage(sessions)
-    monkeypatch.setitem(locations._REGISTRY, "s3", lambda uri: backend)
+    monkeypatch.setitem(
+        uris.SCHEMES, "s3", uris.Scheme(storage=True, location=True, factory=lambda uri: backend)
+    )
     assert storage.export_sessions(f"s3://{mock_s3.bucket}/team") == 20
     assert len(mock_s3.keys("team/")) == 20
     assert 1 <= watch.peak <= 3

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_insight.core.query import Query
 from pytest_insight.core.storage import JSONStorage, Storage
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.query.builder import Query
 from pytest_insight.sql import LayoutTarget, LocalTarget, resolve_target, run_sql
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import build_session
 from tests.sql_helpers import (
     SUTS,

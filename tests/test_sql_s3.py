@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from infra.local_s3 import S3Server, find_weed, start_seaweedfs, stop_seaweedfs
-from pytest_insight.core.query import Query
 from pytest_insight.core.storage import JSONStorage
+from pytest_insight.query.builder import Query
 from pytest_insight.sql import BucketTarget, resolve_target, run_sql
 from tests.recording_proxy import RecordingProxy, recording_proxy
 from tests.sql_helpers import (

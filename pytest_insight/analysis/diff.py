@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from pytest_insight.analysis.history import FAIL, PASS, History
-from pytest_insight.core.models import TestSession
+from pytest_insight.model.sessions import TestSession
 
 __all__ = ["Diff", "DiffEntry", "diff_sessions"]
 

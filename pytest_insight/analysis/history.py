@@ -33,7 +33,7 @@ from datetime import datetime
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_insight.core.models import TestSession, to_utc
+from pytest_insight.model.sessions import TestSession, to_utc
 
 if TYPE_CHECKING:
     from pytest_insight.analysis.reading import SessionView

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from pytest_insight.analysis.history import History
 from pytest_insight.analysis.verdict import judge
 from pytest_insight.core.facade import Storage
-from pytest_insight.core.models import TestOutcome, TestSession
 from pytest_insight.errors import InsightError
+from pytest_insight.model.sessions import TestOutcome, TestSession
 from pytest_insight.storage.base import Scope
 
 __all__ = ["default_since", "known_flaky", "known_flaky_note", "note_for_run"]

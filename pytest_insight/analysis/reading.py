@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import msgspec
 
 from pytest_insight.analysis.history import History
-from pytest_insight.core.models import TestSession, to_utc
 from pytest_insight.errors import CorruptStoreError
+from pytest_insight.model.sessions import TestSession, to_utc
 from pytest_insight.storage.base import EVERYTHING, Scope
 
 if TYPE_CHECKING:

@@ -21,8 +21,8 @@ from pytest_insight.cli.output import (
     render_table,
     session_summary,
 )
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 from pytest_insight.errors import NotFoundError
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 __all__ = ["add_parsers", "run_sessions", "run_show"]
 

@@ -10,8 +10,8 @@ from pytest_insight.analysis.history import SessionInfo
 from pytest_insight.analysis.reading import collect_history
 from pytest_insight.cli.options import UsageError, add_session_filters, filters_scope, open_selected_storage
 from pytest_insight.cli.output import Console, format_duration, render_table
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import NotFoundError
+from pytest_insight.model.sessions import TestSession
 
 __all__ = ["add_parser", "run_diff", "select_side"]
 

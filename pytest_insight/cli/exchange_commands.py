@@ -8,14 +8,14 @@ from typing import Any
 
 from pytest_insight.cli.options import UsageError, add_session_filters, open_selected_storage
 from pytest_insight.cli.output import Console, plural
-from pytest_insight.core.layout import LAYOUT_VERSION
-from pytest_insight.core.locations import file_target
-from pytest_insight.core.merging import MergeStrategy, parse_strategy
 from pytest_insight.core.profiles import resolve_storage_uri
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError
-from pytest_insight.junit.locations import JUnitSink, JUnitSource
-from pytest_insight.redaction import Redactor
+from pytest_insight.exchange.junit_files import JUnitSink, JUnitSource
+from pytest_insight.exchange.locations import file_target
+from pytest_insight.exchange.merging import MergeStrategy, parse_strategy
+from pytest_insight.exchange.redaction import Redactor
+from pytest_insight.format.layout import LAYOUT_VERSION
+from pytest_insight.storage.uris import split_uri, storage_schemes
 
 __all__ = ["add_parsers", "run_export", "run_import"]
 
@@ -109,7 +109,7 @@ def _refuse_own_storage(args: argparse.Namespace, location: str, verb: str) -> N
 
 
 def _place(location: str) -> str:
-    scheme, rest = split_uri(location, STORAGE_SCHEMES)
+    scheme, rest = split_uri(location, storage_schemes())
     if scheme in ("", "file"):
         return Path(rest).expanduser().resolve().as_uri()
     return f"{scheme}://{rest.strip('/')}"

@@ -29,8 +29,9 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
+from pytest_insight import tasks
 from pytest_insight.cli.output import Console
 from pytest_insight.cli.parser import build_parser
 from pytest_insight.core.collections_policy import rare_full_collections
@@ -131,18 +132,10 @@ def _message(exc: BaseException) -> str:
 
 def _first_user_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
     """The first leaf of ``group`` when every leaf is a user error or an interrupt, else None."""
-    leaves = list(_leaves(group))
+    leaves = list(tasks.leaves(group))
     if leaves and all(isinstance(leaf, (*_USER_ERRORS, KeyboardInterrupt)) for leaf in leaves):
         return leaves[0]
     return None
-
-
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
 
 
 def _report(exc: BaseException, message: str, code: int, debug: bool) -> int:

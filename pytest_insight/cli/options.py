@@ -8,10 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pytest_insight.cli.output import Console
-from pytest_insight.core.models import TestSession, to_utc
 from pytest_insight.core.profiles import storage_from_environment
 from pytest_insight.core.storage import Storage, get_storage_instance, open_storage
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.model.sessions import TestSession, to_utc
 from pytest_insight.storage.base import Scope
 
 __all__ = [

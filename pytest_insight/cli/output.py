@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from pytest_insight.cli.progress import ProgressBar
-from pytest_insight.core.models import TestOutcome, TestSession, to_utc
+from pytest_insight.model.sessions import TestOutcome, TestSession, to_utc
 
 __all__ = [
     "Console",

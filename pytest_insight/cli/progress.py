@@ -1,7 +1,7 @@
 """A one-line progress bar on stderr, driven by the library's progress callback.
 
 The library reports ``(phase, done, total)`` (see
-:class:`pytest_insight.core.progress.ProgressCallback`); the bar redraws one
+:class:`pytest_insight.progress.ProgressCallback`); the bar redraws one
 terminal line at most ten times a second, and draws nothing at all when its
 stream is not a terminal, so piped or logged output stays clean.
 """
@@ -22,7 +22,7 @@ _CLEAR_LINE = "\r\x1b[K"
 class ProgressBar:
     """Draws ``phase [#####.....] done/total`` on a terminal stream.
 
-    An instance is a :class:`~pytest_insight.core.progress.ProgressCallback`;
+    An instance is a :class:`~pytest_insight.progress.ProgressCallback`;
     it may be called from worker threads. Call :meth:`close` when the
     operation ends (also as a context manager) to erase the line.
 

@@ -15,7 +15,7 @@ from pytest_insight.analysis.report_page import render_report
 from pytest_insight.cli.flaky_command import add_analysis_options
 from pytest_insight.cli.options import UsageError, filters_scope, open_selected_storage
 from pytest_insight.cli.output import Console
-from pytest_insight.core.file_sinks import write_atomic
+from pytest_insight.files import write_atomic
 
 __all__ = ["add_parser", "publish", "run_report"]
 

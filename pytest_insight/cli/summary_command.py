@@ -17,8 +17,8 @@ from pytest_insight.cli.options import (
     tag_filter,
 )
 from pytest_insight.cli.output import Console, format_duration, outcome_summary, plural, render_table
-from pytest_insight.core.models import TestOutcome, TestSession
-from pytest_insight.core.summary import Summary, TestStats, subtest_counts, summarize
+from pytest_insight.model.sessions import TestOutcome, TestSession
+from pytest_insight.query.summary import Summary, TestStats, subtest_counts, summarize
 
 __all__ = ["add_parser", "run_summary"]
 

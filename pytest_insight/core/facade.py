@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from pytest_insight.core import exchange
 from pytest_insight.core.collections_policy import rare_full_collections
-from pytest_insight.core.locations import Sink, Source
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.session_ids import names_itself
-from pytest_insight.redaction import Redactor
+from pytest_insight.exchange import operations
+from pytest_insight.exchange.locations import Sink, Source
+from pytest_insight.exchange.redaction import Redactor
+from pytest_insight.model.session_ids import names_itself
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Backend, NewestLister, Scope
 
 if TYPE_CHECKING:
-    from pytest_insight.core.exchange import ImportStats, ProgressCallback
+    from pytest_insight.exchange.operations import ImportStats, ProgressCallback
 
 __all__ = ["PathLike", "Storage", "run_sync"]
 
@@ -86,7 +86,7 @@ class Storage:
     def save_recorded_session(self, session: TestSession) -> None:
         """Store a session this process just recorded, as the plugin does at the end of a run.
 
-        An id made by :func:`~pytest_insight.core.session_ids.new_session_id`
+        An id made by :func:`~pytest_insight.model.session_ids.new_session_id`
         for this session's SUT and start (48 random bits) cannot be stored
         yet, so the store is not searched for it: in a bucket the save is one
         upload, however many runs that SUT's day already holds. Any other id
@@ -177,7 +177,7 @@ class Storage:
         self, sessions_to_clear: Iterable[TestSession] | None = None, *, scope: Scope | None = None
     ) -> int:
         """Async twin of :meth:`clear_sessions`."""
-        return await exchange.clear_sessions(self.backend, sessions_to_clear, scope=scope)
+        return await operations.clear_sessions(self.backend, sessions_to_clear, scope=scope)
 
     def clear_sessions(
         self, sessions_to_clear: Iterable[TestSession] | None = None, *, scope: Scope | None = None
@@ -206,9 +206,9 @@ class Storage:
         redact: bool | Redactor = True,
     ) -> int:
         """Async twin of :meth:`export_sessions`."""
-        scope = exchange.scope_for(sut_name=sut_name, days=days, since=since)
+        scope = operations.scope_for(sut_name=sut_name, days=days, since=since)
         redactor = redact if isinstance(redact, Redactor) else Redactor() if redact else None
-        return await exchange.export_sessions(
+        return await operations.export_sessions(
             self.backend, export_path, scope=scope, sessions=sessions, progress=progress, redactor=redactor
         )
 
@@ -237,8 +237,8 @@ class Storage:
             since: only sessions that started at or after this time.
             progress: called as work advances, for progress bars.
             redact: replace secrets before they leave (see
-                :mod:`pytest_insight.redaction`); False exports sessions as
-                stored; a :class:`~pytest_insight.redaction.Redactor` of your
+                :mod:`pytest_insight.exchange.redaction`); False exports sessions as
+                stored; a :class:`~pytest_insight.exchange.redaction.Redactor` of your
                 own sets the patterns and counts what it replaced.
 
         Returns:
@@ -261,9 +261,9 @@ class Storage:
         progress: ProgressCallback | None = None,
     ) -> ImportStats:
         """Async twin of :meth:`import_sessions`."""
-        strategy = exchange.parse_strategy(merge_strategy)
-        scope = exchange.scope_for(sut_name=sut_name, days=days, since=since)
-        return await exchange.import_sessions(
+        strategy = operations.parse_strategy(merge_strategy)
+        scope = operations.scope_for(sut_name=sut_name, days=days, since=since)
+        return await operations.import_sessions(
             self.backend, import_path, merge_strategy=strategy, scope=scope, progress=progress
         )
 

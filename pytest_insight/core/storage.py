@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_insight.core import exchange
 from pytest_insight.core.facade import PathLike, Storage, run_sync
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.profiles import resolve_storage_uri
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.exchange import operations
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.memory import MemoryBackend
+from pytest_insight.storage.uris import split_uri, storage_schemes
 
 if TYPE_CHECKING:
     from pytest_insight.storage.s3.compact import CompactStats
@@ -47,7 +47,7 @@ class JSONStorage(Storage):
                 ``$PYTEST_INSIGHT_HOME`` (``~/.pytest_insight``) when None.
         """
         from pytest_insight.core.profiles import default_store_path
-        from pytest_insight.storage.local import LocalBackend
+        from pytest_insight.storage.local.store import LocalBackend
 
         root = Path(path).expanduser() if path is not None else default_store_path()
         super().__init__(LocalBackend(root))
@@ -112,7 +112,7 @@ class S3Storage(Storage):
         backend = self.backend
         if not isinstance(backend, S3Backend):  # pragma: no cover - set in __init__
             raise ConfigurationError(f"{self.uri}: compaction needs an s3:// storage")
-        return await backend.compact(exchange.scope_for(sut_name=sut_name, days=days))
+        return await backend.compact(operations.scope_for(sut_name=sut_name, days=days))
 
     def compact(self, sut_name: str | None = None, days: int | None = None) -> CompactStats:
         """Merge the many small bundles of each SUT and day into one deduplicated bundle.
@@ -159,7 +159,7 @@ def open_storage(uri: PathLike, **options: Any) -> Storage:
             were given to a backend that takes none.
     """
     text = os.fspath(uri)
-    scheme, rest = split_uri(text, STORAGE_SCHEMES)
+    scheme, rest = split_uri(text, storage_schemes())
     if scheme == "s3":
         return S3Storage.from_uri(f"s3://{rest}", **options)
     if options:

@@ -42,10 +42,10 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse
 
-from pytest_insight.core.models import RerunTestGroup, TestOutcome, TestResult, TestSession, to_utc
-from pytest_insight.core.session_ids import imported_session_id
 from pytest_insight.errors import InvalidDataError
 from pytest_insight.junit import SESSION_ID_PROPERTY
+from pytest_insight.model.session_ids import imported_session_id
+from pytest_insight.model.sessions import RerunTestGroup, TestOutcome, TestResult, TestSession, to_utc
 
 __all__ = ["Grouping", "read_junit"]
 

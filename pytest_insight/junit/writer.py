@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from xml.sax.saxutils import XMLGenerator
 from xml.sax.xmlreader import AttributesImpl
 
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 from pytest_insight.junit import SESSION_ID_PROPERTY
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 __all__ = ["junit_pieces"]
 

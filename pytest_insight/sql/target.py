@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_insight.core.layout import LAYOUT_VERSION
-from pytest_insight.core.uris import STORAGE_SCHEMES, split_uri
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.format.layout import LAYOUT_VERSION
+from pytest_insight.storage.uris import split_uri, storage_schemes
 
 __all__ = ["BucketTarget", "LayoutTarget", "LocalTarget", "Target", "finish_commits", "resolve_target"]
 
@@ -81,7 +81,7 @@ def resolve_target(uri: str, options: dict[str, Any]) -> Target:
             another process), names an unknown scheme, or an s3:// URI has
             no bucket or points inside the layout.
     """
-    scheme, rest = split_uri(uri, STORAGE_SCHEMES)
+    scheme, rest = split_uri(uri, storage_schemes())
     if scheme == "memory":
         raise ConfigurationError(f"{uri}: insight sql reads a local store or an s3:// bucket, not memory://")
     if scheme == "s3":

@@ -6,7 +6,7 @@ with its ``session_date``. Over the bucket layout, ``sut_name`` and
 object's key, so that DuckDB prunes objects by them (a ``WHERE sut_name = 'api'`` lists and
 reads ``sut=api/`` only). Only a SUT whose name was too long for a key
 segment (cut and suffixed with ``~`` and a hash, see
-:func:`pytest_insight.core.layout.encode_sut`) takes its name from the line.
+:func:`pytest_insight.format.layout.encode_sut`) takes its name from the line.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A backend knows how to read, write and delete sessions at its location and
 nothing more: merge strategies, filters and statistics live once, in
-:mod:`pytest_insight.core.exchange`, and work on any backend.
+:mod:`pytest_insight.exchange.operations`, and work on any backend.
 
 Backends are async. Reads go through :meth:`Backend.scan` and
 :meth:`Backend.get`; every change goes through a :class:`Transaction`, which
@@ -35,11 +35,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from pytest_insight.core.models import TestSession, to_utc
+from pytest_insight.model.sessions import TestSession, to_utc
 
 if TYPE_CHECKING:
-    from pytest_insight.core.bundle import EncodedSession
-    from pytest_insight.core.decoding import SessionLine
+    from pytest_insight.format.bundle import EncodedSession
+    from pytest_insight.format.decoding import SessionLine
 
 __all__ = ["Backend", "LineScanner", "NewestLister", "Scope", "ScopeClearer", "Transaction"]
 
@@ -122,11 +122,11 @@ class Transaction(Protocol):
         """Stage ``sessions`` for writing.
 
         ``lines`` maps ids to the JSON line a session was read from (see
-        :class:`~pytest_insight.core.decoding.SessionLine`); a backend may
+        :class:`~pytest_insight.format.decoding.SessionLine`); a backend may
         store that line instead of encoding the session again.
 
         ``minted`` vouches that the ids were just made by this process with
-        :func:`~pytest_insight.core.session_ids.new_session_id` (48 random
+        :func:`~pytest_insight.model.session_ids.new_session_id` (48 random
         bits), so none can be stored yet: a backend for which looking is
         costly may skip the search for a stored copy.
 

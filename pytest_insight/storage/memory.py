@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import SessionExistsError
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import EVERYTHING, Scope
 
 __all__ = ["MemoryBackend"]

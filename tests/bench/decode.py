@@ -4,7 +4,7 @@ Run with ``python -m tests.bench.decode [--sessions 200] [--results 1000] [--rou
 [--big-mb 100]``. Prints the best time over the rounds, in ms per session, for:
 
 - ``decode``: a bundle line to a ``TestSession`` through :class:`BundleDecoder`
-  (the msgspec schema of :mod:`pytest_insight.core.schema`), beside the same
+  (the msgspec schema of :mod:`pytest_insight.model.schema`), beside the same
   lines through ``json.loads`` and the lenient reader (``TestSession.from_dict``),
   which is what a line that is not canonical costs;
 - ``encode``: a session to its canonical bundle line (``encode_session``);
@@ -16,7 +16,7 @@ Then the time and size of gzip levels (zlib 6 and 1, ISA-L 1 to 3; bundles
 use ISA-L 2) on real-shaped sessions, and one bundle of ``--big-mb`` megabytes of real-shaped sessions
 (``tests/bench/shapes.py``), as ``compact`` and day exports make them, given
 whole as a download gives it: seconds to inflate it alone
-(:class:`~pytest_insight.core.compression.Gunzip`), and to decode and verify
+(:class:`~pytest_insight.format.compression.Gunzip`), and to decode and verify
 it as an S3 import does (``decode_verified``): both linear in its size.
 
 Everything runs under ``insight``'s garbage-collection policy
@@ -35,12 +35,12 @@ from datetime import timedelta
 from functools import partial
 
 from pytest_insight.cli.main import rare_full_collections
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, encode_session
-from pytest_insight.core.compression import Gunzip
-from pytest_insight.core.decoding import BundleDecoder, Limits
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.summary import failing_tests, flaky_tests, outcome_counts, slowest_tests, summarize
-from pytest_insight.storage.s3_codec import decode_verified
+from pytest_insight.format.bundle import EncodedSession, encode_bundle, encode_session
+from pytest_insight.format.compression import Gunzip
+from pytest_insight.format.decoding import BundleDecoder, Limits
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.query.summary import failing_tests, flaky_tests, outcome_counts, slowest_tests, summarize
+from pytest_insight.storage.s3.codec import decode_verified
 from tests.bench.shapes import real_session
 from tests.conftest import BASE_TIME, build_session
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import anyio
 
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import JSONStorage
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
+from pytest_insight.storage.local.store import LocalBackend
 from tests.labelled_history import START, make_history
 
 __all__ = ["fill", "main", "run_insight", "score"]

@@ -20,7 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from pytest_insight.core.facade import Storage
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import BASE_TIME, build_session
 
 __all__ = ["main"]

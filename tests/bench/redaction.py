@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from pytest_insight.redaction import Redactor
+from pytest_insight.exchange.redaction import Redactor
 
 __all__ = ["main"]
 

@@ -35,8 +35,8 @@ def _child(step: str, endpoint: str, prefix: str, objects: int, size: int, concu
     """One measured step, in this process: ``startup``, ``put``, ``get`` or ``list``."""
     import anyio
 
-    from pytest_insight.core.bundle import Bundle
-    from pytest_insight.core.decoding import Limits
+    from pytest_insight.format.bundle import Bundle
+    from pytest_insight.format.decoding import Limits
     from pytest_insight.storage.s3 import S3Backend
     from pytest_insight.storage.s3.listing import list_pages
     from pytest_insight.storage.s3.objects import fetch, put_bundle

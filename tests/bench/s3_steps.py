@@ -33,7 +33,7 @@ _SUTS = 20
 def _fill(root: Path, shape: str, bundles: int, seed: int = 7) -> int:
     """Fill a store at ``root`` with ``bundles`` SUT-day partitions of ``shape``; return the session count."""
     from pytest_insight.core.storage import Storage
-    from pytest_insight.storage.local import LocalBackend
+    from pytest_insight.storage.local.store import LocalBackend
     from tests.bench.shapes import real_session
     from tests.conftest import BASE_TIME, build_session
 
@@ -73,7 +73,7 @@ def _phases(folder: Path) -> None:
     plain puts into memory.
     """
     from pytest_insight.cli.main import rare_full_collections
-    from pytest_insight.core.layout import BUNDLE_SUFFIX
+    from pytest_insight.format.layout import BUNDLE_SUFFIX
 
     with rare_full_collections():  # as ``insight`` runs an import
         _timed_phases(sorted(path for path in folder.rglob(f"*{BUNDLE_SUFFIX}") if path.is_file()))
@@ -86,11 +86,11 @@ def _timed_phases(files: list[Path]) -> None:
 
     import anyio
 
-    from pytest_insight.core.decoding import Limits, SessionLine
-    from pytest_insight.core.merging import Merger, MergeStrategy
-    from pytest_insight.storage.local import LocalBackend
+    from pytest_insight.exchange.merging import Merger, MergeStrategy
+    from pytest_insight.format.decoding import Limits, SessionLine
+    from pytest_insight.storage.local.store import LocalBackend
     from pytest_insight.storage.memory import MemoryBackend
-    from pytest_insight.storage.s3_codec import decode_verified
+    from pytest_insight.storage.s3.codec import decode_verified
 
     bodies = [(path, path.read_bytes()) for path in files]
     began = time.process_time()
@@ -130,9 +130,9 @@ def _timed_phases(files: list[Path]) -> None:
 def _ours(step: str, args: list[str]) -> None:
     """Our export, import or clear, as ``insight`` runs them."""
     from pytest_insight.cli.main import rare_full_collections
-    from pytest_insight.core import locations
     from pytest_insight.core.storage import JSONStorage, S3Storage, Storage
-    from pytest_insight.storage.local import LocalBackend
+    from pytest_insight.exchange import locations
+    from pytest_insight.storage.local.store import LocalBackend
     from pytest_insight.storage.s3 import S3Backend
 
     *paths, concurrency = args

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 __all__ = ["real_session"]
 

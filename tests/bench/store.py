@@ -20,9 +20,9 @@ from pathlib import Path
 
 import anyio
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.core.storage import JSONStorage
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import BASE_TIME, build_session
 
 __all__ = ["main"]

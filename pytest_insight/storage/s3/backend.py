@@ -1,7 +1,7 @@
 """The S3 backend: sessions in gzipped bundles under a bucket prefix.
 
 Layout: ``PREFIX/v1/sut=<sut>/date=<YYYY-MM-DD>/<bundle-id>.jsonl.gz``
-(:mod:`pytest_insight.core.layout`), one bundle per SUT and UTC day per write.
+(:mod:`pytest_insight.format.layout`), one bundle per SUT and UTC day per write.
 Reads narrow the listing to the scope (:mod:`~pytest_insight.storage.s3.listing`).
 
 Every request goes through one obstore store (Rust ``object_store``): async,
@@ -21,11 +21,11 @@ from collections.abc import AsyncGenerator, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from pytest_insight.core.bundle import EncodedSession
-from pytest_insight.core.decoding import Limits, SourceItem
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import ConfigurationError, StorageError
+from pytest_insight.format.bundle import EncodedSession
+from pytest_insight.format.decoding import Limits, SourceItem
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3 import clear, compact, reads
 from pytest_insight.storage.s3.bucket import Bucket, check_concurrency

@@ -25,9 +25,9 @@ import anyio
 import anyio.to_thread
 import obstore
 
-from pytest_insight.core.decoding import Limits
-from pytest_insight.core.layout import LAYOUT_VERSION
 from pytest_insight.errors import AccessDeniedError, ConfigurationError, EndpointError, NotFoundError
+from pytest_insight.format.decoding import Limits
+from pytest_insight.format.layout import LAYOUT_VERSION
 from pytest_insight.storage.s3.config import StoreSettings, bucket_region, make_store
 from pytest_insight.storage.s3.errors import STORE_ERRORS, is_precondition_failed, is_wrong_region, translate
 from pytest_insight.storage.s3.ids import IdIndex

@@ -25,8 +25,8 @@ from typing import TypedDict
 
 import anyio
 
-from pytest_insight.core.layout import BundleKey
 from pytest_insight.errors import StorageError
+from pytest_insight.format.layout import BundleKey
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.deletes import delete_keys

@@ -27,10 +27,10 @@ from typing import TypedDict, cast
 
 import anyio
 
-from pytest_insight.core.bundle import content_digest, encode_bundle
-from pytest_insight.core.layout import BundleKey
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import StorageError
+from pytest_insight.format.bundle import content_digest, encode_bundle
+from pytest_insight.format.layout import BundleKey
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.clear import delete_counting, new_stats

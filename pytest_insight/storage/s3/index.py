@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from contextlib import aclosing
 
-from pytest_insight.core.layout import parse_bundle_key
 from pytest_insight.errors import InvalidDataError
+from pytest_insight.format.layout import parse_bundle_key
 from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.listing import covers, list_objects

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import obstore
 
-from pytest_insight.core.layout import LAYOUT_VERSION, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.errors import InvalidDataError
+from pytest_insight.format.layout import LAYOUT_VERSION, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
 

@@ -5,7 +5,7 @@ Uploads send ``If-None-Match: *`` (obstore's ``mode="create"``) or
 checksum unless the user opted out (see :mod:`~pytest_insight.storage.s3.config`).
 Downloads refuse an object larger than the decoding limit before reading its
 body, and always check the SHA-256 of the content against the bundle id
-(:mod:`pytest_insight.storage.s3_codec`).
+(:mod:`pytest_insight.storage.s3.codec`).
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ import anyio.to_thread
 import obstore
 
 from pytest_insight import __version__
-from pytest_insight.core.bundle import Bundle
-from pytest_insight.core.decoding import Limits
-from pytest_insight.core.layout import parse_bundle_key
-from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, InvalidDataError, StorageError
+from pytest_insight.format.bundle import Bundle
+from pytest_insight.format.decoding import Limits
+from pytest_insight.format.layout import parse_bundle_key
+from pytest_insight.model.sessions import SCHEMA_VERSION, TestSession
 from pytest_insight.storage.s3.bucket import Bucket
-from pytest_insight.storage.s3_codec import decode_verified
+from pytest_insight.storage.s3.codec import decode_verified
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore

@@ -23,20 +23,21 @@ pipeline and is raised to the consumer as itself.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from contextlib import aclosing, suppress
 from datetime import date
 from functools import partial
 
 import anyio
 
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, partition
-from pytest_insight.core.decoding import Limits
-from pytest_insight.core.layout import bundle_key
-from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.format.bundle import EncodedSession, encode_bundle, partition
+from pytest_insight.format.decoding import Limits
+from pytest_insight.format.layout import bundle_key
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.objects import StoredBundle, put_bundle, read_bundle
+from pytest_insight.tasks import run_concurrently
 
 __all__ = ["KEY_BUFFER_FACTOR", "each_key", "read_bundles", "run_concurrently", "upload_sessions"]
 
@@ -146,25 +147,3 @@ async def upload_sessions(
     if progress is not None:
         progress("new bundles", created, len(groups))
     return done
-
-
-async def run_concurrently(jobs: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    """Run ``jobs`` in one task group; the first failure cancels the rest and is raised as itself.
-
-    Raises:
-        Exception: what the first failing job raised (not wrapped in an ExceptionGroup).
-    """
-    failures: list[Exception] = []
-
-    async def guarded(job: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
-        try:
-            await job()
-        except Exception as exc:  # collected and re-raised below, unwrapped
-            failures.append(exc)
-            scope.cancel()
-
-    async with anyio.create_task_group() as group:
-        for job in jobs:
-            group.start_soon(guarded, job, group.cancel_scope)
-    if failures:
-        raise failures[0]

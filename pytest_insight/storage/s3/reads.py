@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
-from pytest_insight.core.decoding import Limits, SessionLine, SourceItem
-from pytest_insight.core.layout import BundleKey, parse_bundle_key
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.progress import ProgressCallback
-from pytest_insight.core.session_ids import id_start
 from pytest_insight.errors import CorruptStoreError, InvalidDataError
+from pytest_insight.format.decoding import Limits, SessionLine, SourceItem
+from pytest_insight.format.layout import BundleKey, parse_bundle_key
+from pytest_insight.model.session_ids import id_start
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.listing import list_keys

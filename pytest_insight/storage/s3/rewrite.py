@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pytest_insight.core.bundle import encode_bundle
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import CorruptStoreError, NotFoundError, StorageError
+from pytest_insight.format.bundle import encode_bundle
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.objects import StoredBundle, put_bundle, read_bundle
 

@@ -43,10 +43,10 @@ from contextlib import aclosing, asynccontextmanager
 from datetime import date
 from functools import partial
 
-from pytest_insight.core.bundle import encode_session
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.session_ids import names_itself
 from pytest_insight.errors import CorruptStoreError, SessionExistsError
+from pytest_insight.format.bundle import encode_session
+from pytest_insight.model.session_ids import names_itself
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.deletes import delete_keys

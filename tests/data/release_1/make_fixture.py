@@ -20,9 +20,9 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, Storage
-from pytest_insight.storage.local import LocalBackend
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
+from pytest_insight.storage.local.store import LocalBackend
 from tests.conftest import BASE_TIME, build_session
 
 HERE = Path(__file__).parent

@@ -13,7 +13,7 @@ a path outside the store (``../``, ``/``, NUL) and ids that differ only in
 letter case never collide on case-insensitive filesystems. A commit of fewer
 than ``pack_from`` sessions writes a file each, so saving one session
 touches only its own file whatever the store holds; a larger commit (an
-import's batch) writes one pack (:mod:`pytest_insight.storage.packs`),
+import's batch) writes one pack (:mod:`pytest_insight.storage.local.packs`),
 which costs a file where a file a session cost one each. Every session is
 stored in one place, a file or a pack: replacing or deleting a packed
 session writes the pack's other sessions into a new pack.
@@ -21,7 +21,7 @@ session writes the pack's other sessions into a new pack.
 Writes: a transaction holds ``.lock`` from its first lookup to its commit.
 It stages its new files in its own staging directory (fsync'd), then commits
 by writing the ``COMMIT`` marker atomically (temporary file, fsync,
-``os.replace``), then rolls forward (:mod:`pytest_insight.storage.journal`):
+``os.replace``), then rolls forward (:mod:`pytest_insight.storage.local.journal`):
 moves every staged file into place with ``os.replace``, then unlinks the
 deleted files and dropped packs and removes its staging directory. The
 marker is the commit point: a writer killed before it leaves a staging
@@ -52,20 +52,20 @@ from typing import Any, TypeVar
 import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import EncodedSession
-from pytest_insight.core.decoding import SessionLine
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
-from pytest_insight.storage import journal, local_newest, packs
+from pytest_insight.format.bundle import EncodedSession
+from pytest_insight.format.decoding import SessionLine
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import EVERYTHING, Scope
-from pytest_insight.storage.local_writes import LocalTransaction
-from pytest_insight.storage.locking import DEFAULT_LOCK_TIMEOUT, FileLock
-from pytest_insight.storage.pack_shelf import Found, PackShelf
-from pytest_insight.storage.session_files import (
+from pytest_insight.storage.local import journal, newest, packs
+from pytest_insight.storage.local.locking import DEFAULT_LOCK_TIMEOUT, FileLock
+from pytest_insight.storage.local.pack_shelf import Found, PackShelf
+from pytest_insight.storage.local.session_files import (
     decode_file,
     is_session_file,
     session_file_name,
 )
+from pytest_insight.storage.local.writes import LocalTransaction
 
 __all__ = ["PACK_FROM", "LocalBackend", "session_file_name"]
 
@@ -282,7 +282,7 @@ class LocalBackend:
         """Like :meth:`scan`, each session with its stored line (an export reuses it).
 
         A packed session whose line is canonical comes as an
-        :class:`~pytest_insight.core.bundle.EncodedSession` built from its
+        :class:`~pytest_insight.format.bundle.EncodedSession` built from its
         pack's index, without decoding the line.
         """
         async for item in self._scan_stored(scope, reuse=True):
@@ -294,8 +294,8 @@ class LocalBackend:
     async def newest(self, limit: int, scope: Scope) -> list[TestSession]:
         """The ``limit`` newest sessions inside ``scope``, decoding only those (see :mod:`.local_newest`)."""
         try:
-            return await self.in_thread(local_newest.newest, self, limit, scope)
-        except local_newest.Moved:  # a writer moved sessions meanwhile: the scan copes with that
+            return await self.in_thread(newest.newest, self, limit, scope)
+        except newest.Moved:  # a writer moved sessions meanwhile: the scan copes with that
             found = [session async for session in self.scan(scope) if scope.admits(session)]
             found.sort(key=lambda session: (session.session_start_time, session.session_id), reverse=True)
             return found[:limit]
@@ -356,7 +356,7 @@ class LocalBackend:
             raise
 
     def recover(self) -> None:
-        """Finish what killed writers left (see :mod:`pytest_insight.storage.journal`).
+        """Finish what killed writers left (see :mod:`pytest_insight.storage.local.journal`).
 
         Call only while holding the store's lock.
 

@@ -12,7 +12,7 @@ rerun group's final outcome being its last attempt's (:func:`from_record`).
 
 What is not canonical (pytest-insight 0.9 files, outcomes in another case,
 naive timestamps, nulls for empty fields) is first made canonical by
-:mod:`pytest_insight.core.lenient` and then validated by this same schema.
+:mod:`pytest_insight.model.lenient` and then validated by this same schema.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 import msgspec
 
-from pytest_insight.core.fields import EARLIEST, LATEST, MAX_NESTING, nesting_depth
-from pytest_insight.core.models import (
+from pytest_insight.errors import InvalidDataError
+from pytest_insight.model.fields import EARLIEST, LATEST, MAX_NESTING, nesting_depth
+from pytest_insight.model.sessions import (
     Duration,
     Name,
     RerunTestGroup,
@@ -32,7 +33,6 @@ from pytest_insight.core.models import (
     TestSession,
     UtcTime,
 )
-from pytest_insight.errors import InvalidDataError
 
 __all__ = [
     "RerunRecord",
@@ -84,7 +84,7 @@ def decode_line(line: bytes) -> TestSession:
 
     Raises:
         msgspec.DecodeError: the line is not JSON, not UTF-8, or not canonical
-            (msgspec's ValidationError is one); :mod:`~pytest_insight.core.lenient`
+            (msgspec's ValidationError is one); :mod:`~pytest_insight.model.lenient`
             then reads it, or words the error.
         InvalidDataError: a rerun group's final outcome is not its last attempt's.
     """
@@ -101,7 +101,7 @@ def beyond_schema(record: SessionRecord) -> str | None:
     """The path of the first field that breaks a rule the msgspec types cannot declare, or None.
 
     The rules: timestamps from 1970 to 2200, and ``testing_system`` nested at
-    most :data:`~pytest_insight.core.fields.MAX_NESTING` levels (a type for
+    most :data:`~pytest_insight.model.fields.MAX_NESTING` levels (a type for
     that makes msgspec's type compilation exponential in the depth).
     """
     for name in ("session_start_time", "session_stop_time"):

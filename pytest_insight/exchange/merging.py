@@ -21,11 +21,11 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import TypedDict
 
-from pytest_insight.core.bundle import content_digest
-from pytest_insight.core.decoding import SessionLine
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import ConfigurationError, InvalidDataError, did_you_mean
+from pytest_insight.format.bundle import content_digest
+from pytest_insight.format.decoding import SessionLine
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Backend, Transaction
 
 __all__ = ["MAX_ERROR_MESSAGES", "ImportStats", "MergeStrategy", "Merger", "parse_strategy"]

@@ -6,23 +6,23 @@ fsync, ``os.replace``), so a reader never sees half of one.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 
-import anyio
 import anyio.to_thread
 
-from pytest_insight.core.bundle import EncodedSession, encode_bundle, ordered, partition
-from pytest_insight.core.compression import GzipWriter
-from pytest_insight.core.layout import bundle_key
-from pytest_insight.core.models import SCHEMA_VERSION
-from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import StorageError
+from pytest_insight.files import write_atomic
+from pytest_insight.format.bundle import EncodedSession, encode_bundle, ordered, partition
+from pytest_insight.format.compression import GzipWriter
+from pytest_insight.format.layout import bundle_key
+from pytest_insight.model.sessions import SCHEMA_VERSION
+from pytest_insight.progress import ProgressCallback
+from pytest_insight.tasks import run_concurrently
 
-__all__ = ["BundleFileSink", "DirectorySink", "DocumentSink", "write_atomic"]
+__all__ = ["BundleFileSink", "DirectorySink", "DocumentSink"]
 
 
 _WRITERS = 8  # bundle files written at once: fsync waits overlap
@@ -114,12 +114,7 @@ class DirectorySink:
                 progress("write", done, len(sessions))
 
         groups = sorted(partition(sessions).items())
-        try:
-            async with anyio.create_task_group() as group:
-                for (sut_name, day), members in groups:
-                    group.start_soon(put, sut_name, day, members)
-        except BaseExceptionGroup as failure:
-            raise failure.exceptions[0] from None  # the first failed write, not the group wrapper
+        await run_concurrently([partial(put, sut_name, day, members) for (sut_name, day), members in groups])
         if progress is not None:
             progress("new bundles", created, len(groups))
         return done
@@ -141,34 +136,3 @@ class DirectorySink:
             return False
         write_atomic(target, data)
         return True
-
-
-def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> None:
-    """Write ``data`` (bytes, or pieces of it) to ``path`` through a temporary file, fsync and ``os.replace``.
-
-    Raises:
-        StorageError: the file cannot be written; no partial file is left.
-    """
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    created = False
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with temporary.open("xb") as stream:
-            created = True
-            for piece in [data] if isinstance(data, bytes) else data:
-                stream.write(piece)
-            stream.flush()
-            os.fsync(stream.fileno())
-        temporary.replace(path)
-        created = False
-        if os.name == "posix":  # make the rename itself durable
-            handle = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(handle)
-            finally:
-                os.close(handle)
-    except OSError as exc:
-        raise StorageError(f"{path}: cannot write: {exc.strerror or exc}", uri=str(path)) from exc
-    finally:
-        if created:  # failed part way, in the writing or in making the pieces: no partial file stays
-            temporary.unlink(missing_ok=True)

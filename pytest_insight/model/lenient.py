@@ -3,11 +3,11 @@
 pytest-insight 0.9 files, outcomes in another letter case, naive or
 non-UTC timestamps, nulls for empty fields, derived fields left out
 (``stop_time``, ``session_duration``), any mapping for an object: each is
-rewritten to its canonical form here, and :mod:`pytest_insight.core.schema`
+rewritten to its canonical form here, and :mod:`pytest_insight.model.schema`
 then decides, as it does for a canonical line. This module never accepts what
 the schema refuses; it only says why in our words: msgspec's error names a
 path (``$.test_results[2].duration``), and the field there is explained by
-:class:`~pytest_insight.core.fields.Record`, which reads the value as the
+:class:`~pytest_insight.model.fields.Record`, which reads the value as the
 user wrote it and words what is wrong with it.
 """
 
@@ -21,10 +21,10 @@ from typing import Any
 
 import msgspec
 
-from pytest_insight.core.fields import EARLIEST, LATEST, Record, kind, to_utc
-from pytest_insight.core.models import SCHEMA_VERSION, TestOutcome, TestResult, TestSession
-from pytest_insight.core.schema import SessionRecord, beyond_schema, decode_line, from_record
 from pytest_insight.errors import InvalidDataError
+from pytest_insight.model.fields import EARLIEST, LATEST, Record, kind, to_utc
+from pytest_insight.model.schema import SessionRecord, beyond_schema, decode_line, from_record
+from pytest_insight.model.sessions import SCHEMA_VERSION, TestOutcome, TestResult, TestSession
 
 __all__ = ["parse_json", "read_line", "read_result", "read_session"]
 

@@ -12,8 +12,8 @@ import re
 import uuid
 from datetime import UTC, datetime
 
-from pytest_insight.core.fields import to_utc
-from pytest_insight.core.models import MAX_NAME_LENGTH, TestSession
+from pytest_insight.model.fields import to_utc
+from pytest_insight.model.sessions import MAX_NAME_LENGTH, TestSession
 
 __all__ = ["id_start", "imported_session_id", "names_itself", "new_session_id"]
 

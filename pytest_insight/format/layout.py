@@ -14,9 +14,9 @@ import string
 from datetime import date
 from typing import NamedTuple
 
-from pytest_insight.core.bundle import BUNDLE_ID_LENGTH
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import InvalidDataError
+from pytest_insight.format.bundle import BUNDLE_ID_LENGTH
+from pytest_insight.model.sessions import TestSession
 
 __all__ = [
     "BUNDLE_SUFFIX",

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from pytest_insight.core.decoding import SessionLine
-from pytest_insight.core.models import TestSession
+from pytest_insight.format.decoding import SessionLine
+from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Scope
 
 if TYPE_CHECKING:
-    from pytest_insight.storage.local import LocalBackend
+    from pytest_insight.storage.local.store import LocalBackend
 
 __all__ = ["Moved", "newest"]
 

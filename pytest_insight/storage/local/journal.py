@@ -23,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_insight import files
 from pytest_insight.errors import CorruptStoreError
-from pytest_insight.storage.packs import is_pack_file
-from pytest_insight.storage.session_files import is_session_file
+from pytest_insight.storage.local.packs import is_pack_file
+from pytest_insight.storage.local.session_files import is_session_file
 
 __all__ = [
     "MARKER",
@@ -48,13 +49,8 @@ StoredPath = Callable[[str], Path]
 
 def fsync_dir(path: Path, durable: bool = True) -> None:
     """fsync a directory, so that renames inside it survive a power loss."""
-    if not durable:
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if durable:
+        files.fsync_dir(path)
 
 
 def fsync_dirs(paths: Collection[Path], durable: bool = True) -> None:
@@ -128,16 +124,13 @@ def write_marker(staging: Path, plan: Plan, durable: bool) -> None:
     staging.mkdir(parents=True, exist_ok=True)
     fsync_dir(staging.parent, durable)
     fsync_dir(staging, durable)
-    pending = staging / (MARKER + ".tmp")
     marker = {
         "put": list(plan.put),
         "delete": list(plan.delete),
         "packs": list(plan.packs),
         "drop": list(plan.drop),
     }
-    write_file(pending, json.dumps(marker).encode("ascii"), durable)
-    pending.replace(staging / MARKER)
-    fsync_dir(staging, durable)
+    files.write_atomic(staging / MARKER, json.dumps(marker).encode("ascii"), durable=durable)
 
 
 def read_marker(staging: Path) -> Plan:

@@ -36,8 +36,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import ConfigurationError
+from pytest_insight.model.sessions import TestSession
 
 __all__ = ["KINDS", "Redactor"]
 

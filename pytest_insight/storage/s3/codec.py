@@ -1,6 +1,6 @@
 """Decode a downloaded bundle and check its content against its bundle id.
 
-The bundle format is :mod:`pytest_insight.core.bundle`; this adds the one
+The bundle format is :mod:`pytest_insight.format.bundle`; this adds the one
 thing a download needs on top: the SHA-256 of the decompressed content must
 start with the bundle id the object was stored under, so an object that was
 replaced, truncated or mislabelled is reported instead of imported.
@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from pytest_insight.core import compression
-from pytest_insight.core.decoding import BundleDecoder, DecodedItem, Limits
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import InvalidDataError
+from pytest_insight.format import compression
+from pytest_insight.format.decoding import BundleDecoder, DecodedItem, Limits
+from pytest_insight.model.sessions import TestSession
 
 __all__ = ["decode_verified"]
 

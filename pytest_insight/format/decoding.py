@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
 
-from pytest_insight.core import compression
-from pytest_insight.core.fields import kind
-from pytest_insight.core.lenient import read_line
-from pytest_insight.core.models import SCHEMA_VERSION, TestSession
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
+from pytest_insight.format import compression
+from pytest_insight.model.fields import kind
+from pytest_insight.model.lenient import read_line
+from pytest_insight.model.sessions import SCHEMA_VERSION, TestSession
 
 __all__ = [
     "BundleDecoder",
@@ -32,7 +32,6 @@ __all__ = [
     "Limits",
     "SessionLine",
     "SourceItem",
-    "aiter_bundle",
     "decode_document",
     "iter_bundle",
 ]
@@ -243,21 +242,6 @@ def iter_bundle(
         for chunk in chunks:
             yield from decoder.feed(chunk)
         yield from decoder.finish()
-    except InvalidDataError as exc:
-        yield exc
-
-
-async def aiter_bundle(
-    chunks: AsyncIterable[bytes], source: str, limits: Limits | None = None, *, compressed: bool = True
-) -> AsyncIterator[DecodedItem]:
-    """Async twin of :func:`iter_bundle`, over async byte chunks."""
-    decoder = BundleDecoder(source, limits, compressed=compressed)
-    try:
-        async for chunk in chunks:
-            for item in decoder.feed(chunk):
-                yield item
-        for item in decoder.finish():
-            yield item
     except InvalidDataError as exc:
         yield exc
 

@@ -13,12 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-
-import anyio
-import anyio.to_thread
 
 from pytest_insight.errors import StorageError, StoreLockedError
 
@@ -43,11 +38,6 @@ class FileLock:
         self.path = path
         self.timeout = timeout
         self._fd: int | None = None
-
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock now."""
-        return self._fd is not None
 
     def acquire(self) -> None:
         """Take the lock, waiting up to ``timeout`` seconds (blocks the calling thread).
@@ -97,17 +87,3 @@ class FileLock:
         if fd is not None:
             # Closing the descriptor drops the flock; the file itself is kept.
             os.close(fd)
-
-    @asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        """Hold the lock for the block, waiting for it in a worker thread.
-
-        Raises:
-            StoreLockedError: the lock was not free within ``timeout``.
-            StorageError: the lock file cannot be created or opened.
-        """
-        await anyio.to_thread.run_sync(self.acquire)
-        try:
-            yield
-        finally:
-            self.release()

@@ -6,12 +6,12 @@ import os
 from collections.abc import Collection, Iterable, Set
 from pathlib import Path
 
-from pytest_insight.core.bundle import CANONICAL_START, EncodedSession
-from pytest_insight.core.decoding import SessionLine
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import CorruptStoreError
-from pytest_insight.storage import packs
-from pytest_insight.storage.session_files import decode_stored
+from pytest_insight.format.bundle import CANONICAL_START, EncodedSession
+from pytest_insight.format.decoding import SessionLine
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.storage.local import packs
+from pytest_insight.storage.local.session_files import decode_stored
 
 __all__ = ["Found", "Item", "PackShelf"]
 

@@ -1,4 +1,4 @@
-"""JUnit files as an import source and an export sink (see :mod:`pytest_insight.core.locations`)."""
+"""JUnit files as an import source and an export sink (see :mod:`pytest_insight.exchange.locations`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from pytest_insight.core.bundle import EncodedSession
-from pytest_insight.core.decoding import Limits, SourceItem
-from pytest_insight.core.file_sinks import write_atomic
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.progress import ProgressCallback
 from pytest_insight.errors import InvalidDataError, file_error
+from pytest_insight.files import write_atomic
+from pytest_insight.format.bundle import EncodedSession
+from pytest_insight.format.decoding import Limits, SourceItem
 from pytest_insight.junit.reader import Grouping, read_junit
 from pytest_insight.junit.writer import junit_pieces
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Scope
 
 __all__ = ["JUnitSink", "JUnitSource"]

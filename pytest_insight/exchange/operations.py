@@ -1,10 +1,10 @@
 """The exchange core: export, import and clear, the same on every backend.
 
-Import streams records from a source (see :mod:`pytest_insight.core.locations`)
+Import streams records from a source (see :mod:`pytest_insight.exchange.locations`)
 and merges them into the target in batches; each batch is one transaction of
 the target (lookup, decide per strategy, put, commit).
 
-Merge strategies and their semantics: :mod:`pytest_insight.core.merging`.
+Merge strategies and their semantics: :mod:`pytest_insight.exchange.merging`.
 
 Failure semantics: a bad line, object or file is an error record (counted in
 ``errors``, named in ``error_messages``) and never stops the import. Each
@@ -24,16 +24,23 @@ from typing import TypeVar
 
 import anyio
 
-from pytest_insight.core.bundle import EncodedSession, encode_or_reuse, encode_session
-from pytest_insight.core.decoding import Limits, SessionLine
-from pytest_insight.core.locations import Sink, Source, open_sink, open_source
-from pytest_insight.core.merging import MAX_ERROR_MESSAGES, ImportStats, Merger, MergeStrategy, parse_strategy
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.progress import ProgressCallback
-from pytest_insight.core.spool import SessionSpool
 from pytest_insight.errors import ConfigurationError, InvalidDataError
-from pytest_insight.redaction import Redactor
+from pytest_insight.exchange.locations import Sink, Source, open_sink, open_source
+from pytest_insight.exchange.merging import (
+    MAX_ERROR_MESSAGES,
+    ImportStats,
+    Merger,
+    MergeStrategy,
+    parse_strategy,
+)
+from pytest_insight.exchange.redaction import Redactor
+from pytest_insight.format.bundle import EncodedSession, encode_or_reuse, encode_session
+from pytest_insight.format.decoding import Limits, SessionLine
+from pytest_insight.format.spool import SessionSpool
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Backend, LineScanner, Scope, ScopeClearer
+from pytest_insight.tasks import unwrapped
 
 __all__ = [
     "BATCH_BYTES",
@@ -189,15 +196,11 @@ async def import_sessions(
             if batch:
                 await send.send(batch)
 
-    try:
+    with unwrapped():
         async with anyio.create_task_group() as group, receive:
             group.start_soon(read)
             async for batch in receive:
                 await merger.merge(batch, progress)
-    except BaseExceptionGroup as failure:
-        if len(failure.exceptions) == 1:  # surface the one real error, not the task group's wrapper
-            raise failure.exceptions[0] from None
-        raise
     return merger.stats
 
 

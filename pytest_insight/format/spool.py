@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import overload
 
-from pytest_insight.core.bundle import EncodedSession
 from pytest_insight.errors import StorageError
+from pytest_insight.format.bundle import EncodedSession
 
 __all__ = ["Selection", "SessionSpool"]
 

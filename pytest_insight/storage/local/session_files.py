@@ -8,10 +8,10 @@ from pathlib import Path
 
 import msgspec
 
-from pytest_insight.core.bundle import encode_session
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.schema import decode_line
 from pytest_insight.errors import CorruptStoreError, InvalidDataError
+from pytest_insight.format.bundle import encode_session
+from pytest_insight.model.schema import decode_line
+from pytest_insight.model.sessions import TestSession
 
 __all__ = ["decode_file", "decode_stored", "encode_file", "is_session_file", "session_file_name"]
 

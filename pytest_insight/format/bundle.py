@@ -8,9 +8,9 @@ byte), so the same sessions give the same bytes and the same bundle id: the
 first 32 hex digits of the SHA-256 of the uncompressed bytes.
 
 Where bundles live (``v1/sut=<sut>/date=<YYYY-MM-DD>/<bundle-id>.jsonl.gz``)
-is :mod:`pytest_insight.core.layout`.
+is :mod:`pytest_insight.format.layout`.
 
-Decoding, streaming and bounded, is :mod:`pytest_insight.core.decoding`.
+Decoding, streaming and bounded, is :mod:`pytest_insight.format.decoding`.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from pytest_insight.core.compression import GzipWriter
-from pytest_insight.core.models import TestSession
-from pytest_insight.core.schema import encode_line
+from pytest_insight.format.compression import GzipWriter
+from pytest_insight.model.schema import encode_line
+from pytest_insight.model.sessions import TestSession
 
 __all__ = [
     "BUNDLE_ID_LENGTH",
@@ -120,7 +120,7 @@ def encode_bundle(sessions: Iterable[EncodedSession | TestSession]) -> Bundle:
     Raises:
         InvalidDataError: a session cannot be encoded.
     """
-    from pytest_insight.core.spool import Selection  # the spool is built on this module
+    from pytest_insight.format.spool import Selection  # the spool is built on this module
 
     items: Sequence[EncodedSession | TestSession] = (
         sessions.ordered() if isinstance(sessions, Selection) else sorted(sessions, key=_bundle_order)
@@ -148,10 +148,10 @@ def _bundle_order(item: EncodedSession | TestSession) -> tuple[datetime, str]:
 def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], Sequence[EncodedSession]]:
     """Group sessions by (SUT, UTC start day): one bundle each.
 
-    A :class:`~pytest_insight.core.spool.SessionSpool` is grouped without
+    A :class:`~pytest_insight.format.spool.SessionSpool` is grouped without
     reading its lines.
     """
-    from pytest_insight.core.spool import SessionSpool  # the spool is built on this module
+    from pytest_insight.format.spool import SessionSpool  # the spool is built on this module
 
     if isinstance(sessions, SessionSpool):
         return sessions.partition()
@@ -164,10 +164,10 @@ def partition(sessions: Iterable[EncodedSession]) -> Mapping[tuple[str, date], S
 def ordered(sessions: Sequence[EncodedSession]) -> Sequence[EncodedSession]:
     """The sessions in bundle order: start time, then id.
 
-    A spool's :class:`~pytest_insight.core.spool.Selection` (the spool, or
+    A spool's :class:`~pytest_insight.format.spool.Selection` (the spool, or
     one partition of it) is ordered without reading its lines.
     """
-    from pytest_insight.core.spool import Selection  # the spool is built on this module
+    from pytest_insight.format.spool import Selection  # the spool is built on this module
 
     if isinstance(sessions, Selection):
         return sessions.ordered()

@@ -14,7 +14,7 @@ Format::
     <16 hex><16 hex>\n        the byte offsets of the index line and of the names line
 
 The index is authoritative: it names each session by its session file name
-(see :mod:`pytest_insight.storage.session_files`), gives its line's bytes,
+(see :mod:`pytest_insight.storage.local.session_files`), gives its line's bytes,
 and its id, SUT and start time (ISO 8601, UTC), so that a scan narrowed to
 a SUT or a time decodes only the sessions inside, and an export sends the
 lines without decoding them.
@@ -35,7 +35,7 @@ from typing import BinaryIO, NamedTuple
 import msgspec
 
 from pytest_insight.errors import CorruptStoreError
-from pytest_insight.storage.session_files import is_session_file
+from pytest_insight.storage.local.session_files import is_session_file
 
 __all__ = [
     "PACK_BYTES",

@@ -8,13 +8,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_insight.core.models import TestSession
 from pytest_insight.errors import SessionExistsError
-from pytest_insight.storage import journal, packs
-from pytest_insight.storage.session_files import encode_file, session_file_name
+from pytest_insight.model.sessions import TestSession
+from pytest_insight.storage.local import journal, packs
+from pytest_insight.storage.local.session_files import encode_file, session_file_name
 
 if TYPE_CHECKING:
-    from pytest_insight.storage.local import LocalBackend
+    from pytest_insight.storage.local.store import LocalBackend
 
 __all__ = ["LocalTransaction"]
 
@@ -22,7 +22,7 @@ __all__ = ["LocalTransaction"]
 class LocalTransaction:
     """Stages puts in a private staging directory, deletes as a plan; commits through its marker.
 
-    Runs under the store's lock (see :class:`~pytest_insight.storage.local.LocalBackend`),
+    Runs under the store's lock (see :class:`~pytest_insight.storage.local.store.LocalBackend`),
     so where each stored session is cannot change while it is open.
     """
 

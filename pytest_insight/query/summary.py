@@ -16,7 +16,7 @@ Every function takes any iterable of sessions (a list, a
   teardown included (reruns too), and tests are ranked as slow by their mean
   duration per run; the setup and teardown shares are kept apart as well;
 - a subtest is a test of its own, named by its node id and label
-  (:attr:`~pytest_insight.core.models.TestResult.test_id`).
+  (:attr:`~pytest_insight.model.sessions.TestResult.test_id`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import overload
 
 from pytest_insight.analysis.flaky import flaky_test_ids
-from pytest_insight.core.models import TestOutcome, TestResult, TestSession
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 __all__ = [
     "QueryResult",
