@@ -10,8 +10,8 @@ import pytest
 from pytest_insight.analysis import History, collect_history, diff_sessions, find_flaky
 from pytest_insight.analysis.flaky import worker_correlation
 from pytest_insight.analysis.history import FAIL, PASS, SKIP
-from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
+from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 START = datetime(2026, 2, 2, 9, 0, tzinfo=UTC)
 NODE = "tests/test_x.py::test_x"

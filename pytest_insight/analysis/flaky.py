@@ -26,7 +26,7 @@ from operator import itemgetter
 
 from pytest_insight.analysis.history import FAIL, PASS, SKIP, History, TestHistory
 from pytest_insight.analysis.verdict import Verdict, judge
-from pytest_insight.core.models import TestSession
+from pytest_insight.model.sessions import TestSession
 
 __all__ = [
     "Correlation",
