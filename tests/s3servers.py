@@ -179,6 +179,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
         "AWS_SERVER_SIDE_ENCRYPTION",
         "AWS_SSE_KMS_KEY_ID",
         "AWS_MAX_ATTEMPTS",
+        "AWS_RETRY_MODE",
+        "AWS_S3_EXPRESS",
         "AWS_CA_BUNDLE",
         "HTTP_PROXY",
         "HTTPS_PROXY",

@@ -75,10 +75,10 @@ def test_duration_jumps_are_found_and_steady_slowness_is_not(
         assert test.first_slow.commit == made.commits[made.labels[nodeid].change]
 
 
-def test_the_old_rule_calls_every_regression_and_fix_flaky() -> None:
-    """The baseline the issue describes: summary's 'passed once and failed once' rule."""
-    made = make_history(0)
+def test_summary_lists_the_flaky_tests_insight_flaky_lists(labelled: tuple[LabelledHistory, History]) -> None:
+    """Summary's flaky list takes the verdict's rule: no regression or fix is called flaky any more."""
+    made, history = labelled
     sessions: list[TestSession] = made.sessions
     flaky = {entry.nodeid for entry in summarize(sessions, 10_000).flaky}
-    kinds = {made.labels[n].kind for n in flaky}
-    assert {"regressed", "fixed"} <= kinds
+    assert flaky == {test.nodeid for test in find_flaky(history)}
+    assert {made.labels[n].kind for n in flaky} <= {"flaky"}

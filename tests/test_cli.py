@@ -401,8 +401,14 @@ def test_summary_names_failing_slow_and_flaky_tests(insight: Run, store: Path) -
     assert data["outcomes"] == {"passed": 4, "failed": 2, "skipped": 2, "xfailed": 2, "rerun": 2}
     assert [entry["nodeid"] for entry in data["failing"]] == ["tests/test_api.py::test_case_1[param-é]"]
     assert data["failing"][0]["failed_runs"] == 2
-    assert [entry["nodeid"] for entry in data["flaky"]] == ["tests/test_api.py::test_flaky"]
+    assert data["flaky"] == []  # two sessions: fewer runs than insight flaky's --min-runs (5)
     assert data["slowest"][0]["nodeid"] == "tests/test_api.py::test_flaky"
+    result = insight("summary", "--storage", store, "--sut", "api", "--json", "--min-runs", "1")
+    data = json.loads(result.stdout)
+    # passed on a rerun: flaky, as insight flaky --min-runs 1 says
+    assert [entry["nodeid"] for entry in data["flaky"]] == ["tests/test_api.py::test_flaky"]
+    flaky = insight("flaky", "--storage", store, "--sut", "api", "--json", "--min-runs", "1")
+    assert [entry["nodeid"] for entry in json.loads(flaky.stdout)["flaky"]] == [data["flaky"][0]["nodeid"]]
 
     text = insight("summary", "--storage", store, "--top", "1")
     assert text.returncode == 0, text.stderr

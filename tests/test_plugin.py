@@ -287,11 +287,21 @@ def test_xdist_run_is_one_session_with_every_test(pytester: pytest.Pytester, sto
     assert recorded_counts(session) == pytest_counts(result)
     assert sum(pytest_counts(result).values()) == 11
     assert [r.nodeid for r in session.test_results if r.has_warning] == ["test_outcomes.py::test_warns"]
+    # each result names the worker that ran it, as pytest -v does ("[gw1] PASSED ...")
+    assert {r.worker for r in session.test_results} == {"gw0", "gw1"}
     # a passing test has no failure text, not even the worker's "[gw0] linux -- Python ..." line
     assert all(not r.longreprtext for r in session.test_results if r.outcome is TestOutcome.PASSED)
     failed = [r for r in session.test_results if r.outcome is TestOutcome.FAILED]
     assert failed
     assert all("[gw" in r.longreprtext for r in failed)
+
+
+def test_a_run_without_xdist_names_no_worker(pytester: pytest.Pytester, store: Path) -> None:
+    pytester.makepyfile(test_one="def test_one(): pass")
+    pytester.runpytest("--insight", "--insight-storage", str(store))
+    (result,) = only_session(store).test_results
+    assert result.worker == ""
+    assert "worker" not in result.to_dict()  # nothing written: such lines stay as earlier releases wrote them
 
 
 def test_nothing_is_recorded_without_insight_or_with_collect_only(

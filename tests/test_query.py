@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pytest_insight.analysis import History, find_flaky
 from pytest_insight.core.profiles import create_profile
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 from pytest_insight.errors import ConfigurationError, UnknownProfileError
@@ -388,10 +389,39 @@ def test_summaries_name_failing_slow_and_flaky_tests(storage: RecordingStorage) 
     assert [s.nodeid for s in failing] == ["tests/test_a.py::test_bad"]
     assert failing[0].last_error == "AssertionError: 1 != 2"
     assert failing[0].last_failure == T0
-    flaky = {s.nodeid: s for s in found.flaky_tests()}
-    assert set(flaky) == {"tests/test_a.py::test_bad", "tests/test_web.py::test_page[chrome]"}
+    assert found.flaky_tests() == []  # one run each: fewer than insight flaky's --min-runs (5)
+    flaky = {s.nodeid: s for s in found.flaky_tests(min_runs=1)}
+    # test_bad failed, then passed: a fix, not flaky; test_page failed and passed on its rerun
+    assert set(flaky) == {"tests/test_web.py::test_page[chrome]"}
     assert flaky["tests/test_web.py::test_page[chrome]"].reruns == 1
-    assert found.test_stats()["tests/test_a.py::test_ok"].is_flaky is False
+    stats = found.test_stats(min_runs=1)
+    assert [stats[n].is_flaky for n in ("tests/test_a.py::test_ok", "tests/test_a.py::test_bad")] == [
+        False,
+        False,
+    ]
+    assert found.summarize(min_runs=1).flaky == found.flaky_tests(min_runs=1)
+
+
+def test_summaries_call_flaky_what_insight_flaky_does() -> None:
+    """Both outcomes on one commit: flaky; broke on one commit and stayed broken: a regression."""
+    flaky = ["passed", "failed", "passed", "passed", "passed", "passed"]
+    regressed = ["passed", "passed", "passed", "failed", "failed", "failed"]
+    store = InMemoryStorage(
+        [
+            session(
+                f"s{i}",
+                result("t::flaky", flaky[i]),
+                result("t::regressed", regressed[i]),
+                start=T0 + timedelta(hours=i),
+                tags={"commit": f"c{i // 3}"},
+            )
+            for i in range(6)
+        ]
+    )
+    found = Query(store).execute()
+    history = History.from_sessions(found)
+    assert [s.nodeid for s in found.flaky_tests()] == [t.nodeid for t in find_flaky(history)] == ["t::flaky"]
+    assert [s.nodeid for s in found.failing_tests()] == ["t::regressed", "t::flaky"]
 
 
 def test_a_setup_error_counts_as_a_failure_and_a_teardown_error_is_not_a_pass() -> None:
@@ -401,8 +431,9 @@ def test_a_setup_error_counts_as_a_failure_and_a_teardown_error_is_not_a_pass() 
             session("s2", result("t::a", "passed"), start=T0 + timedelta(hours=1)),
         ]
     )
-    stats = Query(store).execute().test_stats()["t::a"]
-    assert (stats.runs, stats.failed_runs, stats.passed_runs, stats.is_flaky) == (2, 1, 1, True)
+    stats = Query(store).execute().test_stats(min_runs=1)["t::a"]
+    # failed, then passed: fixed, not flaky
+    assert (stats.runs, stats.failed_runs, stats.passed_runs, stats.is_flaky) == (2, 1, 1, False)
 
 
 # -- the spec's examples, as written ------------------------------------------------
@@ -512,7 +543,7 @@ def test_a_test_with_one_result_in_a_session_counts_as_the_general_path_counts_i
         for nodeid, results in grouped.items():
             run = (each.session_id, each.session_start_time)
             summary._add_run(expected.setdefault(nodeid, TestStats(nodeid)), run, results)
-    assert summary.test_stats(sessions) == expected
+    assert summary._gathered(sessions) == expected
 
 
 @given(_RUNS, st.integers(min_value=0, max_value=4))

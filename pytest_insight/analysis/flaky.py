@@ -5,23 +5,44 @@ and it ran at least ``min_runs`` times. Its *flip rate* is the share of
 consecutive runs whose outcome differs (Google's measure); the confidence is
 the Wilson score lower bound (95%) of its failure rate, so a test seen twice
 ranks below one seen a hundred times at the same rate.
+
+Where it fails: a context value (host, Python version, CI, branch, any tag)
+that all its failures share, and the pytest-xdist worker that ran all of
+them. A session's context is fixed, but xdist hands a test to whichever
+worker is free, so two failures on one of two workers happen by chance half
+the time: a worker is named only when chance would put every failure on it
+less than one time in twenty.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
 
-from pytest_insight.analysis.history import FAIL, PASS, History, TestHistory
+from pytest_insight.analysis.history import FAIL, PASS, SKIP, History, TestHistory
 from pytest_insight.analysis.verdict import Verdict, judge
+from pytest_insight.model.sessions import TestSession
 
-__all__ = ["Correlation", "FlakyTest", "find_flaky", "outcome_strip", "wilson_lower_bound"]
+__all__ = [
+    "Correlation",
+    "FlakyTest",
+    "correlate",
+    "find_flaky",
+    "flaky_test_ids",
+    "flaky_verdict",
+    "outcome_strip",
+    "wilson_lower_bound",
+    "worker_correlation",
+]
 
 _STRIP = {PASS: "P", FAIL: "F"}
 _MIN_FAILURES_TO_CORRELATE = 2
+_WORKER_CHANCE = 0.05  # the most that chance may explain of "every failure on one worker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +50,8 @@ class Correlation:
     """All failures of a test happened where one context key had one value.
 
     Attributes:
-        key: the context key (``host``, ``python``, ``branch``, ``ci`` or any tag).
+        key: the context key (``host``, ``python``, ``branch``, ``ci`` or any
+            tag), or ``worker`` for the pytest-xdist worker.
         value: the only value its failures had.
         failures: its failures there (all of them).
         runs_elsewhere: its runs where the key had another value (all passed).
@@ -109,13 +131,45 @@ def find_flaky(history: History, *, min_runs: int = 5, strip: int = 30) -> list[
     """
     found = []
     for test in history.tests.values():
-        if test.runs < min_runs:
-            continue
-        verdict = judge(test, history)
-        if verdict.kind == "flaky" and verdict.runs >= min_runs:
+        verdict = flaky_verdict(test, history, min_runs)
+        if verdict is not None:
             found.append(_flaky(test, verdict, history, strip))
     found.sort(key=lambda item: (-_rank(item.evidence), -item.confidence, item.sut_name, item.nodeid))
     return found
+
+
+def flaky_verdict(test: TestHistory, history: History, min_runs: int = 5) -> Verdict | None:
+    """The verdict on ``test`` when it is flaky on ``min_runs`` or more passing or failing runs, else None."""
+    if test.runs < min_runs:
+        return None
+    verdict = judge(test, history)
+    return verdict if verdict.kind == "flaky" and verdict.runs >= min_runs else None
+
+
+def flaky_test_ids(
+    sessions: Iterable[TestSession], *, min_runs: int = 5, among: Collection[str] | None = None
+) -> set[str]:
+    """The ids of the tests that :func:`find_flaky` would list for ``sessions`` (in any of their SUTs).
+
+    A test id is a node id, followed by the label for a subtest
+    (``TestResult.test_id``).
+
+    Args:
+        sessions: the sessions, in any order.
+        min_runs: as for :func:`find_flaky`.
+        among: judge only these test ids (the others cannot be flaky, say
+            because they never failed): their results alone are read.
+    """
+    history = History()
+    for session in sessions:
+        if among is not None:
+            # a result's test id is its node id but for a subtest's: no property call for the others
+            results = session.test_results
+            kept = [r for r in results if r.nodeid in among or (r.subtest and r.test_id in among)]
+            session = dataclasses.replace(session, test_results=kept, rerun_test_groups=[])
+        history.add(session)
+    history.finish()
+    return {test.nodeid for test in history.tests.values() if flaky_verdict(test, history, min_runs)}
 
 
 def _rank(evidence: str) -> int:
@@ -146,7 +200,7 @@ def _flaky(test: TestHistory, verdict: Verdict, history: History, strip: int) ->
         last_seen=sessions[test.sessions[-1]].start,
         last_failure=test.last_failure,
         recent=outcome_strip(test, strip),
-        correlations=correlate(verdict, history),
+        correlations=correlate(verdict, history) + worker_correlation(test, history),
     )
 
 
@@ -176,3 +230,35 @@ def correlate(verdict: Verdict, history: History) -> tuple[Correlation, ...]:
         if elsewhere >= 2:
             found.append(Correlation(key, value, len(failing), elsewhere))
     return tuple(found)
+
+
+def worker_correlation(test: TestHistory, history: History) -> tuple[Correlation, ...]:
+    """The pytest-xdist worker that ran every failure of ``test``, when chance hardly explains it.
+
+    Failures are failed runs and rerun recoveries. The worker is named when
+    there were at least two, all on it, at least two runs elsewhere passed,
+    and the chance that that many failures all land on one worker, drawn from
+    the runs as xdist spread them (a hypergeometric draw, times the number of
+    workers), is under 5%.
+    """
+    if not test.workers:
+        return ()
+    runs: Counter[int] = Counter()
+    failures: Counter[int] = Counter()
+    for outcome, rerun, worker in zip(test.outcomes, test.reruns, test.workers, strict=True):
+        if outcome == SKIP:
+            continue
+        runs[worker] += 1
+        if outcome == FAIL or rerun:
+            failures[worker] += 1
+    if len(failures) != 1:
+        return ()
+    ((worker, failed),) = failures.items()
+    total, there = runs.total(), runs[worker]
+    if not worker or failed < _MIN_FAILURES_TO_CORRELATE or total - there < 2:
+        return ()
+    named = sum(1 for code in runs if code)
+    chance = math.comb(there, failed) / math.comb(total, failed) * named
+    if chance >= _WORKER_CHANCE:
+        return ()
+    return (Correlation("worker", history.worker_names[worker], failed, total - there),)

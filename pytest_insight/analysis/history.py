@@ -12,6 +12,16 @@ its reports failed or erred (a pass followed by a teardown error is a
 failure), ``pass`` when it passed (or xpassed), ``skip`` otherwise (skipped,
 xfailed). A test that pytest-rerunfailures reran and that passed in the end
 is a *rerun recovery*.
+
+A subtest is a test of its own, keyed by its node id and label
+(``test_x.py::test_a [part] (i=2)``, as ``TestResult.test_id``). pytest 9
+fails a test whose subtest failed ("contains 1 failed subtest"): in a
+session where one of its subtests failed, the test's own ``failed`` result
+is taken as that echo and counted as a skip, so a subtest that flips does
+not make its parent look flaky too.
+
+Under pytest-xdist each run also keeps the worker that ran it
+(:attr:`TestHistory.workers`).
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_insight.model.sessions import TestSession, to_utc
@@ -39,6 +49,9 @@ _CODES = {"passed": PASS, "xpassed": PASS, "failed": FAIL, "error": FAIL, "rerun
 # tags that name one run, not a context runs share: they say nothing about where failures happen
 _RUN_TAGS = frozenset({"commit", "ci_run_id", "ci_run_url", "ci_job_url"})
 _FAILURE_TEXT_LIMIT = 2000
+_SUBTEST = attrgetter("subtest")
+_FAILING = frozenset({"failed", "error"})
+_NONE: frozenset[str] = frozenset()
 
 
 class ResultLike(Protocol):
@@ -52,6 +65,12 @@ class ResultLike(Protocol):
     def duration(self) -> float: ...
     @property
     def longreprtext(self) -> str: ...
+    @property
+    def subtest(self) -> str: ...
+    @property
+    def worker(self) -> str: ...
+    @property
+    def test_id(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +107,14 @@ class TestHistory:
 
     Attributes:
         sut_name: the SUT the test belongs to.
-        nodeid: its pytest node id.
+        nodeid: its pytest node id, followed by the label for a subtest
+            (``test_x.py::test_a [part] (i=2)``).
         sessions: per run, the index of its session in :attr:`History.sessions`.
         outcomes: per run, :data:`PASS`, :data:`FAIL` or :data:`SKIP`.
         durations: per run, the seconds its reports took.
         reruns: per run, 1 when pytest-rerunfailures reran it (a pass then is a rerun recovery).
+        workers: per run, the pytest-xdist worker that ran it, an index into
+            :attr:`History.worker_names` (0: none); empty when no run had one.
         last_failure: the failure text of its latest failing run.
     """
 
@@ -104,6 +126,7 @@ class TestHistory:
     outcomes: bytearray = field(default_factory=bytearray)
     durations: array[float] = field(default_factory=lambda: array("d"))
     reruns: bytearray = field(default_factory=bytearray)
+    workers: array[int] = field(default_factory=lambda: array("H"))
     last_failure: str = ""
     _last_failure_index: int = -1
 
@@ -135,7 +158,8 @@ class History:
 
     After :meth:`finish`, ``commit_ids`` and ``context_ids`` give each
     session's commit (an index into ``commit_names``; 0 is "no commit") and
-    context (an index into ``contexts``).
+    context (an index into ``contexts``). ``worker_names`` names the xdist
+    workers that :attr:`TestHistory.workers` count (``""`` first, for none).
     """
 
     sessions: list[SessionInfo] = field(default_factory=list)
@@ -147,6 +171,8 @@ class History:
     commit_names: list[str] = field(default_factory=list)
     context_ids: array[int] = field(default_factory=lambda: array("i"))
     contexts: list[Mapping[str, str]] = field(default_factory=list)
+    worker_names: list[str] = field(default_factory=lambda: [""])
+    _worker_codes: dict[str, int] = field(default_factory=lambda: {"": 0})
 
     def __repr__(self) -> str:
         # asyncio formats a finished task's result with repr: the default one would list every run
@@ -157,15 +183,20 @@ class History:
         index = len(self.sessions)
         sut = session.sut_name
         results = session.test_results
-        nodeids = [result.nodeid for result in results]
-        layout = self._layouts.get(sut)
-        if layout is not None and layout[0] == nodeids:
-            self._add_same_tests(index, results, layout[1])
+        echoes = _NONE
+        if any(map(_SUBTEST, results)):
+            keys = [result.test_id for result in results]
+            echoes = frozenset(r.nodeid for r in results if r.subtest and r.outcome in _FAILING)
         else:
-            self._add_any_tests(index, sut, results)
-            if len(set(nodeids)) == len(nodeids):
+            keys = [result.nodeid for result in results]
+        layout = self._layouts.get(sut)
+        if layout is not None and layout[0] == keys:
+            self._add_same_tests(index, results, layout[1], echoes)
+        else:
+            self._add_any_tests(index, sut, results, keys, echoes)
+            if len(set(keys)) == len(keys):
                 tests = self._by_sut[sut]
-                self._layouts[sut] = (nodeids, [tests[nodeid] for nodeid in nodeids])
+                self._layouts[sut] = (keys, [tests[key] for key in keys])
         tags = session.session_tags
         self.sessions.append(
             SessionInfo(
@@ -178,49 +209,78 @@ class History:
             )
         )
 
-    def _add_same_tests(self, index: int, results: Sequence[ResultLike], tests: list[TestHistory]) -> None:
+    def _add_same_tests(
+        self, index: int, results: Sequence[ResultLike], tests: list[TestHistory], echoes: frozenset[str]
+    ) -> None:
         """The common case: the same tests, in the same order, as the SUT's previous session."""
         codes = _CODES
         for history, result in zip(tests, results, strict=True):
             code = codes.get(result.outcome, SKIP)
+            if code == FAIL and echoes and _echo(result, echoes):
+                code = SKIP
             history.sessions.append(index)
             history.durations.append(result.duration)
             if code == _RERUN:
                 history.outcomes.append(SKIP)
                 history.reruns.append(1)
-                continue
-            history.outcomes.append(code)
-            history.reruns.append(0)
+            else:
+                history.outcomes.append(code)
+                history.reruns.append(0)
+            worker = result.worker
+            if worker or history.workers:
+                self._note_worker(history, worker)
             if code == FAIL and result.longreprtext and index >= history._last_failure_index:
                 history._last_failure_index = index
                 history.last_failure = result.longreprtext[:_FAILURE_TEXT_LIMIT]
 
-    def _add_any_tests(self, index: int, sut: str, results: Sequence[ResultLike]) -> None:
+    def _add_any_tests(
+        self, index: int, sut: str, results: Sequence[ResultLike], keys: list[str], echoes: frozenset[str]
+    ) -> None:
         tests = self._by_sut.get(sut)
         if tests is None:
             tests = self._by_sut[sut] = {}
         codes = _CODES
-        for result in results:
-            nodeid = result.nodeid
+        for result, key in zip(results, keys, strict=True):
             code = codes.get(result.outcome, SKIP)
-            history = tests.get(nodeid)
+            if code == FAIL and echoes and _echo(result, echoes):
+                code = SKIP
+            history = tests.get(key)
             if history is None:
-                history = tests[nodeid] = self.tests[(sut, nodeid)] = TestHistory(sut, nodeid)
+                history = tests[key] = self.tests[(sut, key)] = TestHistory(sut, key)
             runs = history.sessions
+            decided = True  # whether this report set the run's outcome (its worker is the run's)
             if runs and runs[-1] == index:  # another report of a test this session already ran
                 history.durations[-1] += result.duration
                 if code == _RERUN:
                     history.reruns[-1] = 1
                 elif code == FAIL or (code == PASS and history.outcomes[-1] != FAIL):
                     history.outcomes[-1] = code
+                else:
+                    decided = False
             else:
                 runs.append(index)
                 history.durations.append(result.duration)
                 history.outcomes.append(SKIP if code == _RERUN else code)
                 history.reruns.append(1 if code == _RERUN else 0)
+            worker = result.worker
+            if (worker and decided) or history.workers:
+                self._note_worker(history, worker if decided else "")
             if code == FAIL and result.longreprtext and index >= history._last_failure_index:
                 history._last_failure_index = index
                 history.last_failure = result.longreprtext[:_FAILURE_TEXT_LIMIT]
+
+    def _note_worker(self, history: TestHistory, worker: str) -> None:
+        """Set the worker of ``history``'s latest run (none: leave it), after padding earlier runs."""
+        code = self._worker_codes.get(worker)
+        if code is None:
+            code = self._worker_codes[worker] = len(self.worker_names)
+            self.worker_names.append(worker)
+        workers = history.workers
+        missing = len(history.outcomes) - len(workers)
+        if missing:
+            workers.extend(array("H", bytes(2 * missing)))
+        if code:
+            workers[-1] = code
 
     def _context(self, tags: Mapping[str, str], system: Mapping[str, Any]) -> Mapping[str, str]:
         pairs = [(key, value) for key, value in tags.items() if key not in _RUN_TAGS]
@@ -275,6 +335,8 @@ class History:
                 history.outcomes = bytearray(gather(history.outcomes))
                 history.durations = array("d", gather(history.durations))
                 history.reruns = bytearray(gather(history.reruns))
+                if history.workers:
+                    history.workers = array("H", gather(history.workers))
 
     @classmethod
     def from_sessions(cls, sessions: Iterable[TestSession]) -> History:
@@ -283,3 +345,8 @@ class History:
         for session in sessions:
             history.add(session)
         return history.finish()
+
+
+def _echo(result: ResultLike, echoes: frozenset[str]) -> bool:
+    """Whether ``result`` is a test's own failure that only repeats a failed subtest's (pytest 9)."""
+    return not result.subtest and result.outcome == "failed" and result.nodeid in echoes

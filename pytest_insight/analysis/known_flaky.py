@@ -18,7 +18,9 @@ __all__ = ["default_since", "known_flaky", "known_flaky_async", "known_flaky_not
 def known_flaky(
     storage: Storage, sut_name: str, failed: Collection[str], *, since: datetime, min_runs: int = 5
 ) -> list[str]:
-    """Those of ``failed`` (node ids) that the stored history of ``sut_name`` since ``since`` calls flaky.
+    """Those of ``failed`` (test ids) that the stored history of ``sut_name`` since ``since`` calls flaky.
+
+    A test id is a node id, followed by the label for a subtest.
 
     Only the SUT's sessions in the window are read, and only the failed
     tests are judged.
@@ -70,7 +72,8 @@ def note_for_run(storage: Storage, recorded: TestSession, *, days: int = 30) -> 
     None when nothing failed or no failure is known flaky; a line saying so
     when the history cannot be read (the run itself is not affected).
     """
-    failed = {r.nodeid for r in recorded.test_results if r.outcome in (TestOutcome.FAILED, TestOutcome.ERROR)}
+    failing = (TestOutcome.FAILED, TestOutcome.ERROR)
+    failed = {r.test_id for r in recorded.test_results if r.outcome in failing}
     if not failed:
         return None
     since = default_since(recorded.session_start_time, days)

@@ -35,6 +35,13 @@ class ResultView(msgspec.Struct, gc=False):
     outcome: str
     duration: float = 0.0
     longreprtext: str = ""
+    subtest: str = ""
+    worker: str = ""
+
+    @property
+    def test_id(self) -> str:
+        """The node id, with the subtest's label for a subtest (as ``TestResult.test_id``)."""
+        return f"{self.nodeid} {self.subtest}" if self.subtest else self.nodeid
 
 
 class SessionView(msgspec.Struct, gc=False):

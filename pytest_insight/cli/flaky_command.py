@@ -15,12 +15,17 @@ from pytest_insight.cli.options import (
 )
 from pytest_insight.cli.output import Console, format_time, plural, render_table
 
-__all__ = ["add_analysis_options", "add_parser", "flaky_record", "run_flaky"]
+__all__ = ["add_analysis_options", "add_min_runs", "add_parser", "flaky_record", "run_flaky"]
 
 
 def add_analysis_options(parser: argparse.ArgumentParser, verb: str) -> None:
     """Add the session filters and ``--min-runs``."""
     add_session_filters(parser, verb)
+    add_min_runs(parser)
+
+
+def add_min_runs(parser: argparse.ArgumentParser) -> None:
+    """Add ``--min-runs``: how many runs a test needs before it is judged flaky."""
     parser.add_argument(
         "--min-runs",
         metavar="N",

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from pytest_insight.cli.flaky_command import add_min_runs
 from pytest_insight.cli.options import (
     add_session_filters,
     add_tag_filters,
@@ -29,12 +30,13 @@ def add_parser(commands: argparse._SubParsersAction[Any], parents: list[argparse
         parents=parents,
         help="failing, slowest and flaky tests across sessions",
         description="Summarise the selected sessions: outcome counts, the tests that failed, "
-        "the slowest tests and the flaky ones (rerun, or both passed and failed), each per SUT.",
+        "the slowest tests and the flaky ones (as 'insight flaky' judges them), each per SUT.",
         epilog="example:\n  insight summary --sut api --days 30 --top 5",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_session_filters(summary, "summarise")
     add_tag_filters(summary, "summarise")
+    add_min_runs(summary)
     summary.add_argument("--top", metavar="N", type=positive_count, default=10, help="rows per list (10)")
     summary.set_defaults(handler=run_summary)
 
@@ -55,7 +57,9 @@ def run_summary(args: argparse.Namespace, console: Console) -> int:
     for session in open_selected_storage(args, console).load_sessions(filters_scope(args)):
         if wanted(session):
             by_sut[session.sut_name].append(session)
-    found = {sut: summarize(sessions, args.top) for sut, sessions in sorted(by_sut.items())}
+    found = {
+        sut: summarize(sessions, args.top, min_runs=args.min_runs) for sut, sessions in sorted(by_sut.items())
+    }
     outcomes: Counter[TestOutcome] = Counter()
     for summary in found.values():
         outcomes.update(summary.outcomes)

@@ -107,6 +107,10 @@ class TestResult(msgspec.Struct, gc=False, omit_defaults=True):
     numbers and an outcome, so it cannot be part of a reference cycle, and a
     store's hundreds of thousands of results would otherwise make every full
     collection walk them all.
+
+    A subtest's result has its test's ``nodeid`` and its label in
+    ``subtest``; ``worker`` names the pytest-xdist worker that ran the test
+    (``gw0``), and is empty for a run without xdist.
     """
 
     __test__ = False
@@ -124,6 +128,7 @@ class TestResult(msgspec.Struct, gc=False, omit_defaults=True):
     setup_duration: Duration = 0.0
     teardown_duration: Duration = 0.0
     subtest: str = ""
+    worker: str = ""
 
     def __post_init__(self) -> None:
         # decoding builds thousands a session, already normalised: check before calling
@@ -151,6 +156,7 @@ class TestResult(msgspec.Struct, gc=False, omit_defaults=True):
             **({"setup_duration": self.setup_duration} if self.setup_duration else {}),
             **({"teardown_duration": self.teardown_duration} if self.teardown_duration else {}),
             **({"subtest": self.subtest} if self.subtest else {}),
+            **({"worker": self.worker} if self.worker else {}),
         }
 
     @property

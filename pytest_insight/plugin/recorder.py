@@ -18,7 +18,8 @@ Every report pytest counts in its summary line becomes one
 - a subtest (pytest 9's ``subtests``, unittest's ``subTest``) is a result of
   its own, labelled (``[msg] (i=2)``) and kept apart from its test's own
   result; the session counts it as pytest does (a failed subtest among the
-  failed, the others as ``N subtests passed``).
+  failed, the others as ``N subtests passed``);
+- under pytest-xdist, each result names the worker that ran it (``gw0``).
 
 Passing setup and teardown reports carry no outcome: their times are added
 to the test's result (``setup_duration``, ``teardown_duration``).
@@ -39,7 +40,7 @@ from pytest_insight import __version__
 from pytest_insight.model.session_ids import new_session_id
 from pytest_insight.model.sessions import RerunTestGroup, TestOutcome, TestResult, TestSession
 
-__all__ = ["SessionRecorder", "outcome_of", "subtest_label", "testing_system"]
+__all__ = ["SessionRecorder", "outcome_of", "subtest_label", "testing_system", "worker_of"]
 
 
 def outcome_of(report: Any) -> TestOutcome | None:
@@ -80,6 +81,21 @@ def subtest_label(report: Any) -> str:
     if kwargs:
         parts.append("(" + ", ".join(f"{key}={value}" for key, value in kwargs.items()) + ")")
     return " ".join(parts) or "(subtest)"
+
+
+def worker_of(report: Any) -> str:
+    """The pytest-xdist worker that produced ``report`` (``gw0``), or ``""`` without xdist.
+
+    On the xdist controller a worker's report carries ``worker_id``; the
+    report xdist makes up for a test whose worker crashed has only ``node``,
+    the worker's controller, whose gateway id is the same name.
+    """
+    worker = getattr(report, "worker_id", None)
+    if isinstance(worker, str):
+        return worker
+    gateway = getattr(getattr(report, "node", None), "gateway", None)
+    worker = getattr(gateway, "id", None)
+    return worker if isinstance(worker, str) else ""
 
 
 def testing_system(pytest_version: str) -> dict[str, Any]:
@@ -182,6 +198,7 @@ class SessionRecorder:
             longreprtext=report.longreprtext if report.longrepr is not None else "",
             setup_duration=self._setup.pop(nodeid, 0.0) if when == "call" else 0.0,
             subtest=subtest_label(report),
+            worker=worker_of(report),
         )
         self.results.append(result)
         if not result.subtest:

@@ -7,8 +7,11 @@ Every function takes any iterable of sessions (a list, a
 - it *failed* in that session when one of those results is ``failed`` or
   ``error`` (a failed setup or teardown counts), and *passed* when one is
   ``passed`` and none failed;
-- it is *flaky* when it was rerun by pytest-rerunfailures in some session, or
-  passed in one session and failed in another;
+- it is *flaky* by the rule of ``insight flaky``
+  (:func:`pytest_insight.analysis.find_flaky`): judged on at least
+  ``min_runs`` passing or failing runs, it passed on a rerun after failing,
+  or both passed and failed on one commit, or flipped back and forth. A test
+  that broke and stayed broken (a regression), or was fixed, is not flaky;
 - its duration in a session is the sum of its results' durations, setup and
   teardown included (reruns too), and tests are ranked as slow by their mean
   duration per run; the setup and teardown shares are kept apart as well;
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import overload
 
+from pytest_insight.analysis.flaky import flaky_test_ids
 from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
 
 __all__ = [
@@ -44,7 +48,11 @@ _FAILING = frozenset({TestOutcome.FAILED, TestOutcome.ERROR})
 
 @dataclass(slots=True)
 class TestStats:
-    """One node id's record across sessions."""
+    """One node id's record across sessions.
+
+    ``is_flaky`` says whether ``insight flaky``'s rule calls it flaky (see the
+    module's documentation); :func:`test_stats` sets it.
+    """
 
     __test__ = False
 
@@ -62,6 +70,7 @@ class TestStats:
     last_failure: datetime | None = None
     last_failed_session: str = ""
     last_error: str = ""
+    is_flaky: bool = False
 
     @property
     def mean_setup(self) -> float:
@@ -77,14 +86,6 @@ class TestStats:
     def mean_duration(self) -> float:
         """Mean seconds per session it ran in."""
         return self.total_duration / self.runs if self.runs else 0.0
-
-    @property
-    def is_flaky(self) -> bool:
-        """Passed on a rerun after failing, or both passed and failed across sessions.
-
-        A test that is rerun and fails every attempt is failing, not flaky.
-        """
-        return self.recovered_runs > 0 or (self.passed_runs > 0 and self.failed_runs > 0)
 
 
 def outcome_counts(sessions: Iterable[TestSession]) -> dict[TestOutcome, int]:
@@ -103,8 +104,27 @@ def subtest_counts(sessions: Iterable[TestSession]) -> dict[TestOutcome, int]:
     return dict(counts)
 
 
-def test_stats(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
-    """Return every node id's statistics, by node id."""
+# not a test: a library function whose name begins with test_ (PT028 takes it for one)
+def test_stats(sessions: Iterable[TestSession], *, min_runs: int = 5) -> dict[str, TestStats]:  # noqa: PT028
+    """Return every node id's statistics, by node id.
+
+    Args:
+        sessions: the sessions.
+        min_runs: the fewest passing or failing runs a test needs to be
+            judged flaky (``insight flaky --min-runs``).
+    """
+    selected = sessions if isinstance(sessions, Sequence) else list(sessions)
+    stats = _gathered(selected)
+    # only a test that failed or was rerun can be flaky: the verdict reads those tests' results alone
+    candidates = {key for key, entry in stats.items() if entry.failed_runs or entry.reruns}
+    if candidates:
+        for key in flaky_test_ids(selected, min_runs=min_runs, among=candidates):
+            stats[key].is_flaky = True
+    return stats
+
+
+def _gathered(sessions: Iterable[TestSession]) -> dict[str, TestStats]:
+    """Every test's statistics but :attr:`TestStats.is_flaky`."""
     stats: dict[str, TestStats] = {}
     for session in sessions:
         start = session.session_start_time
@@ -189,9 +209,9 @@ def failing_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
     return _failing(test_stats(sessions).values())
 
 
-def flaky_tests(sessions: Iterable[TestSession]) -> list[TestStats]:
-    """Tests that passed on a rerun, or both passed and failed across sessions; most unstable first."""
-    return _flaky(test_stats(sessions).values())
+def flaky_tests(sessions: Iterable[TestSession], *, min_runs: int = 5) -> list[TestStats]:
+    """The tests ``insight flaky`` lists (see the module's documentation), most unstable first."""
+    return _flaky(test_stats(sessions, min_runs=min_runs).values())
 
 
 def _slowest(stats: Iterable[TestStats], n: int) -> list[TestStats]:
@@ -218,15 +238,15 @@ class Summary:
     flaky: list[TestStats]
 
 
-def summarize(sessions: Iterable[TestSession], top: int = 10) -> Summary:
+def summarize(sessions: Iterable[TestSession], top: int = 10, *, min_runs: int = 5) -> Summary:
     """Outcome counts and the ``top`` failing, slowest and flaky tests of ``sessions``.
 
     The same as calling :func:`outcome_counts`, :func:`failing_tests`,
-    :func:`slowest_tests` and :func:`flaky_tests`, but the statistics behind
-    the three rankings are gathered once instead of three times.
+    :func:`slowest_tests` and :func:`flaky_tests` (with ``min_runs``), but the
+    statistics behind the three rankings are gathered once instead of three times.
     """
     selected = sessions if isinstance(sessions, Sequence) else list(sessions)
-    stats = test_stats(selected).values()
+    stats = test_stats(selected, min_runs=min_runs).values()
     return Summary(
         sessions=len(selected),
         outcomes=outcome_counts(selected),
@@ -305,9 +325,9 @@ class QueryResult(Sequence[TestSession]):
         """See :func:`outcome_counts`."""
         return outcome_counts(self._sessions)
 
-    def test_stats(self) -> dict[str, TestStats]:
+    def test_stats(self, *, min_runs: int = 5) -> dict[str, TestStats]:
         """See :func:`test_stats`."""
-        return test_stats(self._sessions)
+        return test_stats(self._sessions, min_runs=min_runs)
 
     def slowest_tests(self, n: int = 10) -> list[TestStats]:
         """See :func:`slowest_tests`."""
@@ -317,10 +337,10 @@ class QueryResult(Sequence[TestSession]):
         """See :func:`failing_tests`."""
         return failing_tests(self._sessions)
 
-    def flaky_tests(self) -> list[TestStats]:
+    def flaky_tests(self, *, min_runs: int = 5) -> list[TestStats]:
         """See :func:`flaky_tests`."""
-        return flaky_tests(self._sessions)
+        return flaky_tests(self._sessions, min_runs=min_runs)
 
-    def summarize(self, top: int = 10) -> Summary:
+    def summarize(self, top: int = 10, *, min_runs: int = 5) -> Summary:
         """See :func:`summarize`."""
-        return summarize(self._sessions, top)
+        return summarize(self._sessions, top, min_runs=min_runs)

@@ -70,6 +70,7 @@ RESULT_FIELDS = (
     Field("setup_duration", "double", "seconds of the test's setup"),
     Field("teardown_duration", "double", "seconds of the test's teardown"),
     Field("subtest", "string", "a subtest's label, such as [part] (i=2)"),
+    Field("worker", "string", "the pytest-xdist worker that ran it, such as gw0"),
 )
 
 LINE_FIELDS = (
@@ -182,6 +183,7 @@ RESULTS_COLUMNS = (
     ViewColumn("setup_duration", "DOUBLE", "coalesce(r.setup_duration, 0)", "seconds of its setup"),
     ViewColumn("teardown_duration", "DOUBLE", "coalesce(r.teardown_duration, 0)", "seconds of its teardown"),
     ViewColumn("subtest", "VARCHAR", "coalesce(r.subtest, '')", "a subtest's label (`[part] (i=2)`) or ''"),
+    ViewColumn("worker", "VARCHAR", "coalesce(r.worker, '')", "the xdist worker that ran it (`gw0`) or ''"),
     ViewColumn("has_warning", "BOOLEAN", "coalesce(r.has_warning, false)", "whether it emitted a warning"),
     ViewColumn(
         "rerun_final_outcome",

@@ -28,10 +28,11 @@ storing take, measured apart on the downloaded bundles (``s3_steps phases``).
 Before anything is timed, 200 objects are written to a bucket prefix of
 their own: SeaweedFS allocates volumes on a bucket's first writes, and no
 tool should pay for that. Each row gives the median over the rounds, the
-median and range of its ratio to ``aws s3 cp`` in the same direction (taken
-within each round, so that the machine's drift between rounds cancels), and
-the CPU milliseconds per object that the tool and the server spent: the two
-share this machine's cores.
+median and range of its ratio to ``aws s3 cp`` in the same direction (and,
+for our steps, the median ratio to ``s5cmd``; both taken within each round,
+so that the machine's drift between rounds cancels), and the CPU
+milliseconds per object that the tool and the server spent: the two share
+this machine's cores.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ class _Step:
     cpu: list[float] = field(default_factory=list)
     server_cpu: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
+    s5_ratios: list[float] = field(default_factory=list)
 
     def row(self, name: str) -> str:
         seconds = median(self.seconds)
@@ -118,9 +120,10 @@ class _Step:
             ratio = f"{median(self.ratios):>7.2f}x{spread:>11}"
         else:
             ratio = f"{'':>19}"
+        s5 = f"{median(self.s5_ratios):>8.2f}x" if self.s5_ratios else f"{'':>9}"
         tool, server = (median(values) / self.objects * 1e3 for values in (self.cpu, self.server_cpu))
         per_object = f"{tool:>8.2f}{server:>8.2f}"
-        return f"{name:<22}{seconds:>8.2f}{per_s:>10.0f}{sess}{max(self.rss):>8.0f}{ratio}{per_object}"
+        return f"{name:<22}{seconds:>8.2f}{per_s:>10.0f}{sess}{max(self.rss):>8.0f}{ratio}{s5}{per_object}"
 
 
 def _peer(name: str) -> str | None:
@@ -215,11 +218,13 @@ def _shape(
             peer = _peer(name)
             if peer is not None:
                 steps[name].ratios.append(taken[peer] / seconds)
+            if name.startswith("ours") and peer is not None:  # and beside s5cmd, the fastest peer
+                steps[name].s5_ratios.append(taken[peer.replace("aws s3 cp", "s5cmd")] / seconds)
         shutil.rmtree(here, ignore_errors=True)
         print(f"  round {number + 1} of {options.rounds} done", flush=True)
     print(
         f"{'step (median)':<22}{'seconds':>8}{'objects/s':>10}{'sessions/s':>11}{'RSS MB':>8}"
-        f"{'vs aws':>8}{'range':>11}{'ms CPU/object: tool, server':>28}"
+        f"{'vs aws':>8}{'range':>11}{'vs s5cmd':>9}{'ms CPU/object: tool, server':>28}"
     )
     for name, step in steps.items():
         print(step.row(name))

@@ -9,7 +9,11 @@ the store for ours, ``s5cmd version`` for s5cmd) is subtracted, and what is
 left is divided by the objects moved. Our steps call the backend's transport
 layer directly (``put_bundle``, ``fetch``, ``list_pages``), ``concurrency``
 at a time; no decoding is counted. Wall-clock rates are printed beside.
-SeaweedFS runs with signature checking on.
+``ours get_async`` is obstore's ``get_async`` + ``bytes_async`` on the same
+store, for comparison only: the backend does not use the async calls (a
+process can abort as it exits after them, ``tests/obstore_exit_abort.py``;
+such exits are counted, not fatal, here). SeaweedFS runs with signature
+checking on.
 """
 
 from __future__ import annotations
@@ -63,6 +67,12 @@ def _child(step: str, endpoint: str, prefix: str, objects: int, size: int, concu
     async def get(key: str) -> None:
         await fetch(bucket, key, limits)
 
+    async def get_async(key: str) -> None:
+        import obstore
+
+        result = await obstore.get_async(bucket.store, key)
+        await result.bytes_async()
+
     async def listing() -> None:
         for _ in range(LIST_REPEAT):
             seen = 0
@@ -74,8 +84,14 @@ def _child(step: str, endpoint: str, prefix: str, objects: int, size: int, concu
         anyio.run(each, put)
     elif step == "get":
         anyio.run(each, get)
+    elif step == "get_async":
+        anyio.run(each, get_async)
     elif step == "list":
         anyio.run(listing)
+
+
+ABORTS: list[str] = []
+"""The steps whose process aborted (SIGABRT) at exit: obstore's async calls."""
 
 
 def _measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -84,7 +100,10 @@ def _measure(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
+    code = os.waitstatus_to_exitcode(status)
+    if code == -6 and "get_async" in argv:
+        ABORTS.append(argv[4])
+    elif code != 0:
         raise SystemExit(
             f"{argv[:5]} failed: {process.stderr.read().decode()[-1500:] if process.stderr else ''}"
         )
@@ -118,7 +137,7 @@ def main() -> None:
                 ours = [sys.executable, "-m", "tests.bench.s3_ops", "--child"]
                 common = [server.endpoint_url, f"ours-{round_}", str(args.objects), str(args.size)]
                 base = _measure([*ours, "startup", *common, str(args.concurrency)], env)
-                for step in ("put", "get", "list"):
+                for step in ("put", "get", "get_async", "list"):
                     wall, cpu = _measure([*ours, step, *common, str(args.concurrency)], env)
                     figures.setdefault(f"ours {step}", []).append((wall - base[0], cpu - base[1]))
                 s5 = [s5cmd, "--endpoint-url", server.endpoint_url, "--numworkers", str(args.concurrency)]
@@ -137,12 +156,14 @@ def main() -> None:
     finally:
         stop_seaweedfs(server)
     print(f"{args.objects} objects of {args.size} B, concurrency {args.concurrency}, median of {args.rounds}")
-    print(f"{'step':<12} {'CPU µs/object':>14} {'objects/s':>10}")
+    print(f"{'step':<16} {'CPU µs/object':>14} {'objects/s':>10}")
     for name, runs in figures.items():
         moved = args.objects * (LIST_REPEAT if name == "ours list" else 1)
         wall = median(w for w, _ in runs)
         cpu = median(c for _, c in runs)
-        print(f"{name:<12} {cpu / moved * 1e6:>14.1f} {moved / max(wall, 1e-3):>10.0f}")
+        print(f"{name:<16} {cpu / moved * 1e6:>14.1f} {moved / max(wall, 1e-3):>10.0f}")
+    if ABORTS:
+        print(f"ours get_async: {len(ABORTS)} of {args.rounds} processes aborted (SIGABRT) at exit")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import random
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 __all__ = ["PADDED_RESULTS", "SHAPES", "main"]
 
@@ -128,7 +129,11 @@ def _timed_phases(files: list[Path]) -> None:
 
 
 def _ours(step: str, args: list[str]) -> None:
-    """Our export, import or clear, as ``insight`` runs them."""
+    """Our export, import or clear, as ``insight`` runs them.
+
+    ``INSIGHT_BENCH_BATCH`` (sessions) and ``INSIGHT_BENCH_BATCH_MIB`` set the
+    import's batch bounds, to measure what they cost in memory.
+    """
     from pytest_insight.cli.main import rare_full_collections
     from pytest_insight.core.storage import JSONStorage, S3Storage, Storage
     from pytest_insight.exchange import locations
@@ -143,11 +148,28 @@ def _ours(step: str, args: list[str]) -> None:
             print(Storage(LocalBackend(Path(store), durable=False)).export_sessions(uri))
         elif step == "import":
             store, uri = paths
+            _batch_bounds()
             stats = JSONStorage(store).import_sessions(uri)
             print(stats["added"], stats["errors"])
         else:
             (uri,) = paths
             print(S3Storage.from_uri(uri, concurrency=int(concurrency)).clear_sessions())
+
+
+def _batch_bounds() -> None:
+    """Apply ``INSIGHT_BENCH_BATCH`` / ``INSIGHT_BENCH_BATCH_MIB`` to the import, when set."""
+    from pytest_insight.exchange import operations
+
+    if os.environ.get("INSIGHT_BENCH_BATCH_MIB"):
+        operations.BATCH_BYTES = int(os.environ["INSIGHT_BENCH_BATCH_MIB"]) << 20
+    sessions = os.environ.get("INSIGHT_BENCH_BATCH")
+    if sessions:
+        unbounded = operations.import_sessions
+
+        async def bounded(*args: Any, **kwargs: Any) -> Any:
+            return await unbounded(*args, **kwargs, batch_size=int(sessions))
+
+        operations.import_sessions = bounded  # the facade looks it up at each call
 
 
 def _boto3(step: str, args: list[str]) -> None:

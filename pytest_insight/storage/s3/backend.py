@@ -4,12 +4,13 @@ Layout: ``PREFIX/v1/sut=<sut>/date=<YYYY-MM-DD>/<bundle-id>.jsonl.gz``
 (:mod:`pytest_insight.format.layout`), one bundle per SUT and UTC day per write.
 Reads narrow the listing to the scope (:mod:`~pytest_insight.storage.s3.listing`).
 
-Every request goes through one obstore store (Rust ``object_store``): async,
+Every request goes through one obstore store (Rust ``object_store``):
 outside the GIL, ``concurrency`` at a time (default 16, at most 64), with
-obstore's retries with exponential backoff (10 attempts unless
-``AWS_MAX_ATTEMPTS`` says otherwise). The store is built once from the user's
-configuration (:mod:`~pytest_insight.storage.s3.config`). This class only
-composes the modules below it::
+obstore's retries with exponential backoff (10 attempts unless ``max_attempts``
+or ``AWS_MAX_ATTEMPTS`` says otherwise: :mod:`~pytest_insight.storage.s3.retries`).
+The store is built once from the user's configuration
+(:mod:`~pytest_insight.storage.s3.config`). This class only composes the
+modules below it::
 
     backend ─▶ transaction, clear, compact, reads
                  └─▶ index, rewrite, deletes ─▶ pipeline ─▶ objects, listing ─▶ bucket ─▶ config, errors
@@ -60,6 +61,7 @@ class S3Backend:
         unsigned: bool = False,
         store: ObjectStore | None = None,
         limits: Limits | None = None,
+        s3_express: bool | None = None,
         transport: TransportLimits | None = None,
     ) -> None:
         """Open the bucket prefix (nothing is requested until it is used).
@@ -73,6 +75,8 @@ class S3Backend:
             unsigned: send requests unsigned, without credentials (a public bucket).
             store: an obstore store to use instead of building one (``MemoryStore`` in tests).
             limits: decoding bounds; :meth:`Limits.from_env` when None.
+            s3_express: the bucket is an S3 Express One Zone directory bucket;
+                when None, a name ending in ``--x-s3`` is one (``AWS_S3_EXPRESS`` decides otherwise).
             transport: timeouts and attempts tighter than the configured ones.
 
         Raises:
@@ -91,6 +95,7 @@ class S3Backend:
                 region=region,
                 concurrency=workers,
                 unsigned=unsigned,
+                s3_express=s3_express,
                 transport=transport,
             )
             store = make_store(settings)

@@ -1,13 +1,17 @@
 """The bottom of the S3 backend: one bucket prefix, its one obstore store, and the one call wrapper.
 
 Every request of the package goes through :meth:`Bucket.call`. It runs
-obstore's blocking call in a worker thread (the bytes move in obstore's Rust
-runtime with the GIL released). obstore's ``*_async`` functions would save
-the thread hop, but in obstore 0.12.1 a process that exits right after one
-aborts (SIGABRT) in about one run in twenty: its runtime's threads still touch
-the interpreter while it shuts down. The blocking calls never do. A cancelled
-call (Ctrl-C) is abandoned at once: the request ends in its thread, unawaited.
-:meth:`Bucket.call` also
+obstore's blocking call in an anyio worker thread (the bytes move in
+obstore's Rust runtime with the GIL released). obstore's ``*_async``
+functions are not used: in obstore 0.12.1 a process that exits right after
+them can abort (SIGABRT), even when every future was awaited, because the
+Rust side completes each future from a thread of its own that takes the GIL
+once more after the result is delivered, and CPython before 3.14 ends such a
+thread with ``pthread_exit`` once it is finalizing (``tests/obstore_exit_abort.py``
+reproduces it; docs/s3.md has the details). They also need an asyncio loop.
+Worker threads are Python threads, joined before the interpreter finalizes.
+A cancelled call (Ctrl-C) is abandoned at once: the request ends in its
+thread, unawaited. :meth:`Bucket.call` also
 translates obstore's errors (:mod:`~pytest_insight.storage.s3.errors`), answers
 a failed ``If-None-Match`` / ``If-Match`` condition with None, and, when the
 bucket turns out to live in another region than configured, asks botocore for
@@ -86,6 +90,8 @@ class Bucket:
         concurrency: parallel requests.
         limits: decoding bounds.
         index: which session ids each bundle holds (see :mod:`~pytest_insight.storage.s3.index`).
+        sorted_listing: whether listings come in key order and honour ``start-after``
+            (not in an S3 Express One Zone directory bucket).
     """
 
     def __init__(
@@ -106,6 +112,7 @@ class Bucket:
         self.concurrency = concurrency
         self.limits = limits
         self.index = IdIndex()
+        self.sorted_listing = settings is None or not settings.express
         self._moving = anyio.Lock()
 
     @property

@@ -20,7 +20,7 @@ __all__ = ["decode_verified"]
 
 
 def decode_verified(
-    data: bytes, source: str, bundle_id: str, limits: Limits
+    data: bytes | memoryview, source: str, bundle_id: str, limits: Limits
 ) -> tuple[list[TestSession], list[bytes], list[InvalidDataError]]:
     """Decode gzipped bundle bytes, verifying the content hash against ``bundle_id``.
 
@@ -47,11 +47,11 @@ def decode_verified(
     try:
         if not data:
             raise InvalidDataError("empty object", source=source)
-        if (reason := compression.not_gzip(data)) is not None:
+        if (reason := compression.not_gzip(bytes(data[:8]))) is not None:
             raise InvalidDataError(reason, source=source)
         gunzip = compression.Gunzip()
         try:
-            for piece in gunzip.feed(data):
+            for piece in gunzip.feed(data):  # type: ignore[arg-type]  # it reads any buffer, through a memoryview
                 digest.update(piece)
                 collect(decoder.feed(piece))
         except compression.ERRORS as exc:

@@ -12,6 +12,12 @@ read ``client.meta``; it never sends a request except :func:`bucket_region`.
 
 Without boto3, obstore's own chain reads the environment (``AWS_*``).
 
+Retries: ``max_attempts`` and ``retry_mode`` (profile or ``AWS_*``) as
+:mod:`~pytest_insight.storage.s3.retries` maps them. A directory bucket of
+S3 Express One Zone (a name ending in ``--x-s3``) is opened with obstore's
+``s3_express`` (sessions from ``CreateSession``); ``AWS_S3_EXPRESS`` or the
+backend's ``s3_express`` option decides it for any other name.
+
 Either way obstore reads its own environment variables too, so
 ``AWS_SERVER_SIDE_ENCRYPTION``, ``AWS_SSE_KMS_KEY_ID`` and
 ``AWS_SSE_BUCKET_KEY_ENABLED`` put encryption headers on every upload, and
@@ -29,27 +35,30 @@ from urllib.parse import urlsplit
 from urllib.request import getproxies
 
 from pytest_insight.errors import ConfigurationError, DependencyError
+from pytest_insight.storage.s3 import retries
+from pytest_insight.storage.s3.retries import DEFAULT_MAX_ATTEMPTS, RetrySettings
 
 if TYPE_CHECKING:
-    from obstore.store import ClientConfig, RetryConfig, S3Store
+    from obstore.store import ClientConfig, S3Store
 
 __all__ = [
     "CONNECT_TIMEOUT",
     "DEFAULT_MAX_ATTEMPTS",
+    "EXPRESS_SUFFIX",
     "INSTALL_HINT",
     "READ_TIMEOUT",
     "StoreSettings",
     "TransportLimits",
     "bucket_region",
+    "is_express",
     "make_store",
     "resolve_settings",
 ]
 
 INSTALL_HINT = 'S3 storage needs the s3 extra: pip install "pytest-insight[s3]"'
 
-DEFAULT_MAX_ATTEMPTS = 10
-"""Attempts per request (``AWS_MAX_ATTEMPTS`` overrides): three lose about one object in a
-thousand when a tenth of requests fail, as a flaky proxy or an overloaded server makes them."""
+EXPRESS_SUFFIX = "--x-s3"
+"""How the name of an S3 Express One Zone directory bucket ends (``name--usw2-az1--x-s3``)."""
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for a connection (``PYTEST_INSIGHT_S3_CONNECT_TIMEOUT`` overrides): an endpoint
@@ -59,6 +68,7 @@ READ_TIMEOUT = 30.0
 """Seconds to wait for the next bytes of a response (``PYTEST_INSIGHT_S3_READ_TIMEOUT`` overrides)."""
 
 _TRUTHY = ("1", "true", "yes", "on")
+_FALSY = ("0", "false", "no", "off")
 
 
 class TransportLimits(TypedDict, total=False):
@@ -86,7 +96,7 @@ class StoreSettings:
         config: the rest of obstore's ``S3Config`` (addressing, checksum, signing).
         client: obstore's ``ClientConfig`` (timeouts, proxy, CA bundle, pool).
         credentials: a credential provider (boto3's chain), or None for obstore's own.
-        max_attempts: attempts per request, the first included.
+        retries: attempts per request and the retry mode.
         session: the botocore session that resolved this, when boto3 is installed.
     """
 
@@ -96,8 +106,18 @@ class StoreSettings:
     config: dict[str, Any] = field(default_factory=dict)
     client: dict[str, Any] = field(default_factory=dict)
     credentials: Any = None
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    retries: RetrySettings = field(default_factory=RetrySettings)
     session: Any = None
+
+    @property
+    def max_attempts(self) -> int:
+        """Attempts per request, the first included."""
+        return self.retries.max_attempts
+
+    @property
+    def express(self) -> bool:
+        """Whether the bucket is an S3 Express One Zone directory bucket (listings are not sorted)."""
+        return bool(self.config.get("s3_express"))
 
     def in_region(self, region: str) -> StoreSettings:
         """These settings with requests signed for ``region``."""
@@ -117,11 +137,23 @@ def _seconds(variable: str, default: float) -> float:
     return value
 
 
-def _attempts() -> int:
-    raw = os.environ.get("AWS_MAX_ATTEMPTS") or str(DEFAULT_MAX_ATTEMPTS)
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigurationError(f"AWS_MAX_ATTEMPTS must be a whole number >= 1, got {raw!r}")
-    return int(raw)
+def is_express(bucket: str, option: bool | None = None) -> bool:
+    """Whether to open ``bucket`` as an S3 Express One Zone directory bucket.
+
+    ``option`` when given, else ``AWS_S3_EXPRESS`` when set, else whether the
+    name ends in :data:`EXPRESS_SUFFIX`.
+
+    Raises:
+        ConfigurationError: ``AWS_S3_EXPRESS`` is neither true nor false.
+    """
+    if option is not None:
+        return option
+    raw = os.environ.get("AWS_S3_EXPRESS", "").strip().lower()
+    if not raw:
+        return bucket.endswith(EXPRESS_SUFFIX)
+    if raw not in (*_TRUTHY, *_FALSY):
+        raise ConfigurationError(f"AWS_S3_EXPRESS must be true or false, got {raw!r}")
+    return raw in _TRUTHY
 
 
 def _is_aws(endpoint: str) -> bool:
@@ -174,47 +206,64 @@ def resolve_settings(
     region: str | None,
     concurrency: int,
     unsigned: bool = False,
+    s3_express: bool | None = None,
     transport: TransportLimits | None = None,
 ) -> StoreSettings:
     """Resolve the user's configuration for ``bucket`` (boto3's chain when installed, else the environment).
 
-    ``transport``, when given, replaces the configured timeouts and attempts.
+    Args:
+        bucket: the bucket name.
+        endpoint_url: an S3-compatible server; the user's configuration when None.
+        region: the region; the user's configuration when None.
+        concurrency: parallel requests (sizes the connection pool).
+        unsigned: send requests unsigned.
+        s3_express: open an S3 Express One Zone directory bucket; decided by
+            :func:`is_express` when None.
+        transport: timeouts and attempts that replace the configured ones.
 
     Raises:
-        ConfigurationError: no credentials, an unknown profile, or a bad timeout or attempt count.
+        ConfigurationError: no credentials, an unknown profile, or a bad
+            timeout, attempt count, retry mode or ``AWS_S3_EXPRESS``.
         DependencyError: obstore is not installed.
     """
     try:
         import obstore  # noqa: F401  (checked here: the error names the extra)
     except ImportError as exc:
         raise DependencyError(INSTALL_HINT) from exc
-    limits = transport or {}
-    attempts = limits.get("max_attempts") or _attempts()
     skip_signature = _unsigned(unsigned)
+    express = {"s3_express": True} if is_express(bucket, s3_express) else {}
     try:
         import botocore.session
     except ImportError:
-        settings = _from_environment(bucket, endpoint_url, region, concurrency, skip_signature, attempts)
+        settings = _from_environment(bucket, endpoint_url, region, concurrency, skip_signature)
     else:
         settings = _from_botocore(
-            botocore.session.Session(), bucket, endpoint_url, region, concurrency, skip_signature, attempts
+            botocore.session.Session(), bucket, endpoint_url, region, concurrency, skip_signature
         )
+    return _limited(replace(settings, config=settings.config | express), transport or {})
+
+
+def _limited(settings: StoreSettings, limits: TransportLimits) -> StoreSettings:
+    """``settings`` with ``limits`` in place of the configured timeouts and attempts."""
     client = dict(settings.client)
     if "connect_timeout" in limits:
         client["connect_timeout"] = timedelta(seconds=limits["connect_timeout"])
     if "request_timeout" in limits:
         client["timeout"] = timedelta(seconds=limits["request_timeout"])
-    return replace(settings, client=client)
+    retries = settings.retries
+    if "max_attempts" in limits:
+        retries = replace(retries, max_attempts=limits["max_attempts"])
+    return replace(settings, client=client, retries=retries)
 
 
 def _from_environment(
-    bucket: str, endpoint_url: str | None, region: str | None, concurrency: int, unsigned: bool, attempts: int
+    bucket: str, endpoint_url: str | None, region: str | None, concurrency: int, unsigned: bool
 ) -> StoreSettings:
     endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     chosen = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     config = _checksum(None) | ({"skip_signature": True} if unsigned else {})
     client = _client_options(concurrency, endpoint, os.environ.get("AWS_CA_BUNDLE")) | _proxy(endpoint, None)
-    return StoreSettings(bucket, chosen, endpoint, config, client, None, attempts)
+    return StoreSettings(bucket, chosen, endpoint, config, client, None, retries.from_environment())
 
 
 def _from_botocore(
@@ -224,11 +273,11 @@ def _from_botocore(
     region: str | None,
     concurrency: int,
     unsigned: bool,
-    attempts: int,
 ) -> StoreSettings:
     from botocore.credentials import RefreshableCredentials
     from botocore.exceptions import BotoCoreError
 
+    retry = retries.from_botocore(session)  # before the client, which names the setting less clearly
     try:
         meta = session.create_client("s3", endpoint_url=endpoint_url, region_name=region).meta
         credentials = None if unsigned else session.get_credentials()
@@ -270,7 +319,7 @@ def _from_botocore(
         config |= {"access_key_id": frozen.access_key, "secret_access_key": frozen.secret_key}
         if frozen.token:
             config["session_token"] = frozen.token
-    return StoreSettings(bucket, chosen, endpoint, config, client, provider, attempts, session)
+    return StoreSettings(bucket, chosen, endpoint, config, client, provider, retry, session)
 
 
 def make_store(settings: StoreSettings) -> S3Store:
@@ -282,15 +331,6 @@ def make_store(settings: StoreSettings) -> S3Store:
     from obstore.exceptions import BaseError
     from obstore.store import S3Store
 
-    retry: RetryConfig = {
-        "max_retries": settings.max_attempts - 1,
-        "backoff": {
-            "init_backoff": timedelta(milliseconds=100),
-            "max_backoff": timedelta(seconds=15),
-            "base": 2,
-        },
-        "retry_timeout": timedelta(minutes=3),
-    }
     client: ClientConfig = settings.client  # type: ignore[assignment]  # built from ClientConfig's keys
     options: dict[str, Any] = dict(settings.config, region=settings.region)
     if settings.endpoint:
@@ -299,7 +339,7 @@ def make_store(settings: StoreSettings) -> S3Store:
         return S3Store(
             settings.bucket,
             client_options=client,
-            retry_config=retry,
+            retry_config=settings.retries.retry_config(),
             credential_provider=settings.credentials,
             **options,
         )

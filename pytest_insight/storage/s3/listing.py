@@ -3,7 +3,9 @@
 A scope with a SUT lists that SUT's prefix alone, starting just past the
 days before the first wanted one (``start-after``) and stopping after the
 last; a date range over every SUT lists the SUT prefixes (a delimiter
-listing) and then each one the same way. A store opened on a prefix inside
+listing) and then each one the same way. An S3 Express One Zone directory
+bucket lists in no particular order and has no ``start-after``: its SUT
+prefixes are listed whole and filtered. A store opened on a prefix inside
 the layout (``team/v1/sut=api`` or one day) lists only that part. Pages are
 yielded as they arrive, so a download pipeline starts on the first page.
 """
@@ -167,8 +169,9 @@ async def list_objects(bucket: Bucket, scope: Scope = EVERYTHING) -> AsyncGenera
     """
     first, last, wanted_sut = _bounds(scope)
     for prefix in await _listing_prefixes(bucket, scope):
-        is_sut_prefix = prefix.rstrip("/").rsplit("/", 1)[-1].startswith("sut=")
-        after = start_after(prefix, first) if is_sut_prefix else ""
+        # a SUT's keys come in date order, except in a directory bucket (which has no start-after either)
+        in_order = prefix.rstrip("/").rsplit("/", 1)[-1].startswith("sut=") and bucket.sorted_listing
+        after = start_after(prefix, first) if in_order else ""
         async with aclosing(list_pages(bucket, prefix, after=after)) as pages:
             async for page in pages:
                 past = False
@@ -185,7 +188,7 @@ async def list_objects(bucket: Bucket, scope: Scope = EVERYTHING) -> AsyncGenera
                     if first is not None and parsed.day < first:
                         continue
                     if last is not None and parsed.day > last:
-                        past = is_sut_prefix  # keys under one SUT are in date order
+                        past = in_order
                         if past:
                             break
                         continue

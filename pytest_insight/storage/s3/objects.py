@@ -64,7 +64,7 @@ class Downloaded:
 
     key: str
     uri: str
-    body: bytes
+    body: memoryview  # over obstore's buffer, not copied
     etag: str
     bundle_id: str  # what the SHA-256 of its content must start with
 
@@ -148,12 +148,12 @@ async def fetch(bucket: Bucket, key: str, limits: Limits) -> Downloaded | Stored
     """
     uri = bucket.object_uri(key)
 
-    def get(store: ObjectStore) -> tuple[bytes | None, str, dict[str, str]]:
+    def get(store: ObjectStore) -> tuple[memoryview | None, str, dict[str, str]]:
         result = obstore.get(store, key)
         meta, attributes = result.meta, result.attributes
         if meta["size"] > limits.max_bytes:
             return None, "", {}  # refused before its body is read
-        body = bytes(result.bytes())
+        body = memoryview(result.bytes())  # the response buffer itself: no copy
         metadata = {str(name): str(value) for name, value in attributes.items()}
         return body, str(meta.get("e_tag") or ""), metadata
 

@@ -4,16 +4,17 @@ Download pipeline::
 
     listing pages ──keys──▶ N concurrent GETs ──▶ verify + decode ──▶ [results] ──▶ consumer
 
-N is the bucket's ``concurrency``. The requests are obstore's async calls, so
-no thread is spent per transfer: the bytes move in obstore's own runtime,
-outside the GIL, and only decoding runs on the event loop. At most ``2 * N``
+N is the bucket's ``concurrency``. Each request is obstore's blocking call in
+a worker thread (see :mod:`~pytest_insight.storage.s3.bucket`): the bytes move
+in obstore's own runtime, outside the GIL, and decoding runs on the event
+loop. At most ``2 * N``
 keys are taken from the listing whose bundle the consumer has not finished
 with, so at most ``2 * N`` bundles are in memory (being downloaded, waiting,
 or with the consumer) however large the prefix is. Listing, downloading and
 the consumer's work (merging into a store) overlap.
 
-Cancelling (Ctrl-C, or a consumer that stops early) drops the requests under
-way at once: nothing waits for a worker thread to finish its transfer.
+Cancelling (Ctrl-C, or a consumer that stops early) abandons the requests
+under way at once: nothing waits for a worker thread to finish its transfer.
 
 Failure policy: a bundle that cannot be read or decoded is handed on as a
 :class:`~pytest_insight.storage.s3.objects.StoredBundle` carrying the failure
