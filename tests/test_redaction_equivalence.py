@@ -98,3 +98,18 @@ def test_a_session_is_redacted_field_by_field_and_its_line_tells_whether_it_must
     assert [(r.capstdout, r.capstderr, r.caplog, r.longreprtext) for r in session.test_results] == expected
     assert session.session_tags == expected_tags
     assert redactor.counts == by_field.counts
+
+
+def test_a_match_across_two_fields_does_not_hide_one_inside_the_second() -> None:
+    session = build_session("across", tests=1, reruns=False)
+    result = session.test_results[0]
+    result.capstdout = "-----BEGIN RSA PRIVATE KEY-----\ntruncated by the capture"  # a block cut short
+    result.capstderr = SAMPLES["private-key"][0]  # a whole block, after the cut one when searched as one
+    expected = Redactor().text(result.capstderr)
+    assert "[REDACTED:private-key]" in expected
+    assert Redactor().line_holds_secret(encode_session(session).line)
+    Redactor().session(session)
+    assert (result.capstdout, result.capstderr) == (
+        "-----BEGIN RSA PRIVATE KEY-----\ntruncated by the capture",
+        expected,
+    )
