@@ -59,7 +59,7 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 500
 """Sessions merged per target transaction."""
 
-BATCH_BYTES = 32 << 20
+BATCH_BYTES = 8 << 20
 """A batch ends early once its sessions' lines reach this many bytes, so large sessions bound memory too."""
 
 T = TypeVar("T")
