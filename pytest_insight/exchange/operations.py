@@ -15,7 +15,6 @@ completes it without duplicates.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -37,6 +36,7 @@ from pytest_insight.exchange.redaction import Redactor
 from pytest_insight.format.bundle import EncodedSession, encode_or_reuse, encode_session
 from pytest_insight.format.decoding import Limits, SessionLine
 from pytest_insight.format.spool import SessionSpool
+from pytest_insight.model.lenient import read_line
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Backend, LineScanner, Scope, ScopeClearer
@@ -59,7 +59,7 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 500
 """Sessions merged per target transaction."""
 
-BATCH_BYTES = 32 << 20
+BATCH_BYTES = 8 << 20
 """A batch ends early once its sessions' lines reach this many bytes, so large sessions bound memory too."""
 
 T = TypeVar("T")
@@ -134,9 +134,9 @@ async def export_sessions(
 
 def _redacted(item: EncodedSession, redactor: Redactor | None) -> EncodedSession:
     """``item`` with its secrets replaced: decoded and encoded again only when it may hold one."""
-    if redactor is None or not redactor.may_hold_secret(item.line.decode("utf-8", "replace")):
+    if redactor is None or not redactor.line_holds_secret(item.line):
         return item
-    session = TestSession.from_dict(json.loads(item.line))
+    session = read_line(item.line)
     found = redactor.total
     redactor.session(session)
     return item if redactor.total == found else encode_session(session)

@@ -29,12 +29,15 @@ so ``password=hunter2`` becomes ``password=[REDACTED:password]``.
 
 from __future__ import annotations
 
-import functools
+import bisect
+import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
+
+import msgspec
 
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.model.sessions import TestSession
@@ -85,16 +88,104 @@ _NEEDLES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+# How far before a needle a match of the kind can start: the keyword of ``password`` holds its
+# needle at most 7 characters in (``client_secret``, ``access_key``). A kind with a reach is
+# matched only at those starts, not scanned for along the whole text: a test's output holds
+# "passed", "key" and "token" all the time, and a scan of it with a case-insensitive pattern
+# is the slow part of redaction. None: scanned, when a needle is found (rare or fast kinds);
+# url-password's matches start where the scheme before its "://" does.
+_REACH: dict[str, int | None] = {
+    "private-key": None,
+    "aws-access-key-id": 0,
+    "aws-secret-key": 4,
+    "github-token": 0,
+    "gitlab-token": 0,
+    "slack-token": None,
+    "jwt": 0,
+    "bearer-token": 0,
+    "url-password": None,
+    "password": 7,
+}
+
+# What the lower-cased text must hold right after a needle for a match to be there: what the
+# kind's pattern requires after it, loosened (the rest of a keyword, then the assignment). Most
+# needles found ("token" in prose, "passed") fail it at once, and no match start is tried for them.
+_AFTER_NEEDLE: dict[str, str] = {
+    "aws-secret-key": r"[a-z_]*[\"']?\s*[:=]",
+    "bearer-token": r"\s+[a-z0-9._~+/-]{12}",
+    "url-password": r"[^\s:/@\"']+:[^\s@/\"']+@",
+    "password": r"[a-z_]*[\"']?\s*[:=]",
+}
+
+# The characters a case-insensitive pattern takes for an ASCII letter, folded to it (İ also keeps
+# the folded text as long as the text, which the needles' positions rely on).
+_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_SEPARATOR = "\n\x00\n"  # between fields searched as one text: no secret's pattern ends in it
+
+
+def _folded(value: str) -> str:
+    """``value`` lower-cased for finding needles, character for character."""
+    return value.lower() if value.isascii() else value.translate(_FOLD).lower()
+
+
 class _Kind(NamedTuple):
     name: str
     pattern: re.Pattern[str]
     words: tuple[str, ...]
     prefix: re.Pattern[str] | None
+    reach: int | None
+    after: re.Pattern[str] | None
 
     def may_match(self, value: str, lowered: str) -> bool:
         if self.prefix is not None and self.prefix.search(value) is not None:
             return True
         return any(word in lowered for word in self.words)
+
+    def matches(self, value: str, lowered: str) -> Iterator[re.Match[str]]:
+        """The matches ``pattern.finditer(value)`` finds, found faster where the kind has a reach."""
+        if len(lowered) != len(value) or (self.reach is None and self.name != "url-password"):
+            if self.may_match(value, lowered):
+                yield from self.pattern.finditer(value)
+            return
+        resume = 0
+        for start in sorted(set(self._starts(value, lowered))):
+            if start >= resume and (match := self.pattern.match(value, start)) is not None:
+                resume = match.end()
+                yield match
+
+    def _starts(self, value: str, lowered: str) -> Iterator[int]:
+        """Every position a match can start at: near each needle (``lowered`` aligns with ``value``)."""
+        if self.prefix is not None:
+            yield from (found.start() for found in self.prefix.finditer(value))
+        for word in self.words:
+            at = lowered.find(word)
+            while at >= 0:
+                if self.after is not None and self.after.match(lowered, at + len(word)) is None:
+                    pass
+                elif self.reach is None:  # url-password: the scheme before "://"
+                    first = at
+                    while first > 0 and value[first - 1] in _SCHEME_CHARS:
+                        first -= 1
+                    yield from range(first, at)
+                else:
+                    yield from range(max(at - self.reach, 0), at + 1)
+                at = lowered.find(word, at + 1)
+
+
+class _ResultTexts(msgspec.Struct):
+    capstdout: str = ""
+    capstderr: str = ""
+    caplog: str = ""
+    longreprtext: str = ""
+
+
+class _SessionTexts(msgspec.Struct):
+    test_results: list[_ResultTexts] = []
+    session_tags: dict[str, str] = {}
+
+
+_LINE_TEXTS = msgspec.json.Decoder(_SessionTexts)
 
 
 @dataclass
@@ -117,6 +208,8 @@ class Redactor:
                 re.compile(pattern),
                 _NEEDLES[kind][0],
                 re.compile(_NEEDLES[kind][1]) if _NEEDLES[kind][1] else None,
+                _REACH[kind],
+                re.compile(_AFTER_NEEDLE[kind]) if kind in _AFTER_NEEDLE else None,
             )
             for kind, pattern in KINDS.items()
         ]
@@ -125,44 +218,73 @@ class Redactor:
                 custom = re.compile(pattern)
             except re.error as exc:
                 raise ConfigurationError(f"redaction pattern {pattern!r}: {exc}") from None
-            kinds.append(_Kind("custom", custom, (), custom))
+            kinds.append(_Kind("custom", custom, (), custom, None, None))
         self._kinds = kinds
         self._allowed = frozenset(self.allow)
+        self._words = tuple(sorted({word for kind in kinds for word in kind.words}))
+        self._prefixes = [kind.prefix for kind in kinds if kind.prefix is not None]
 
     def text(self, value: str) -> str:
         """``value`` with its secrets replaced (the same string when it holds none)."""
         if not value:
             return value
-        lowered = value.lower()
+        lowered = _folded(value)
+        if not self._may_hold(value, lowered):
+            return value
         for kind in self._kinds:
-            if kind.may_match(value, lowered):
-                value = kind.pattern.sub(functools.partial(self._replace, kind=kind.name), value)
+            pieces: list[str] = []
+            done = 0
+            for match in kind.matches(value, lowered):
+                pieces += (value[done : match.start()], self._replace(match, kind=kind.name))
+                done = match.end()
+            if pieces:
+                value = "".join(pieces) + value[done:]
+                lowered = _folded(value)
         return value
 
-    def may_hold_secret(self, value: str) -> bool:
-        """Whether :meth:`text` could replace anything in ``value`` (a cheap test, no false negatives)."""
-        lowered = value.lower()
-        return any(kind.may_match(value, lowered) for kind in self._kinds)
+    def holds_secret(self, value: str) -> bool:
+        """Whether :meth:`text` would replace anything in ``value`` (nothing is counted)."""
+        lowered = _folded(value)
+        return self._may_hold(value, lowered) and any(
+            self._secret(match) is not None for kind in self._kinds for match in kind.matches(value, lowered)
+        )
 
-    def _replace(self, match: re.Match[str], *, kind: str) -> str:
-        secret = "secret" if "secret" in (match.re.groupindex or {}) else 0
-        found = match.group(secret)
-        if found is None or found in self._allowed or found.startswith("[REDACTED:"):
-            return match.group(0)
-        self.counts[kind] += 1
-        start, end = match.span(secret)
-        whole = match.group(0)
-        offset = match.start(0)
-        return f"{whole[: start - offset]}[REDACTED:{kind}]{whole[end - offset :]}"
+    def line_holds_secret(self, line: bytes) -> bool:
+        """Whether a stored session line holds a secret in its texts (output, logs, failures, tags).
+
+        Only those fields are read from the line, so that a clean session, the
+        common case, is never decoded whole.
+        """
+        try:
+            texts = _LINE_TEXTS.decode(line)
+        except msgspec.DecodeError:
+            return True  # not the shape expected: the caller decodes it whole and redacts that
+        fields = [
+            text
+            for result in texts.test_results
+            for text in (result.capstdout, result.capstderr, result.caplog, result.longreprtext)
+            if text
+        ]
+        return bool(self._touched([*fields, *texts.session_tags.values()]))
 
     def session(self, session: TestSession) -> TestSession:
         """Redact ``session`` in place (output, logs, failure texts, tags) and return it."""
-        for result in session.test_results:
-            result.capstdout = self.text(result.capstdout)
-            result.capstderr = self.text(result.capstderr)
-            result.caplog = self.text(result.caplog)
-            result.longreprtext = self.text(result.longreprtext)
-        session.session_tags = {key: self.text(value) for key, value in session.session_tags.items()}
+        places = [
+            (result, name)
+            for result in session.test_results
+            for name in ("capstdout", "capstderr", "caplog", "longreprtext")
+            if getattr(result, name)
+        ]
+        tags = list(session.session_tags)
+        fields = [getattr(result, name) for result, name in places]
+        fields += [session.session_tags[key] for key in tags]
+        for index in sorted(self._touched(fields)):
+            if index < len(places):
+                result, name = places[index]
+                setattr(result, name, self.text(fields[index]))
+            else:
+                key = tags[index - len(places)]
+                session.session_tags[key] = self.text(fields[index])
         return session
 
     def sessions(self, sessions: Iterable[TestSession]) -> list[TestSession]:
@@ -180,3 +302,49 @@ class Redactor:
             return ""
         kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items()))
         return f"{self.total} secret{'s' if self.total != 1 else ''} redacted ({kinds})"
+
+    def _may_hold(self, value: str, lowered: str) -> bool:
+        """Whether any kind's needle is in ``value``: most texts hold none, and are done with here."""
+        return any(word in lowered for word in self._words) or any(
+            prefix.search(value) is not None for prefix in self._prefixes
+        )
+
+    def _touched(self, fields: Sequence[str]) -> set[int]:
+        """The indexes of ``fields`` that :meth:`text` would change, found in one pass over all of them.
+
+        The fields are searched as one text, each on lines of its own after a
+        NUL. A match inside one field is the match a search of that field finds;
+        a match across fields (no pattern ends at a NUL line, but a match may
+        span one) marks every field it spans, so that a match it hides is not
+        missed: those fields are redacted one by one, exactly.
+        """
+        joined = _SEPARATOR.join(fields)
+        lowered = _folded(joined)
+        if not self._may_hold(joined, lowered):
+            return set()
+        starts = list(itertools.accumulate((len(text) + len(_SEPARATOR) for text in fields[:-1]), initial=0))
+        touched: set[int] = set()
+        for kind in self._kinds:
+            for match in kind.matches(joined, lowered):
+                first = bisect.bisect_right(starts, match.start()) - 1
+                last = bisect.bisect_right(starts, match.end() - 1) - 1
+                if first != last or self._secret(match) is not None:
+                    touched.update(range(first, last + 1))
+        return touched
+
+    def _secret(self, match: re.Match[str]) -> str | None:
+        """The part of ``match`` to replace, or None where it is allowed or already replaced."""
+        found = match.group("secret" if "secret" in match.re.groupindex else 0)
+        if found is None or found in self._allowed or found.startswith("[REDACTED:"):
+            return None
+        return found
+
+    def _replace(self, match: re.Match[str], *, kind: str) -> str:
+        if self._secret(match) is None:
+            return match.group(0)
+        self.counts[kind] += 1
+        secret = "secret" if "secret" in match.re.groupindex else 0
+        start, end = match.span(secret)
+        whole = match.group(0)
+        offset = match.start(0)
+        return f"{whole[: start - offset]}[REDACTED:{kind}]{whole[end - offset :]}"
