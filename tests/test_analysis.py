@@ -8,6 +8,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from pytest_insight import analysis
@@ -22,9 +23,10 @@ from pytest_insight.analysis import (
     judge,
     wilson_lower_bound,
 )
-from pytest_insight.analysis.known_flaky import known_flaky, known_flaky_note, note_for_run
+from pytest_insight.analysis.known_flaky import known_flaky, known_flaky_note
 from pytest_insight.core.storage import InMemoryStorage, JSONStorage, Storage
 from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession
+from pytest_insight.plugin import publish
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 NODE = "tests/test_x.py::test_x"
@@ -269,6 +271,12 @@ def test_the_plugin_and_the_analyses_load_no_chart_renderer() -> None:
     assert result.stdout.strip() == "[] False"
 
 
+def note_for_run(storage: JSONStorage, recorded: TestSession, days: int = 30) -> str | None:
+    """The plugin's known-flaky line for a run just recorded (its end of run asks only when tests failed)."""
+    recorded.session_start_time += timedelta(days=30 - days)  # the note reads the 30 days before the run
+    return anyio.run(publish._flaky_note, storage, recorded)
+
+
 def test_the_note_for_a_run(tmp_path: Path) -> None:
     storage = JSONStorage(str(tmp_path / "store"))
     history = [run(i, {"a": "failed" if i in (1, 4) else "passed", "b": "passed"}) for i in range(8)]
@@ -276,7 +284,6 @@ def test_the_note_for_a_run(tmp_path: Path) -> None:
     assert note_for_run(storage, run(9, {"a": "failed", "b": "error"})) == (
         "pytest-insight: 1 of the 2 failures is known flaky: a"
     )
-    assert note_for_run(storage, run(9, {"a": "passed", "b": "passed"})) is None
     assert note_for_run(storage, run(9, {"a": "failed"}), days=0) is None  # nothing in the window
     broken = JSONStorage(str(tmp_path / "broken"))
     broken.save_session(run(1, {"a": "failed"}))
@@ -286,3 +293,18 @@ def test_the_note_for_a_run(tmp_path: Path) -> None:
     assert note is not None
     assert note.startswith("pytest-insight: could not read the history for known flaky tests: ")
     assert stored.name in note
+
+
+def test_the_note_names_a_known_flaky_subtest_by_its_own_id(tmp_path: Path) -> None:
+    def with_subtest(number: int, outcome: str) -> TestSession:
+        session = run(number, {"t.py::test_parts": "passed"})
+        start = session.session_start_time
+        part = TestResult("t.py::test_parts", TestOutcome(outcome), start, start, 0.1, subtest="[part] (i=2)")
+        session.test_results.append(part)
+        return session
+
+    storage = JSONStorage(str(tmp_path / "store"))
+    storage.save_sessions([with_subtest(i, "failed" if i in (1, 4) else "passed") for i in range(8)])
+    assert note_for_run(storage, with_subtest(9, "failed")) == (
+        "pytest-insight: 1 of the 1 failure is known flaky: t.py::test_parts [part] (i=2)"
+    )

@@ -8,11 +8,9 @@ from datetime import datetime, timedelta
 from pytest_insight.analysis.history import History
 from pytest_insight.analysis.verdict import judge
 from pytest_insight.core.facade import Storage, run_sync
-from pytest_insight.errors import InsightError
-from pytest_insight.model.sessions import TestOutcome, TestSession
 from pytest_insight.storage.base import Scope
 
-__all__ = ["default_since", "known_flaky", "known_flaky_async", "known_flaky_note", "note_for_run"]
+__all__ = ["default_since", "known_flaky", "known_flaky_async", "known_flaky_note"]
 
 
 def known_flaky(
@@ -64,21 +62,3 @@ def known_flaky_note(failed: Collection[str], flaky: Collection[str], shown: int
 def default_since(now: datetime, days: int = 30) -> datetime:
     """The start of the window the note reads: ``days`` before ``now``."""
     return now - timedelta(days=days)
-
-
-def note_for_run(storage: Storage, recorded: TestSession, *, days: int = 30) -> str | None:
-    """The plugin's line for a run just recorded: its known flaky failures, read before it is saved.
-
-    None when nothing failed or no failure is known flaky; a line saying so
-    when the history cannot be read (the run itself is not affected).
-    """
-    failing = (TestOutcome.FAILED, TestOutcome.ERROR)
-    failed = {r.test_id for r in recorded.test_results if r.outcome in failing}
-    if not failed:
-        return None
-    since = default_since(recorded.session_start_time, days)
-    try:
-        flaky = known_flaky(storage, recorded.sut_name, failed, since=since)
-    except (InsightError, OSError) as exc:
-        return f"pytest-insight: could not read the history for known flaky tests: {exc}"
-    return known_flaky_note(failed, flaky)

@@ -143,7 +143,7 @@ async def _flaky_note(storage: Storage, recorded: TestSession) -> str | None:
     # the analyses are imported only when tests failed
     from pytest_insight.analysis.known_flaky import default_since, known_flaky_async, known_flaky_note
 
-    failed = {r.nodeid for r in recorded.test_results if r.outcome in _FAILING}
+    failed = {r.test_id for r in recorded.test_results if r.outcome in _FAILING}  # a subtest by its own id
     since = default_since(recorded.session_start_time)
     try:
         flaky = await known_flaky_async(storage, recorded.sut_name, failed, since)
