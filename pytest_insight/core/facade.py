@@ -18,15 +18,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from pytest_insight.core.collections_policy import rare_full_collections
-from pytest_insight.exchange import operations
-from pytest_insight.exchange.locations import Sink, Source
-from pytest_insight.exchange.redaction import Redactor
 from pytest_insight.model.session_ids import names_itself
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import Backend, NewestLister, Scope
 
 if TYPE_CHECKING:
+    from pytest_insight.exchange.locations import Sink, Source
     from pytest_insight.exchange.operations import ImportStats, ProgressCallback
+    from pytest_insight.exchange.redaction import Redactor
 
 __all__ = ["PathLike", "Storage", "run_sync"]
 
@@ -177,6 +176,10 @@ class Storage:
         self, sessions_to_clear: Iterable[TestSession] | None = None, *, scope: Scope | None = None
     ) -> int:
         """Async twin of :meth:`clear_sessions`."""
+        from pytest_insight.exchange import (
+            operations,  # the exchange loads when used: a plugin's save skips it
+        )
+
         return await operations.clear_sessions(self.backend, sessions_to_clear, scope=scope)
 
     def clear_sessions(
@@ -206,6 +209,9 @@ class Storage:
         redact: bool | Redactor = True,
     ) -> int:
         """Async twin of :meth:`export_sessions`."""
+        from pytest_insight.exchange import operations
+        from pytest_insight.exchange.redaction import Redactor
+
         scope = operations.scope_for(sut_name=sut_name, days=days, since=since)
         redactor = redact if isinstance(redact, Redactor) else Redactor() if redact else None
         return await operations.export_sessions(
@@ -261,6 +267,8 @@ class Storage:
         progress: ProgressCallback | None = None,
     ) -> ImportStats:
         """Async twin of :meth:`import_sessions`."""
+        from pytest_insight.exchange import operations
+
         strategy = operations.parse_strategy(merge_strategy)
         scope = operations.scope_for(sut_name=sut_name, days=days, since=since)
         return await operations.import_sessions(

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 from pytest_insight.core.facade import PathLike, Storage, run_sync
 from pytest_insight.core.profiles import resolve_storage_uri
 from pytest_insight.errors import ConfigurationError
-from pytest_insight.exchange import operations
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.memory import MemoryBackend
 from pytest_insight.storage.uris import split_uri, storage_schemes
@@ -112,7 +111,9 @@ class S3Storage(Storage):
         backend = self.backend
         if not isinstance(backend, S3Backend):  # pragma: no cover - set in __init__
             raise ConfigurationError(f"{self.uri}: compaction needs an s3:// storage")
-        return await backend.compact(operations.scope_for(sut_name=sut_name, days=days))
+        from pytest_insight.exchange.operations import scope_for
+
+        return await backend.compact(scope_for(sut_name=sut_name, days=days))
 
     def compact(self, sut_name: str | None = None, days: int | None = None) -> CompactStats:
         """Merge the many small bundles of each SUT and day into one deduplicated bundle.
