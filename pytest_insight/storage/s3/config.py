@@ -224,12 +224,9 @@ def resolve_settings(
     Raises:
         ConfigurationError: no credentials, an unknown profile, or a bad
             timeout, attempt count, retry mode or ``AWS_S3_EXPRESS``.
-        DependencyError: obstore is not installed.
+        DependencyError: boto3 is missing where botocore's refreshed credentials need it
+            (a missing obstore is reported when the package is imported).
     """
-    try:
-        import obstore  # noqa: F401  (checked here: the error names the extra)
-    except ImportError as exc:
-        raise DependencyError(INSTALL_HINT) from exc
     skip_signature = _unsigned(unsigned)
     express = {"s3_express": True} if is_express(bucket, s3_express) else {}
     try:
