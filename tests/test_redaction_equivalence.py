@@ -65,6 +65,7 @@ def test_a_custom_pattern_is_scanned_for_everywhere(value: str) -> None:
     assert Redactor(patterns).text(value) == scanned(value, patterns)[0]
 
 
+FIELDS = ("capstdout", "capstderr", "caplog", "longreprtext")
 TEXT = st.lists(st.sampled_from(PIECES), max_size=8).map("".join)
 
 
@@ -94,6 +95,13 @@ def test_a_session_is_redacted_field_by_field_and_its_line_tells_whether_it_must
 
     redactor = Redactor(allow=[ALLOWED])
     assert redactor.line_holds_secret(line) == bool(by_field.total)
+    from_line = Redactor(allow=[ALLOWED]).redacted_line(line)
+    if not by_field.total:
+        assert from_line is None
+    else:
+        assert from_line is not None
+        assert [tuple(getattr(r, name) for name in FIELDS) for r in from_line.test_results] == expected
+        assert from_line.session_tags == expected_tags
     redactor.session(session)
     assert [(r.capstdout, r.capstderr, r.caplog, r.longreprtext) for r in session.test_results] == expected
     assert session.session_tags == expected_tags

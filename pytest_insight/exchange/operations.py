@@ -36,7 +36,6 @@ from pytest_insight.exchange.redaction import Redactor
 from pytest_insight.format.bundle import EncodedSession, encode_or_reuse, encode_session
 from pytest_insight.format.decoding import Limits, SessionLine
 from pytest_insight.format.spool import SessionSpool
-from pytest_insight.model.lenient import read_line
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.progress import ProgressCallback
 from pytest_insight.storage.base import Backend, LineScanner, Scope, ScopeClearer
@@ -133,13 +132,12 @@ async def export_sessions(
 
 
 def _redacted(item: EncodedSession, redactor: Redactor | None) -> EncodedSession:
-    """``item`` with its secrets replaced: decoded and encoded again only when it may hold one."""
-    if redactor is None or not redactor.line_holds_secret(item.line):
+    """``item`` with its secrets replaced: decoded and encoded again only when it holds one."""
+    if redactor is None:
         return item
-    session = read_line(item.line)
     found = redactor.total
-    redactor.session(session)
-    return item if redactor.total == found else encode_session(session)
+    session = redactor.redacted_line(item.line)
+    return item if session is None or redactor.total == found else encode_session(session)
 
 
 async def import_sessions(

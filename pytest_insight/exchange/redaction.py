@@ -121,6 +121,7 @@ _AFTER_NEEDLE: dict[str, str] = {
 # the folded text as long as the text, which the needles' positions rely on).
 _FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
+_TEXT_FIELDS = ("capstdout", "capstderr", "caplog", "longreprtext")  # a result's texts, in this order
 _SEPARATOR = "\n\x00\n"  # between fields searched as one text: no secret's pattern ends in it
 
 
@@ -255,37 +256,64 @@ class Redactor:
         Only those fields are read from the line, so that a clean session, the
         common case, is never decoded whole.
         """
-        try:
-            texts = _LINE_TEXTS.decode(line)
-        except msgspec.DecodeError:
-            return True  # not the shape expected: the caller decodes it whole and redacts that
-        fields = [
-            text
-            for result in texts.test_results
-            for text in (result.capstdout, result.capstderr, result.caplog, result.longreprtext)
-            if text
-        ]
-        return bool(self._touched([*fields, *texts.session_tags.values()]))
+        touched = self._touched_in_line(line)
+        return touched is None or bool(touched)
+
+    def redacted_line(self, line: bytes) -> TestSession | None:
+        """The session of a stored line with its secrets replaced, or None when it holds none.
+
+        The line's texts are searched once, and the session is decoded only when
+        one holds a secret (see :meth:`line_holds_secret`).
+
+        Raises:
+            InvalidDataError: the line holds a secret and is no session.
+        """
+        from pytest_insight.model.lenient import read_line
+
+        touched = self._touched_in_line(line)
+        if touched is not None and not touched:
+            return None
+        session = read_line(line)
+        self._redact_fields(session, touched)
+        return session
 
     def session(self, session: TestSession) -> TestSession:
         """Redact ``session`` in place (output, logs, failure texts, tags) and return it."""
+        self._redact_fields(session, None)
+        return session
+
+    def _redact_fields(self, session: TestSession, touched: set[int] | None) -> None:
+        """Redact the fields of ``session`` that hold a secret (``touched``: their indexes, when known)."""
         places = [
             (result, name)
             for result in session.test_results
-            for name in ("capstdout", "capstderr", "caplog", "longreprtext")
+            for name in _TEXT_FIELDS
             if getattr(result, name)
         ]
         tags = list(session.session_tags)
         fields = [getattr(result, name) for result, name in places]
         fields += [session.session_tags[key] for key in tags]
-        for index in sorted(self._touched(fields)):
+        for index in sorted(self._touched(fields) if touched is None else touched):
             if index < len(places):
                 result, name = places[index]
                 setattr(result, name, self.text(fields[index]))
             else:
                 key = tags[index - len(places)]
                 session.session_tags[key] = self.text(fields[index])
-        return session
+
+    def _touched_in_line(self, line: bytes) -> set[int] | None:
+        """:meth:`_touched` of a line's texts, in :meth:`_redact_fields`' order; None when unreadable."""
+        try:
+            texts = _LINE_TEXTS.decode(line)
+        except msgspec.DecodeError:
+            return None  # not the shape expected: decoded whole, it is redacted field by field
+        fields = [
+            text
+            for result in texts.test_results
+            for text in (result.capstdout, result.capstderr, result.caplog, result.longreprtext)
+            if text
+        ]
+        return self._touched([*fields, *texts.session_tags.values()])
 
     def sessions(self, sessions: Iterable[TestSession]) -> list[TestSession]:
         """Redact each of ``sessions`` in place; return them as a list."""
@@ -320,8 +348,6 @@ class Redactor:
         """
         joined = _SEPARATOR.join(fields)
         lowered = _folded(joined)
-        if not self._may_hold(joined, lowered):
-            return set()
         starts = list(itertools.accumulate((len(text) + len(_SEPARATOR) for text in fields[:-1]), initial=0))
         touched: set[int] = set()
         for kind in self._kinds:
