@@ -26,15 +26,20 @@ class Recorded:
 
     def insight(self, *args: str) -> Any:
         """Run ``insight ARGS --json --storage STORE``; return the parsed output."""
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest_insight", *args, "--json", "--storage", str(self.store)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return insight_json(self.store, *args)
+
+
+def insight_json(store: Path, *args: str) -> Any:
+    """Run ``insight ARGS --json --storage STORE`` as a user does; return the parsed output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_insight", *args, "--json", "--storage", str(store)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ its commit's other run passes.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from pytest_insight.core.storage import JSONStorage
+from tests.test_insight_real import insight_json
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workers-subtests")]
 
@@ -95,15 +95,7 @@ class Recorded:
 
     def insight(self, *args: str) -> Any:
         """Run ``insight ARGS --json --storage STORE``; return the parsed output."""
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest_insight", *args, "--json", "--storage", str(self.store)],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        return json.loads(done.stdout)
+        return insight_json(self.store, *args)
 
 
 @pytest.fixture(scope="module")
