@@ -243,27 +243,11 @@ class Redactor:
                 lowered = _folded(value)
         return value
 
-    def holds_secret(self, value: str) -> bool:
-        """Whether :meth:`text` would replace anything in ``value`` (nothing is counted)."""
-        lowered = _folded(value)
-        return self._may_hold(value, lowered) and any(
-            self._secret(match) is not None for kind in self._kinds for match in kind.matches(value, lowered)
-        )
-
-    def line_holds_secret(self, line: bytes) -> bool:
-        """Whether a stored session line holds a secret in its texts (output, logs, failures, tags).
-
-        Only those fields are read from the line, so that a clean session, the
-        common case, is never decoded whole.
-        """
-        touched = self._touched_in_line(line)
-        return touched is None or bool(touched)
-
     def redacted_line(self, line: bytes) -> TestSession | None:
         """The session of a stored line with its secrets replaced, or None when it holds none.
 
-        The line's texts are searched once, and the session is decoded only when
-        one holds a secret (see :meth:`line_holds_secret`).
+        Only the line's text fields are read and searched, once, so that a clean
+        session, the common case, is never decoded whole.
 
         Raises:
             InvalidDataError: the line holds a secret and is no session.
