@@ -22,7 +22,6 @@ Every error carries the context it is about (``uri``, ``key``, ``path``,
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Collection
 
 __all__ = [
@@ -56,6 +55,8 @@ def did_you_mean(value: str, choices: Collection[str]) -> str:
     if close is None and len(starting) == 1:  # "replace" for "replace_existing"
         close = starting[0]
     if close is None:
+        import difflib  # only a mistake needs it: not loaded by every run
+
         matches = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.7)
         close = matches[0] if matches else None
     return f"; did you mean {close!r}?" if close is not None else ""

@@ -19,7 +19,7 @@ from pytest_insight.core.profiles import resolve_storage_uri
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.memory import MemoryBackend
-from pytest_insight.storage.uris import split_uri, storage_schemes
+from pytest_insight.storage.uris import local_store_path, split_uri, storage_schemes
 
 if TYPE_CHECKING:
     from pytest_insight.storage.s3.compact import CompactStats
@@ -167,9 +167,7 @@ def open_storage(uri: PathLike, **options: Any) -> Storage:
         raise ConfigurationError(f"{text}: options {sorted(options)} apply only to s3:// storages")
     if scheme == "memory":
         return InMemoryStorage(name=rest)
-    if scheme == "file":
-        return JSONStorage(rest)
-    return JSONStorage(text)
+    return JSONStorage(local_store_path(text))
 
 
 def get_storage_instance(profile: str | None = None) -> Storage:

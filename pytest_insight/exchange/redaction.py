@@ -131,12 +131,22 @@ def _folded(value: str) -> str:
 
 
 class _Kind(NamedTuple):
+    """A kind of secret; its patterns compile on first use (re caches them): most texts hold no needle."""
+
     name: str
-    pattern: re.Pattern[str]
+    source: str
     words: tuple[str, ...]
     prefix: re.Pattern[str] | None
     reach: int | None
-    after: re.Pattern[str] | None
+    after_source: str | None
+
+    @property
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile(self.source)
+
+    @property
+    def after(self) -> re.Pattern[str] | None:
+        return None if self.after_source is None else re.compile(self.after_source)
 
     def may_match(self, value: str, lowered: str) -> bool:
         if self.prefix is not None and self.prefix.search(value) is not None:
@@ -150,8 +160,9 @@ class _Kind(NamedTuple):
                 yield from self.pattern.finditer(value)
             return
         resume = 0
+        pattern = self.pattern
         for start in sorted(set(self._starts(value, lowered))):
-            if start >= resume and (match := self.pattern.match(value, start)) is not None:
+            if start >= resume and (match := pattern.match(value, start)) is not None:
                 resume = match.end()
                 yield match
 
@@ -159,10 +170,11 @@ class _Kind(NamedTuple):
         """Every position a match can start at: near each needle (``lowered`` aligns with ``value``)."""
         if self.prefix is not None:
             yield from (found.start() for found in self.prefix.finditer(value))
+        after = self.after
         for word in self.words:
             at = lowered.find(word)
             while at >= 0:
-                if self.after is not None and self.after.match(lowered, at + len(word)) is None:
+                if after is not None and after.match(lowered, at + len(word)) is None:
                     pass
                 elif self.reach is None:  # url-password: the scheme before "://"
                     first = at
@@ -206,11 +218,11 @@ class Redactor:
         kinds = [
             _Kind(
                 kind,
-                re.compile(pattern),
+                pattern,
                 _NEEDLES[kind][0],
                 re.compile(_NEEDLES[kind][1]) if _NEEDLES[kind][1] else None,
                 _REACH[kind],
-                re.compile(_AFTER_NEEDLE[kind]) if kind in _AFTER_NEEDLE else None,
+                _AFTER_NEEDLE.get(kind),
             )
             for kind, pattern in KINDS.items()
         ]
@@ -219,7 +231,7 @@ class Redactor:
                 custom = re.compile(pattern)
             except re.error as exc:
                 raise ConfigurationError(f"redaction pattern {pattern!r}: {exc}") from None
-            kinds.append(_Kind("custom", custom, (), custom, None, None))
+            kinds.append(_Kind("custom", pattern, (), custom, None, None))
         self._kinds = kinds
         self._allowed = frozenset(self.allow)
         self._words = tuple(sorted({word for kind in kinds for word in kind.words}))
@@ -332,6 +344,8 @@ class Redactor:
         """
         joined = _SEPARATOR.join(fields)
         lowered = _folded(joined)
+        if not self._may_hold(joined, lowered):
+            return set()  # the common case, decided without a kind's pattern
         starts = list(itertools.accumulate((len(text) + len(_SEPARATOR) for text in fields[:-1]), initial=0))
         touched: set[int] = set()
         for kind in self._kinds:

@@ -28,7 +28,7 @@ import anyio
 from pytest_insight.errors import InsightError
 from pytest_insight.model.sessions import TestOutcome, TestSession
 from pytest_insight.plugin.settings import InsightSettings
-from pytest_insight.storage.uris import split_uri, storage_schemes
+from pytest_insight.storage.uris import local_store_path, split_uri, storage_schemes
 
 if TYPE_CHECKING:
     from pytest_insight.core.storage import Storage
@@ -77,16 +77,43 @@ def publish(recorded: TestSession, settings: InsightSettings, redactions: str = 
         redactions: what redaction replaced, for the saved line (``""`` for nothing).
     """
     from pytest_insight.core.profiles import resolve_storage_uri
-    from pytest_insight.core.storage import run_sync
 
     try:
         uri, options = (
             (settings.storage, {}) if settings.storage is not None else resolve_storage_uri(settings.profile)
         )
+        root = None if options else local_store_path(str(uri))
     except (InsightError, OSError) as exc:
-        reason = _reason(exc)
-        return Published(False, f"pytest-insight: could not save session {recorded.session_id}: {reason}")
+        return Published(False, _could_not_save(recorded, "", _reason(exc)))
+    if root is not None:
+        return _publish_locally(root, recorded, settings, redactions)
+    from pytest_insight.core.storage import run_sync
+
     return run_sync(_publish, str(uri), options, recorded, settings, redactions)
+
+
+def _publish_locally(
+    root: Path, recorded: TestSession, settings: InsightSettings, redactions: str
+) -> Published:
+    """Save to a local store in this thread: no event loop, and only the store's writing part is loaded.
+
+    The store's lock is waited for up to the deadline; the known-flaky note,
+    when tests failed, reads the history through the storage API as a bucket's does.
+    """
+    from pytest_insight.storage.local.store import LocalBackend
+
+    uri = f"file://{root.absolute()}"  # what the store's uri says, also when it cannot be opened
+    note: str | None = None
+    try:
+        backend = LocalBackend(root, lock_timeout=settings.publish_timeout)
+        if settings.flaky_note and _has_failures(recorded):
+            from pytest_insight.core.storage import Storage, run_sync
+
+            note = run_sync(_note_within, Storage(backend), recorded, settings.publish_timeout / 2)
+        backend.save_recorded(recorded)
+    except (InsightError, OSError) as exc:
+        return Published(False, _could_not_save(recorded, uri, _reason(exc)))
+    return _saved(uri, recorded, redactions, note)
 
 
 def _open(uri: str, options: dict[str, Any], settings: InsightSettings) -> Storage:
@@ -126,16 +153,26 @@ async def _publish(
         uri = storage.uri
         with anyio.move_on_after(settings.publish_timeout):
             if settings.flaky_note and _has_failures(recorded):
-                with anyio.move_on_after(settings.publish_timeout / 2):
-                    note = await _flaky_note(storage, recorded)
+                note = await _note_within(storage, recorded, settings.publish_timeout / 2)
             await storage.save_recorded_session_async(recorded)
             saved = True
     except (InsightError, OSError) as exc:
         return await _not_saved(uri, recorded, settings, _reason(exc))
     if not saved:
         return await _not_saved(uri, recorded, settings, f"no answer within {settings.publish_timeout:g} s")
+    return _saved(uri, recorded, redactions, note)
+
+
+def _saved(uri: str, recorded: TestSession, redactions: str, note: str | None) -> Published:
     saved_what = f"session {recorded.session_id} ({len(recorded.test_results)} test results{redactions})"
     return Published(True, f"pytest-insight: saved {saved_what} to {uri}", note)
+
+
+async def _note_within(storage: Storage, recorded: TestSession, seconds: float) -> str | None:
+    """:func:`_flaky_note`, or None when it takes more than ``seconds``."""
+    with anyio.move_on_after(seconds):
+        return await _flaky_note(storage, recorded)
+    return None
 
 
 async def _flaky_note(storage: Storage, recorded: TestSession) -> str | None:
@@ -158,7 +195,7 @@ def _has_failures(recorded: TestSession) -> bool:
 
 async def _not_saved(uri: str, recorded: TestSession, settings: InsightSettings, reason: str) -> Published:
     """The one line of a failed save (no known-flaky note: its read failed or means little then)."""
-    line = f"pytest-insight: could not save session {recorded.session_id} to {uri}: {reason}"
+    line = _could_not_save(recorded, uri, reason)
     if not uri.lower().startswith(_REMOTE_SCHEMES):  # a local store is not kept twice
         return Published(False, line)
     line = f"{line}; NOT saved there"
@@ -179,6 +216,11 @@ async def _keep(recorded: TestSession) -> Path:
     path = directory / f"{recorded.session_id}.jsonl.gz"
     await InMemoryStorage().export_sessions_async(path, sessions=[recorded], redact=False)
     return path
+
+
+def _could_not_save(recorded: TestSession, uri: str, reason: str) -> str:
+    where = f" to {uri}" if uri else ""
+    return f"pytest-insight: could not save session {recorded.session_id}{where}: {reason}"
 
 
 def _reason(exc: BaseException) -> str:

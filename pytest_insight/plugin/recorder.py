@@ -33,6 +33,7 @@ import os
 import platform
 import socket
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -165,27 +166,43 @@ class SessionRecorder:
         self._setup: dict[str, float] = {}  # a passing setup's seconds, until the call's report
         self._last: dict[str, TestResult] = {}  # each node id's latest result, for its teardown time
 
-    def add_report(self, report: Any) -> TestResult | None:
-        """Record ``report`` if pytest counts it; return the result recorded.
+    def add_report(self, report: Any) -> None:
+        """Record ``report`` if pytest counts it (see :meth:`add_reports`)."""
+        self.add_reports((report,))
+
+    def add_reports(self, reports: Iterable[Any]) -> None:
+        """Record, in order, the reports pytest counts among ``reports``.
 
         A passing setup's time waits for the test's result; a passing
-        teardown's is added to the result before it (the call's).
+        teardown's is added to the result before it (the call's). The plugin
+        keeps a run's reports and passes them here at its end, in one pass,
+        which costs a run less than a call between every two tests.
         """
-        nodeid = report.nodeid  # a property that formats the id: read once
-        duration = max(float(getattr(report, "duration", 0.0) or 0.0), 0.0)
-        when = getattr(report, "when", None)
-        # two reports in three are a passing setup or teardown (pytest counts neither): only their time
-        outcome = None if report.outcome == "passed" and when != "call" else outcome_of(report)
-        if outcome is None:
-            if when == "setup":
-                self._setup[nodeid] = duration
-            elif when == "teardown" and (last := self._last.get(nodeid)) is not None:
-                last.teardown_duration += duration
-            return None
+        setups, last, results = self._setup, self._last, self.results
+        for report in reports:
+            when = getattr(report, "when", None)
+            # two reports in three are a passing setup or teardown (pytest counts neither): only their time
+            if report.outcome == "passed" and when != "call":
+                if when == "setup":
+                    setups[report.nodeid] = _seconds(report)
+                elif when == "teardown" and (test := last.get(report.nodeid)) is not None:
+                    test.teardown_duration += _seconds(report)
+                continue
+            outcome = outcome_of(report)
+            if outcome is None:
+                continue
+            result = self._result(report, outcome, when)
+            results.append(result)
+            if not result.subtest:
+                last[result.nodeid] = result
+
+    def _result(self, report: Any, outcome: TestOutcome, when: str | None) -> TestResult:
+        nodeid = report.nodeid  # a property: read once
+        duration = _seconds(report)
         stop = _timestamp(getattr(report, "stop", None)) or datetime.now(UTC)
         start = _timestamp(getattr(report, "start", None)) or stop - timedelta(seconds=duration)
         captured = bool(report.sections)  # most tests capture nothing: skip pytest's joins
-        result = TestResult(
+        return TestResult(
             nodeid=nodeid,
             outcome=outcome,
             start_time=start,
@@ -200,10 +217,6 @@ class SessionRecorder:
             subtest=subtest_label(report),
             worker=worker_of(report),
         )
-        self.results.append(result)
-        if not result.subtest:
-            self._last[nodeid] = result
-        return result
 
     def add_warning(self, nodeid: str) -> None:
         """Note that the test ``nodeid`` emitted a warning (pytest reports them after the test)."""
@@ -240,6 +253,10 @@ def _with_warning(result: TestResult, warned: bool) -> TestResult:
     if warned:
         result.has_warning = True
     return result
+
+
+def _seconds(report: Any) -> float:
+    return max(float(getattr(report, "duration", 0.0) or 0.0), 0.0)
 
 
 def _timestamp(value: object) -> datetime | None:

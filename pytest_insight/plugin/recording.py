@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from pytest_insight.plugin import unrewritten_imports
 from pytest_insight.plugin.publish import Published, publish
 from pytest_insight.plugin.recorder import SessionRecorder, testing_system
 from pytest_insight.plugin.settings import InsightSettings
@@ -25,6 +26,8 @@ class InsightPlugin:
         self.settings = settings
         self.recorder: SessionRecorder | None = None
         self.published: Published | None = None
+        # a run's test reports, turned into results at its end: a list append is all a test waits for
+        self.reports: list[pytest.TestReport] = []
 
     @property
     def saved(self) -> bool:
@@ -38,9 +41,8 @@ class InsightPlugin:
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Record one test report."""
-        if self.recorder is not None:
-            self.recorder.add_report(report)
+        """Keep one test report (pytest's terminal reporter keeps them all too)."""
+        self.reports.append(report)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         """Record collection errors and modules skipped at collection."""
@@ -56,12 +58,15 @@ class InsightPlugin:
         """Save the session; on failure note it and, if strict, fail the run."""
         if self.recorder is None or self.config.option.collectonly:
             return
+        self.recorder.add_reports(self.reports)
+        self.reports.clear()
         recorded = self.recorder.build()
         redactor = self.settings.redactor()
         if self.settings.redact:
             redactor.session(recorded)
         redacted = f"; {redactor.summary()}" if redactor.total else ""
-        self.published = publish(recorded, self.settings, redacted)
+        with unrewritten_imports(self.config):  # saving imports the storage layer
+            self.published = publish(recorded, self.settings, redacted)
         if not self.published.saved and self.settings.strict and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 

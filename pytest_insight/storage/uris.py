@@ -16,11 +16,13 @@ import importlib
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from pytest_insight.errors import ConfigurationError, did_you_mean
 
 __all__ = [
+    "local_store_path",
     "SCHEMES",
     "LocationFactory",
     "Scheme",
@@ -136,3 +138,15 @@ def split_uri(text: str, schemes: Collection[str]) -> tuple[str, str]:
             f"{text!r} looks like a mistyped URI: did you mean {fixed!r}? (write ./{text} for a local path)"
         )
     return "", text
+
+
+def local_store_path(text: str) -> Path | None:
+    """The directory of the local store ``text`` names (a path or ``file://``), or None for another storage.
+
+    Raises:
+        ConfigurationError: as :func:`split_uri`.
+    """
+    scheme, rest = split_uri(text, storage_schemes())
+    if scheme not in ("", "file"):
+        return None
+    return Path(rest if scheme == "file" else text).expanduser()

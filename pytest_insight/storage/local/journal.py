@@ -57,6 +57,9 @@ def fsync_dirs(paths: Collection[Path], durable: bool = True) -> None:
     """fsync many directories at once: each fsync mostly waits for the disk, so they overlap."""
     if not durable or not paths:
         return
+    if len(paths) == 1:  # saving one session: no pool to start (and to join at exit)
+        fsync_dir(next(iter(paths)))
+        return
     for _ in _syncers().map(fsync_dir, paths):
         pass
 

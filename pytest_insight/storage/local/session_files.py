@@ -9,8 +9,7 @@ from pathlib import Path
 import msgspec
 
 from pytest_insight.errors import CorruptStoreError, InvalidDataError
-from pytest_insight.format.bundle import encode_session
-from pytest_insight.model.schema import decode_line
+from pytest_insight.model.schema import decode_line, encode_line
 from pytest_insight.model.sessions import TestSession
 
 __all__ = ["decode_file", "decode_stored", "encode_file", "is_session_file", "session_file_name"]
@@ -30,7 +29,7 @@ def is_session_file(name: str) -> bool:
 
 def encode_file(session: TestSession) -> bytes:
     """A session file's content: the session's canonical bundle line and a newline."""
-    return encode_session(session).line + b"\n"  # canonical, as in a bundle: an export reuses it
+    return encode_line(session) + b"\n"  # canonical, as a bundle's line: an export reuses it
 
 
 def decode_file(path: Path, data: bytes) -> TestSession:

@@ -43,29 +43,34 @@ is ignored.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
 from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
-from pytest_insight.format.bundle import EncodedSession
-from pytest_insight.format.decoding import SessionLine
+from pytest_insight.model.session_ids import names_itself
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.base import EVERYTHING, Scope
-from pytest_insight.storage.local import journal, newest, packs
+from pytest_insight.storage.local import journal
 from pytest_insight.storage.local.locking import DEFAULT_LOCK_TIMEOUT, FileLock
-from pytest_insight.storage.local.pack_shelf import Found, PackShelf
 from pytest_insight.storage.local.session_files import (
     decode_file,
     is_session_file,
     session_file_name,
 )
 from pytest_insight.storage.local.writes import LocalTransaction
+
+if TYPE_CHECKING:
+    from pytest_insight.format.bundle import EncodedSession
+    from pytest_insight.format.decoding import SessionLine
+    from pytest_insight.storage.local.pack_shelf import Found, PackShelf
+    from pytest_insight.storage.local.packs import PackIndex
 
 __all__ = ["PACK_FROM", "LocalBackend", "session_file_name"]
 
@@ -83,7 +88,7 @@ def _chunks(items: Sequence[T], size: int = _CHUNK) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _pack_chunks(names: Sequence[str], index: packs.PackIndex) -> Iterator[Sequence[str]]:
+def _pack_chunks(names: Sequence[str], index: PackIndex) -> Iterator[Sequence[str]]:
     """``names`` in chunks of at most ``_CHUNK`` sessions and ``_CHUNK_BYTES`` of lines.
 
     A scan holds a chunk's lines at once: 256 real-shaped sessions of a
@@ -137,8 +142,14 @@ class LocalBackend:
         self.staging_dir = self.root / "staging"
         self.lock_path = self.root / ".lock"
         self.places = journal.Places(self.sessions_dir, self.packs_dir, self.session_path)
-        self.shelf = PackShelf(self.packs_dir)
         self._check_root()
+
+    @functools.cached_property
+    def shelf(self) -> PackShelf:
+        """The store's packs. Reading them loads the decoders, which saving one session does without."""
+        from pytest_insight.storage.local.pack_shelf import PackShelf
+
+        return PackShelf(self.packs_dir)
 
     def _check_root(self) -> None:
         if not self.root.is_file():
@@ -166,8 +177,12 @@ class LocalBackend:
 
     async def in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """Run blocking filesystem work in a worker thread, translating OS errors."""
+        return await anyio.to_thread.run_sync(self.translating, function, *args)
+
+    def translating(self, function: Callable[..., T], *args: Any) -> T:
+        """Run blocking filesystem work here, translating OS errors into :class:`StorageError`."""
         try:
-            return await anyio.to_thread.run_sync(function, *args)
+            return function(*args)
         except InsightError:
             raise
         except OSError as exc:
@@ -238,6 +253,8 @@ class LocalBackend:
         already yielded are skipped). A pack's sessions outside ``scope`` are
         left unread: its index says each one's SUT and start time.
         """
+        from pytest_insight.format.decoding import SessionLine
+
         seen: set[str] = set()  # session file names yielded
         read_packs: set[str] = set()
         listed = await self.in_thread(self.shelf.names)
@@ -274,6 +291,8 @@ class LocalBackend:
             listed = current
 
     async def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
+        from pytest_insight.format.decoding import SessionLine
+
         async for item in self._scan_stored(scope, reuse=False):
             if isinstance(item, SessionLine):  # always, without reuse
                 yield item.session
@@ -292,7 +311,9 @@ class LocalBackend:
         return await self.in_thread(self._get, session_id)
 
     async def newest(self, limit: int, scope: Scope) -> list[TestSession]:
-        """The ``limit`` newest sessions inside ``scope``, decoding only those (see :mod:`.local_newest`)."""
+        """The ``limit`` newest sessions inside ``scope``, decoding only those (see :mod:`.newest`)."""
+        from pytest_insight.storage.local import newest
+
         try:
             return await self.in_thread(newest.newest, self, limit, scope)
         except newest.Moved:  # a writer moved sessions meanwhile: the scan copes with that
@@ -342,6 +363,35 @@ class LocalBackend:
                 raise
             with anyio.CancelScope(shield=True):
                 await self.in_thread(transaction.commit)
+        finally:
+            lock.release()
+
+    def save_recorded(self, session: TestSession) -> None:
+        """Store a session this process just recorded, in the calling thread, with no event loop.
+
+        The same commit as :meth:`~pytest_insight.core.facade.Storage.save_recorded_session`
+        makes through :meth:`transaction` (one session file, one rename), for
+        the plugin's end of a run: it loads only what writing needs, neither
+        the readers nor anyio's worker threads.
+
+        Raises:
+            SessionExistsError: the id was not minted for this session and is already stored.
+            StoreLockedError: another writer held the store's lock for ``lock_timeout`` seconds.
+            StorageError: the store cannot be written.
+        """
+        self.translating(self._save_recorded, session)
+
+    def _save_recorded(self, session: TestSession) -> None:
+        lock = FileLock(self.lock_path, timeout=self.lock_timeout)
+        self._lock_and_recover(lock)
+        try:
+            transaction = LocalTransaction(self)
+            try:
+                transaction.put_now([session], minted=names_itself(session))
+            except BaseException:
+                transaction.discard()
+                raise
+            transaction.commit()
         finally:
             lock.release()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import shutil
 import uuid
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -91,6 +92,18 @@ class LocalTransaction:
         lines: Mapping[str, bytes] | None = None,
         minted: bool = False,
     ) -> None:
+        put = functools.partial(self.put_now, sessions, replace=replace, lines=lines, minted=minted)
+        await self._backend.in_thread(put)
+
+    def put_now(
+        self,
+        sessions: Sequence[TestSession],
+        *,
+        replace: bool = False,
+        lines: Mapping[str, bytes] | None = None,
+        minted: bool = False,
+    ) -> None:
+        """:meth:`put` in the calling thread (it blocks on the filesystem)."""
         batch: dict[str, tuple[bytes, packs.Key]] = {}
         for session in sessions:
             name = session_file_name(session.session_id)
@@ -99,15 +112,14 @@ class LocalTransaction:
             line = lines.get(session.session_id) if lines else None
             key = packs.Key(session.session_id, session.sut_name, session.session_start_time)
             batch[name] = (encode_file(session).removesuffix(b"\n") if line is None else line, key)
-        backend = self._backend
         # A minted id cannot be stored yet; its file is still looked for, as that costs one stat.
-        await backend.in_thread(self._locate, batch, replace or not minted)
+        self._locate(batch, replace or not minted)
         for name in batch:
             if not replace and self._stored(name):
                 raise SessionExistsError(batch[name][1].session_id)
             if name in self._packed:
                 self._drops.setdefault(self._packed[name], set()).add(name)
-        await backend.in_thread(self._stage, batch)
+        self._stage(batch)
 
     def _stage(self, batch: Mapping[str, tuple[bytes, packs.Key]]) -> None:
         for name in batch:
