@@ -181,14 +181,19 @@ class SessionRecorder:
         setups, last, results = self._setup, self._last, self.results
         for report in reports:
             when = getattr(report, "when", None)
-            # two reports in three are a passing setup or teardown (pytest counts neither): only their time
-            if report.outcome == "passed" and when != "call":
+            if report.outcome == "passed":
+                # two reports in three are a passing setup or teardown (pytest counts neither): their time
                 if when == "setup":
                     setups[report.nodeid] = _seconds(report)
-                elif when == "teardown" and (test := last.get(report.nodeid)) is not None:
-                    test.teardown_duration += _seconds(report)
-                continue
-            outcome = outcome_of(report)
+                    continue
+                if when == "teardown":
+                    if (test := last.get(report.nodeid)) is not None:
+                        test.teardown_duration += _seconds(report)
+                    continue
+                # the commonest result of all: a test that passed
+                outcome = TestOutcome.PASSED if not hasattr(report, "wasxfail") else outcome_of(report)
+            else:
+                outcome = outcome_of(report)
             if outcome is None:
                 continue
             result = self._result(report, outcome, when)
@@ -201,22 +206,21 @@ class SessionRecorder:
         duration = _seconds(report)
         stop = _timestamp(getattr(report, "stop", None)) or datetime.now(UTC)
         start = _timestamp(getattr(report, "start", None)) or stop - timedelta(seconds=duration)
-        captured = bool(report.sections)  # most tests capture nothing: skip pytest's joins
-        return TestResult(
-            nodeid=nodeid,
-            outcome=outcome,
-            start_time=start,
-            stop_time=stop,
-            duration=duration,
-            caplog=getattr(report, "caplog", "") if captured else "",
-            capstdout=report.capstdout if captured else "",
-            capstderr=report.capstderr if captured else "",
-            # without a longrepr pytest's text is empty, or only an xdist worker's "[gw0] linux ..." line
-            longreprtext=report.longreprtext if report.longrepr is not None else "",
-            setup_duration=self._setup.pop(nodeid, 0.0) if when == "call" else 0.0,
-            subtest=subtest_label(report),
-            worker=worker_of(report),
-        )
+        result = TestResult(nodeid, outcome, start, stop, duration)
+        # what most results leave empty is set only when there is some
+        if report.sections:  # pytest's joins of captured output, for the tests that captured any
+            result.caplog = report.caplog
+            result.capstdout = report.capstdout
+            result.capstderr = report.capstderr
+        if report.longrepr is not None:  # without one pytest's text is empty, or an xdist "[gw0] ..." line
+            result.longreprtext = report.longreprtext
+        if when == "call" and (setup := self._setup.pop(nodeid, None)) is not None:
+            result.setup_duration = setup
+        if label := subtest_label(report):
+            result.subtest = label
+        if worker := worker_of(report):
+            result.worker = worker
+        return result
 
     def add_warning(self, nodeid: str) -> None:
         """Note that the test ``nodeid`` emitted a warning (pytest reports them after the test)."""
@@ -260,6 +264,11 @@ def _seconds(report: Any) -> float:
 
 
 def _timestamp(value: object) -> datetime | None:
+    if value.__class__ is float and value > 0:  # pytest's, and xdist's
+        return _from_timestamp(value, UTC)
     if isinstance(value, int | float) and value > 0:
         return datetime.fromtimestamp(value, UTC)
     return None
+
+
+_from_timestamp = datetime.fromtimestamp
