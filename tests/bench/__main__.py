@@ -17,6 +17,11 @@ BENCHMARKS = [
     ("exchange: local files", "tests.bench.exchange", []),
     ("decode: sessions of 1,000 results", "tests.bench.decode", []),
     ("plugin: a pytest run with and without recording", "tests.bench.plugin", []),
+    (
+        "plugin suites: more-itertools, boltons and dateutil with and without recording",
+        "tests.bench.plugin_suites",
+        [],
+    ),
     ("plugin parts: imports, recording a test, the end of a run", "tests.bench.plugin_parts", []),
     ("plugin publish: a pytest run whose bucket refuses or never answers", "tests.bench.plugin_publish", []),
     ("listing: insight sessions --limit 5 on 200 and 20,000 sessions", "tests.bench.listing", []),
