@@ -14,7 +14,7 @@ import pytest
 from pytest_insight.core.storage import Storage, run_sync
 from pytest_insight.errors import SessionExistsError
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 from tests.conftest import BASE_TIME, MakeSession
 
 BACKENDS = ["memory", "local", "packed", "s3_memory", "moto", "seaweedfs"]

@@ -20,11 +20,11 @@ from pytest_insight.exchange import operations
 from pytest_insight.exchange.operations import ImportStats, MergeStrategy
 from pytest_insight.format.bundle import encode_bundle
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local.pack_shelf import Found, PackShelf
 from pytest_insight.storage.local.session_files import session_file_name
 from pytest_insight.storage.local.store import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
+from pytest_insight.storage.scope import Scope
 
 DATA = Path(__file__).parent / "data"
 STRATEGIES = [strategy.value for strategy in MergeStrategy]

@@ -31,9 +31,9 @@ from pytest_insight.format.bundle import encode_bundle
 from pytest_insight.format.layout import encode_sut
 from pytest_insight.model.fields import name_problem
 from pytest_insight.model.sessions import RerunTestGroup, TestOutcome, TestResult, TestSession
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local.store import LocalBackend
 from pytest_insight.storage.memory import MemoryBackend
+from pytest_insight.storage.scope import Scope
 
 FORMATS = ["json", "jsonl.gz", "directory"]
 SOURCE_FORMATS = ["json", "jsonl.gz", "jsonl", "directory"]

@@ -10,9 +10,9 @@ import pytest
 
 from pytest_insight.core.storage import JSONStorage
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local import newest
 from pytest_insight.storage.local.store import LocalBackend
+from pytest_insight.storage.scope import Scope
 from tests.conftest import BASE_TIME, build_session
 
 

@@ -15,10 +15,10 @@ from pytest_insight.core.storage import Storage, run_sync
 from pytest_insight.errors import CorruptStoreError, StorageError
 from pytest_insight.format.bundle import encode_session
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local import packs
 from pytest_insight.storage.local.session_files import decode_stored, encode_file, session_file_name
 from pytest_insight.storage.local.store import LocalBackend
+from pytest_insight.storage.scope import Scope
 from tests.conftest import MakeSession, build_session
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ from pytest_insight.query.summary import (
     slowest_tests,
     summarize,
 )
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 

@@ -29,7 +29,6 @@ from pytest_insight.format.decoding import Limits
 from pytest_insight.format.layout import bundle_key
 from pytest_insight.model.session_ids import new_session_id
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import (
     CONNECT_TIMEOUT,
     DEFAULT_CONCURRENCY,
@@ -37,6 +36,7 @@ from pytest_insight.storage.s3 import (
     READ_TIMEOUT,
     S3Backend,
 )
+from pytest_insight.storage.scope import Scope
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import RequestLog, S3Target, fresh_bucket_name
 

@@ -17,9 +17,9 @@ from pytest_insight.errors import StorageError
 from pytest_insight.format.bundle import encode_bundle
 from pytest_insight.format.layout import bundle_key
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3.clear import clear_scope
+from pytest_insight.storage.scope import Scope
 from tests.conftest import BASE_TIME, MakeSession
 from tests.faultproxy import Fault, ProxyRequest
 from tests.s3servers import RequestLog, S3Target

@@ -15,8 +15,8 @@ from pytest_insight.exchange import operations
 from pytest_insight.format.bundle import encode_bundle
 from pytest_insight.format.layout import bundle_key
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import EVERYTHING
 from pytest_insight.storage.s3.index import refresh_index
+from pytest_insight.storage.scope import EVERYTHING
 from tests.conftest import BASE_TIME, MakeSession
 from tests.s3servers import RequestLog, S3Target
 

@@ -18,10 +18,10 @@ from pytest_insight.core.storage import InMemoryStorage, JSONStorage, run_sync
 from pytest_insight.format.bundle import encode_bundle, encode_session
 from pytest_insight.format.layout import bundle_key
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.local.store import LocalBackend
 from pytest_insight.storage.s3.objects import INLINE_DECODE_BYTES
 from pytest_insight.storage.s3.pipeline import KEY_BUFFER_FACTOR, read_bundles
+from pytest_insight.storage.scope import Scope
 from tests.conftest import BASE_TIME, MakeSession
 from tests.faultproxy import ProxyRequest
 from tests.s3servers import RequestLog, S3Target

@@ -11,10 +11,10 @@ import pytest
 
 from pytest_insight.core.storage import InMemoryStorage, S3Storage, Storage
 from pytest_insight.errors import ConfigurationError
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3 import S3Backend
 from pytest_insight.storage.s3.config import is_express
 from pytest_insight.storage.s3.retries import DEFAULT_MAX_ATTEMPTS, MAX_BACKOFF, RetrySettings
+from pytest_insight.storage.scope import Scope
 from tests.conftest import BASE_TIME, MakeSession
 from tests.faultproxy import Fault, FaultProxy, ProxyRequest
 from tests.s3servers import RequestLog, S3Target

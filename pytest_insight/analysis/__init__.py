@@ -4,7 +4,7 @@
 
     from pytest_insight.analysis import collect_history, find_flaky
     from pytest_insight.core.storage import get_storage_instance
-    from pytest_insight.storage.base import Scope
+    from pytest_insight.storage.scope import Scope
 
     history = collect_history(get_storage_instance(), Scope(sut_name="api"))
     for test in find_flaky(history, min_runs=5):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pytest_insight.analysis.history import History
 from pytest_insight.analysis.verdict import judge
 from pytest_insight.core.facade import Storage, run_sync
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 
 __all__ = ["default_since", "known_flaky", "known_flaky_async", "known_flaky_note"]
 

@@ -20,7 +20,7 @@ import msgspec
 from pytest_insight.analysis.history import History
 from pytest_insight.errors import CorruptStoreError
 from pytest_insight.model.sessions import TestSession, to_utc
-from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 if TYPE_CHECKING:
     from pytest_insight.core.facade import Storage

@@ -10,7 +10,8 @@ from typing import Any
 from pytest_insight.cli.options import UsageError, now, open_selected_storage, parse_age, parse_date
 from pytest_insight.cli.output import Console, format_time, plural, render_table
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope, ScopeClearer
+from pytest_insight.storage.base import ScopeClearer
+from pytest_insight.storage.scope import Scope
 
 __all__ = ["add_parser", "run_clear"]
 

@@ -12,7 +12,7 @@ from pytest_insight.core.profiles import storage_from_environment
 from pytest_insight.core.storage import Storage, get_storage_instance, open_storage
 from pytest_insight.errors import ConfigurationError
 from pytest_insight.model.sessions import TestSession, to_utc
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 
 __all__ = [
     "UsageError",

@@ -20,7 +20,8 @@ import anyio
 from pytest_insight.core.collections_policy import rare_full_collections
 from pytest_insight.model.session_ids import names_itself
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Backend, NewestLister, Scope
+from pytest_insight.storage.base import Backend, NewestLister
+from pytest_insight.storage.scope import Scope
 
 if TYPE_CHECKING:
     from pytest_insight.exchange.locations import Sink, Source

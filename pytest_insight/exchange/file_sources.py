@@ -26,7 +26,7 @@ from pytest_insight.format.decoding import (
 )
 from pytest_insight.format.layout import BUNDLE_SUFFIX, BundleKey, encode_sut, parse_bundle_key
 from pytest_insight.progress import ProgressCallback
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 
 __all__ = ["BUNDLE_SUFFIXES", "JUNIT_SUFFIX", "DirectorySource", "FileSource"]
 

@@ -16,7 +16,7 @@ from pytest_insight.junit.reader import Grouping, read_junit
 from pytest_insight.junit.writer import junit_pieces
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.progress import ProgressCallback
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 
 __all__ = ["JUnitSink", "JUnitSource"]
 

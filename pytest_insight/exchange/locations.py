@@ -28,7 +28,7 @@ from pytest_insight.exchange.file_sources import BUNDLE_SUFFIXES, JUNIT_SUFFIX, 
 from pytest_insight.format.bundle import EncodedSession
 from pytest_insight.format.decoding import Limits, SourceItem
 from pytest_insight.progress import ProgressCallback
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 from pytest_insight.storage.uris import location_factory, location_schemes, register_location, split_uri
 
 __all__ = [

@@ -38,7 +38,8 @@ from pytest_insight.format.decoding import Limits, SessionLine
 from pytest_insight.format.spool import SessionSpool
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.progress import ProgressCallback
-from pytest_insight.storage.base import Backend, LineScanner, Scope, ScopeClearer
+from pytest_insight.storage.base import Backend, LineScanner, ScopeClearer
+from pytest_insight.storage.scope import Scope
 from pytest_insight.tasks import unwrapped
 
 __all__ = [

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from pytest_insight.errors import ConfigurationError, InvalidDataError
 from pytest_insight.model.sessions import TestOutcome, TestResult, TestSession, to_utc
 from pytest_insight.query.summary import QueryResult
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 
 if TYPE_CHECKING:
     from pytest_insight.core.storage import Storage

@@ -10,7 +10,7 @@ import anyio
 
 from pytest_insight.errors import SessionExistsError
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import EVERYTHING, Scope
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 __all__ = ["MemoryBackend"]
 

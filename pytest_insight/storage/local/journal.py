@@ -19,14 +19,17 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pytest_insight import files
 from pytest_insight.errors import CorruptStoreError
 from pytest_insight.storage.local.packs import is_pack_file
 from pytest_insight.storage.local.session_files import is_session_file
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 __all__ = [
     "MARKER",
@@ -65,12 +68,14 @@ def fsync_dirs(paths: Collection[Path], durable: bool = True) -> None:
 
 
 def _syncers() -> ThreadPoolExecutor:
-    """One pool a process (an import commits a batch every few hundred sessions); a fork gets its own."""
+    """One pool a process, started by its first commit of many files; a fork gets its own."""
     return _pool_of(os.getpid())
 
 
 @functools.cache
 def _pool_of(pid: int) -> ThreadPoolExecutor:
+    from concurrent.futures import ThreadPoolExecutor
+
     return ThreadPoolExecutor(_SYNCERS, thread_name_prefix="pytest-insight-fsync")
 
 

@@ -19,7 +19,7 @@ import msgspec
 
 from pytest_insight.format.decoding import SessionLine
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import Scope
+from pytest_insight.storage.scope import Scope
 
 if TYPE_CHECKING:
     from pytest_insight.storage.local.store import LocalBackend

@@ -56,7 +56,6 @@ import anyio.to_thread
 from pytest_insight.errors import ConfigurationError, CorruptStoreError, InsightError, StorageError
 from pytest_insight.model.session_ids import names_itself
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.local import journal
 from pytest_insight.storage.local.locking import DEFAULT_LOCK_TIMEOUT, FileLock
 from pytest_insight.storage.local.session_files import (
@@ -65,6 +64,7 @@ from pytest_insight.storage.local.session_files import (
     session_file_name,
 )
 from pytest_insight.storage.local.writes import LocalTransaction
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 if TYPE_CHECKING:
     from pytest_insight.format.bundle import EncodedSession

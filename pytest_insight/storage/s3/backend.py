@@ -27,7 +27,6 @@ from pytest_insight.format.bundle import EncodedSession
 from pytest_insight.format.decoding import Limits, SourceItem
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.progress import ProgressCallback
-from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3 import clear, compact, reads
 from pytest_insight.storage.s3.bucket import Bucket, check_concurrency
 from pytest_insight.storage.s3.config import TransportLimits, make_store, resolve_settings
@@ -35,6 +34,7 @@ from pytest_insight.storage.s3.listing import list_keys
 from pytest_insight.storage.s3.objects import StoredBundle, read_bundle
 from pytest_insight.storage.s3.pipeline import upload_sessions
 from pytest_insight.storage.s3.transaction import S3Transaction, delete_all_or_raise, open_transaction
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore

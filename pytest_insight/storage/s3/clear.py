@@ -27,13 +27,13 @@ import anyio
 
 from pytest_insight.errors import StorageError
 from pytest_insight.format.layout import BundleKey
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.deletes import delete_keys
 from pytest_insight.storage.s3.listing import list_objects
 from pytest_insight.storage.s3.objects import head_metadata, read_bundle
 from pytest_insight.storage.s3.pipeline import run_concurrently
 from pytest_insight.storage.s3.rewrite import rewrite_without
+from pytest_insight.storage.scope import Scope
 
 __all__ = ["ClearStats", "clear_scope", "delete_counting", "new_stats", "partition_inside"]
 

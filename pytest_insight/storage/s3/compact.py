@@ -31,12 +31,12 @@ from pytest_insight.errors import StorageError
 from pytest_insight.format.bundle import content_digest, encode_bundle
 from pytest_insight.format.layout import BundleKey
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.clear import delete_counting, new_stats
 from pytest_insight.storage.s3.listing import ListedObject, list_objects, list_pages, partition_prefix
 from pytest_insight.storage.s3.objects import put_bundle
 from pytest_insight.storage.s3.pipeline import each_key, read_bundles
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 __all__ = ["CompactStats", "compact"]
 

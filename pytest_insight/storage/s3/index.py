@@ -18,10 +18,10 @@ from contextlib import aclosing
 
 from pytest_insight.errors import InvalidDataError
 from pytest_insight.format.layout import parse_bundle_key
-from pytest_insight.storage.base import Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.listing import covers, list_objects
 from pytest_insight.storage.s3.pipeline import each_key, read_bundles
+from pytest_insight.storage.scope import Scope
 
 __all__ = ["refresh_index"]
 

@@ -22,8 +22,8 @@ import obstore
 
 from pytest_insight.errors import InvalidDataError
 from pytest_insight.format.layout import LAYOUT_VERSION, BundleKey, encode_sut, parse_bundle_key
-from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore

@@ -11,11 +11,11 @@ from pytest_insight.format.layout import BundleKey, parse_bundle_key
 from pytest_insight.model.session_ids import id_start
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.progress import ProgressCallback
-from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.listing import list_keys
 from pytest_insight.storage.s3.objects import StoredBundle
 from pytest_insight.storage.s3.pipeline import read_bundles
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 __all__ = ["find", "records", "scan"]
 

@@ -47,13 +47,13 @@ from pytest_insight.errors import CorruptStoreError, SessionExistsError
 from pytest_insight.format.bundle import encode_session
 from pytest_insight.model.session_ids import names_itself
 from pytest_insight.model.sessions import TestSession
-from pytest_insight.storage.base import EVERYTHING, Scope
 from pytest_insight.storage.s3.bucket import Bucket
 from pytest_insight.storage.s3.deletes import delete_keys
 from pytest_insight.storage.s3.index import refresh_index
 from pytest_insight.storage.s3.objects import StoredBundle
 from pytest_insight.storage.s3.pipeline import each_key, read_bundles, run_concurrently, upload_sessions
 from pytest_insight.storage.s3.rewrite import rewrite_without
+from pytest_insight.storage.scope import EVERYTHING, Scope
 
 __all__ = ["S3Transaction", "delete_all_or_raise", "open_transaction"]
 
