@@ -79,7 +79,7 @@ def test_our_modules_skip_assertion_rewriting_and_the_tests_modules_keep_it(
     pytester.makeconftest(REPORTER)
     # imported after pytest_configure, so after the plugin imported its modules
     pytester.makepyfile(test_one="def test_one():\n    found = 1\n    assert found == 2")
-    record = ["--insight", "--insight-storage", tmp_path / "store"]
+    record = ["--insight", "--insight-storage", str(tmp_path / "store")]
     result = pytester.runpytest_subprocess("-s", f"--assert={assertions}", *record)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["pytest-insight: saved session *"])
