@@ -6,8 +6,9 @@ a process), so a busy machine disturbs it less than the whole-run benchmark:
 
 - ``import off``: importing the plugin as pytest does in every run, recording or not;
 - ``import on``: what ``pytest_configure`` imports when a run records;
-- ``record``: ``SessionRecorder.add_report`` for the setup, call and teardown
-  reports of each test (real ``pytest.TestReport`` objects);
+- ``record``: ``SessionRecorder.add_reports`` of the setup, call and teardown
+  reports of every test (real ``pytest.TestReport`` objects), as the end of a
+  run turns the reports it kept into results;
 - ``finish``: the end of the run: build the session, redact it and publish it
   to a local store (the storage layer is imported here). In the ``real``
   shape 5% of the tests fail with output, so the SUT's history is read for
@@ -67,8 +68,7 @@ def _child(shape: str, tests: int, store: str) -> dict[str, float]:
             )  # fmt: skip
     recorder = SessionRecorder("bench")
     began = time.perf_counter()
-    for report in reports:
-        recorder.add_report(report)
+    recorder.add_reports(reports)
     record = time.perf_counter() - began
     began = time.perf_counter()
     session = recorder.build()

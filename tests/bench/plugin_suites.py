@@ -31,8 +31,10 @@ wall and CPU (user + system) times of each kind, best and median over the
 rounds, and the overheads against ``plain`` in percent (target: under 3% for
 suites of thousands of fast tests). Best is the closest to a run's own cost,
 since other work on the machine only adds time; the median shows how steady
-it is. A warning follows when a kind's warm-up run exits with another code,
-or reports other counts, than ``plain``'s.
+it is; ``paired`` is the median of each round's CPU difference to the plain
+run beside it, the figure a noisy machine disturbs least. A warning follows
+when a kind's warm-up run exits with another code, or reports other counts,
+than ``plain``'s.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from urllib.parse import urljoin
 
 from packaging.utils import canonicalize_name, parse_sdist_filename
 from packaging.version import Version
+
+from tests.bench.plugin import paired
 
 __all__ = ["main"]
 
@@ -225,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'suite':<22} {'results':>7} {'plain':>12} {'recorded':>12}"
     header += f" {'baseline':>12}" if baseline else ""
     header += f" {'cpu plain':>12} {'cpu rec.':>12}" + (f" {'cpu base.':>12}" if baseline else "")
-    print(header + "   (times: best/median) overhead: wall best, median, cpu best, median")
+    print(header + "   (times: best/median) overhead: wall best, median, cpu best, median, paired")
     with tempfile.TemporaryDirectory(prefix="insight-suites-bench-") as work:
         for name in names:
             suite, source = SUITES[name], sources[name]
@@ -246,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             line += "".join(f" {_times(walls[kind]):>12}" for kind in kinds)
             line += "".join(f" {_times(cpus[kind]):>12}" for kind in kinds) + "   "
             overheads = (
-                f"{kind}: {_overheads(walls[kind], walls['plain'])}, {_overheads(cpus[kind], cpus['plain'])}"
+                f"{kind}: {_overheads(walls[kind], walls['plain'])}, "
+                f"{_overheads(cpus[kind], cpus['plain'])}, {paired(cpus[kind], cpus['plain'])}"
                 for kind in list(kinds)[1:]
             )
             line += "; ".join(overheads)
