@@ -39,6 +39,7 @@ NOT_FOR_A_SAVE = [
     "pytest_insight.storage.base",
     "pytest_insight.storage.local.pack_shelf",
     "pytest_insight.storage.local.newest",
+    "pytest_insight.core.profiles",  # the storage is named on the command line
     "pytest_insight.core.facade",
     "pytest_insight.core.storage",
     "pytest_insight.exchange.operations",

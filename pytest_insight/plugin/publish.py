@@ -76,12 +76,8 @@ def publish(recorded: TestSession, settings: InsightSettings, redactions: str = 
         settings: the plugin's settings (destination, timeout, known-flaky note).
         redactions: what redaction replaced, for the saved line (``""`` for nothing).
     """
-    from pytest_insight.core.profiles import resolve_storage_uri
-
     try:
-        uri, options = (
-            (settings.storage, {}) if settings.storage is not None else resolve_storage_uri(settings.profile)
-        )
+        uri, options = (settings.storage, {}) if settings.storage is not None else _configured(settings)
         root = None if options else local_store_path(str(uri))
     except (InsightError, OSError) as exc:
         return Published(False, _could_not_save(recorded, "", _reason(exc)))
@@ -90,6 +86,13 @@ def publish(recorded: TestSession, settings: InsightSettings, redactions: str = 
     from pytest_insight.core.storage import run_sync
 
     return run_sync(_publish, str(uri), options, recorded, settings, redactions)
+
+
+def _configured(settings: InsightSettings) -> tuple[str, dict[str, Any]]:
+    """The storage the profile, the environment or the default names (profiles load only for this)."""
+    from pytest_insight.core.profiles import resolve_storage_uri
+
+    return resolve_storage_uri(settings.profile)
 
 
 def _publish_locally(
