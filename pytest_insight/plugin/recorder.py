@@ -264,11 +264,6 @@ def _seconds(report: Any) -> float:
 
 
 def _timestamp(value: object) -> datetime | None:
-    if value.__class__ is float and value > 0:  # pytest's, and xdist's
-        return _from_timestamp(value, UTC)
     if isinstance(value, int | float) and value > 0:
         return datetime.fromtimestamp(value, UTC)
     return None
-
-
-_from_timestamp = datetime.fromtimestamp
