@@ -67,6 +67,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     plugin = config.stash.get(_PLUGIN_KEY, None)
     if plugin is not None:
         del config.stash[_PLUGIN_KEY]
+        if plugin.log is not None:
+            config.pluginmanager.unregister(plugin.log)
         config.pluginmanager.unregister(plugin)
 
 
