@@ -223,6 +223,26 @@ def test_the_history_is_the_same_from_any_storage_in_any_order(kind: str, tmp_pa
     assert history.sessions[0].context == {"branch": "main", "host": "ci-1"}
 
 
+def test_a_history_of_only_some_tests_keeps_their_runs_as_the_whole_history_does() -> None:
+    def with_subtest(number: int, part: str) -> TestSession:
+        session = run(number, {"a": "failed" if number % 3 == 0 else "passed", "b": "passed", "t": "passed"})
+        start = session.session_start_time
+        if part == "failed":  # pytest 9 fails the test too: an echo, not a failure of its own
+            session.test_results[2] = TestResult("t", TestOutcome.FAILED, start, start, 0.1)
+        session.test_results.append(TestResult("t", TestOutcome(part), start, start, 0.1, subtest="[p]"))
+        return session
+
+    sessions = [with_subtest(i, "failed" if i in (2, 5) else "passed") for i in range(8)]
+    whole = History.from_sessions(sessions)
+    some = History.from_sessions(sessions, only={"a", "t"})
+    assert sorted(some.tests) == [("api", "a"), ("api", "t")]
+    for key in some.tests:
+        got, expected = some.tests[key], whole.tests[key]
+        assert (got.outcomes, list(got.sessions)) == (expected.outcomes, list(expected.sessions))
+    assert b"\x01" not in some.tests[("api", "t")].outcomes  # its subtest's failures are not its own
+    assert judge(some.tests[("api", "a")], some) == judge(whole.tests[("api", "a")], whole)
+
+
 def test_the_known_flaky_note(tmp_path: object) -> None:
     storage = JSONStorage(str(tmp_path))
     storage.save_sessions(

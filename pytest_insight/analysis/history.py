@@ -160,8 +160,12 @@ class History:
     session's commit (an index into ``commit_names``; 0 is "no commit") and
     context (an index into ``contexts``). ``worker_names`` names the xdist
     workers that :attr:`TestHistory.workers` count (``""`` first, for none).
+    With ``only`` set, the runs of only those tests (test ids, as
+    :attr:`TestHistory.nodeid`) are kept: a question about a few tests
+    spends nothing on the rest of a session's results.
     """
 
+    only: frozenset[str] | None = None
     sessions: list[SessionInfo] = field(default_factory=list)
     tests: dict[tuple[str, str], TestHistory] = field(default_factory=dict)
     _by_sut: dict[str, dict[str, TestHistory]] = field(default_factory=dict)
@@ -182,13 +186,17 @@ class History:
         """Fold one session in (a decoded session, or the light view :mod:`.reading` makes)."""
         index = len(self.sessions)
         sut = session.sut_name
-        results = session.test_results
+        results: Sequence[ResultLike] = session.test_results
         echoes = _NONE
         if any(map(_SUBTEST, results)):
             keys = [result.test_id for result in results]
             echoes = frozenset(r.nodeid for r in results if r.subtest and r.outcome in _FAILING)
         else:
             keys = [result.nodeid for result in results]
+        if self.only is not None:  # after the echoes: an echo may come from a subtest not asked for
+            only = self.only
+            kept = [position for position, key in enumerate(keys) if key in only]
+            results, keys = [results[position] for position in kept], [keys[position] for position in kept]
         layout = self._layouts.get(sut)
         if layout is not None and layout[0] == keys:
             self._add_same_tests(index, results, layout[1], echoes)
@@ -339,9 +347,9 @@ class History:
                     history.workers = array("H", gather(history.workers))
 
     @classmethod
-    def from_sessions(cls, sessions: Iterable[TestSession]) -> History:
-        """Build the history of ``sessions`` (any order)."""
-        history = cls()
+    def from_sessions(cls, sessions: Iterable[TestSession], only: Iterable[str] | None = None) -> History:
+        """Build the history of ``sessions`` (any order), of the tests ``only`` names when given."""
+        history = cls(None if only is None else frozenset(only))
         for session in sessions:
             history.add(session)
         return history.finish()

@@ -35,8 +35,9 @@ async def known_flaky_async(
     """Async twin of :func:`known_flaky` (the plugin reads it under its publish deadline)."""
     from pytest_insight.analysis.reading import collect_history_async
 
-    wanted = set(failed)
-    history: History = await collect_history_async(storage, Scope(sut_name=sut_name, since=since))
+    wanted = frozenset(failed)
+    scope = Scope(sut_name=sut_name, since=since)
+    history: History = await collect_history_async(storage, scope, only=wanted)
     flaky = []
     for nodeid in sorted(wanted):
         test = history.tests.get((sut_name, nodeid))

@@ -11,7 +11,8 @@ sessions.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -68,8 +69,8 @@ class LineScanner(Protocol):
 _DECODER = msgspec.json.Decoder(SessionView)
 
 
-async def _collect(storage: Storage, scope: Scope) -> History:
-    history = History()
+async def _collect(storage: Storage, scope: Scope, only: frozenset[str] | None) -> History:
+    history = History(only)
     backend = storage.backend
     if isinstance(backend, LineScanner):
         async for item in backend.scan_lines(scope):
@@ -97,12 +98,15 @@ def _view(line: bytes, uri: str) -> SessionView:
         raise CorruptStoreError(uri, None, f"not JSON: {exc}") from exc
 
 
-def collect_history(storage: Storage, scope: Scope | None = None) -> History:
+def collect_history(
+    storage: Storage, scope: Scope | None = None, *, only: Iterable[str] | None = None
+) -> History:
     """Stream the sessions of ``storage`` inside ``scope`` into an ordered :class:`History`.
 
     Args:
         storage: any storage (local store, bucket prefix, memory).
         scope: the SUT and time window; every session when None.
+        only: the test ids to keep the runs of; every test's when None.
 
     Raises:
         CorruptStoreError: a stored file or object cannot be parsed.
@@ -110,9 +114,11 @@ def collect_history(storage: Storage, scope: Scope | None = None) -> History:
     """
     from pytest_insight.core.facade import run_sync
 
-    return run_sync(collect_history_async, storage, scope)
+    return run_sync(functools.partial(collect_history_async, only=only), storage, scope)
 
 
-async def collect_history_async(storage: Storage, scope: Scope | None = None) -> History:
+async def collect_history_async(
+    storage: Storage, scope: Scope | None = None, *, only: Iterable[str] | None = None
+) -> History:
     """Async twin of :func:`collect_history` (the plugin reads it under its publish deadline)."""
-    return await _collect(storage, scope or Scope())
+    return await _collect(storage, scope or Scope(), None if only is None else frozenset(only))

@@ -34,7 +34,6 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import msgspec
@@ -201,20 +200,21 @@ class _SessionTexts(msgspec.Struct):
 _LINE_TEXTS = msgspec.json.Decoder(_SessionTexts)
 
 
-@dataclass
 class Redactor:
     """Replaces every secret a text holds, counting each kind.
 
     Args:
         patterns: extra regular expressions, of kind ``custom``.
         allow: values never redacted (a test fixture's fake key, a public token).
+
+    Attributes:
+        counts: the secrets replaced so far, by kind.
     """
 
-    patterns: Sequence[str] = ()
-    allow: Sequence[str] = ()
-    counts: Counter[str] = field(default_factory=Counter, init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, patterns: Sequence[str] = (), allow: Sequence[str] = ()) -> None:
+        self.patterns = tuple(patterns)
+        self.allow = tuple(allow)
+        self.counts: Counter[str] = Counter()
         kinds = [
             _Kind(
                 kind,

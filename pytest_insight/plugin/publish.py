@@ -19,11 +19,11 @@ terminal summary prints, and the run's exit status is the caller's to decide.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import msgspec
 
 from pytest_insight.errors import InsightError
 from pytest_insight.model.sessions import TestOutcome, TestSession
@@ -46,8 +46,7 @@ _REMOTE_SCHEMES = ("s3://",)
 _FAILING = (TestOutcome.FAILED, TestOutcome.ERROR)
 
 
-@dataclass(frozen=True, slots=True)
-class Published:
+class Published(msgspec.Struct, frozen=True):
     """What became of a recorded session.
 
     Attributes:

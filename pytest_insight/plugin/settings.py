@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from pytest_insight.errors import ConfigurationError
@@ -23,8 +23,7 @@ from pytest_insight.storage.uris import split_uri, storage_schemes
 __all__ = ["InsightSettings", "resolve_settings"]
 
 
-@dataclass(frozen=True, slots=True)
-class InsightSettings:
+class InsightSettings(msgspec.Struct, frozen=True):
     """The plugin's settings once command line, environment and ini are merged.
 
     ``storage`` and ``profile`` are never both set; with neither, the run is
@@ -35,7 +34,7 @@ class InsightSettings:
     sut_name: str = ""
     storage: str | None = None
     profile: str | None = None
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = {}
     strict: bool = False
     redact: bool = True
     redact_patterns: tuple[str, ...] = ()

@@ -15,9 +15,10 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from pytest_insight.errors import ConfigurationError, did_you_mean
 
@@ -37,8 +38,7 @@ LocationFactory = Callable[[str], Any]
 """``uri -> location``: an object implementing the exchange's ``Source``, ``Sink`` or both."""
 
 
-@dataclass(frozen=True, slots=True)
-class Scheme:
+class Scheme(msgspec.Struct, frozen=True):
     """What ``<scheme>://...`` can name.
 
     Attributes:
@@ -82,7 +82,7 @@ def register_location(name: str, factory: LocationFactory | str) -> None:
     """
     key = name.lower()
     known = SCHEMES.get(key, Scheme(storage=False, location=True))
-    SCHEMES[key] = replace(known, location=True, factory=factory)
+    SCHEMES[key] = msgspec.structs.replace(known, location=True, factory=factory)
 
 
 def location_factory(name: str) -> LocationFactory:

@@ -34,6 +34,7 @@ def _child(shape: str, tests: int, store: str) -> dict[str, float]:
     """One fresh process's figures, in seconds."""
     import importlib.metadata  # noqa: F401  (pytest has imported both before it loads the plugin)
 
+    import anyio.pytest_plugin  # noqa: F401  (anyio, a dependency, is a pytest plugin: every run loads it)
     import pytest
 
     began = time.perf_counter()

@@ -19,9 +19,10 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from pytest_insight import files
 from pytest_insight.errors import CorruptStoreError
@@ -92,8 +93,7 @@ def write_file(path: Path, data: bytes, durable: bool) -> None:
         os.close(fd)
 
 
-@dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(msgspec.Struct, frozen=True):
     """What a commit changes, by file name.
 
     Attributes:
@@ -112,8 +112,7 @@ class Plan:
         return bool(self.put or self.delete or self.packs or self.drop)
 
 
-@dataclass(frozen=True, slots=True)
-class Places:
+class Places(msgspec.Struct, frozen=True):
     """Where a store keeps its files.
 
     Attributes:
