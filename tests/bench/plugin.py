@@ -21,16 +21,25 @@ CPU time (user + system) of ``plain`` and ``recorded``, and the overheads in
 percent (target: under 3%): of the best times, since other work on the
 machine only ever adds time, and ``paired``, the median over the rounds of
 each recorded run's CPU time less the plain run's beside it, against the
-median plain run, which a noisy machine disturbs least. The store gains a
-session every recorded run, so later rounds save into a store that already
-holds several.
+median plain run, which a noisy machine disturbs least. The kinds run in a
+shuffled order each round (seeded), so that none always follows another. The
+store gains a session every recorded run, so later rounds save into a store
+that already holds several.
+
+With ``--instructions``, each kind instead runs once under valgrind's
+cachegrind, and the overheads are in instructions executed: a count that the
+machine's speed, which drifts by 10-20% on a shared VM, does not move (runs
+of the same code differ by about 0.1%). It takes a few minutes a shape.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,14 +69,22 @@ def test_real(n):
 }
 
 
-def _run(suite: Path, extra: list[str], pythonpath: str | None = None) -> tuple[float, float]:
-    """One pytest run: its wall time and its CPU time (user + system), in seconds."""
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
+def _command(extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
+
+
+def _env(suite: Path, pythonpath: str | None) -> dict[str, str]:
     env = {**os.environ, "PYTEST_ADDOPTS": "", "PYTEST_INSIGHT_HOME": str(suite / "home")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as users run: imports from cached bytecode
     env.pop("PYTEST_INSIGHT", None)
     if pythonpath is not None:
         env["PYTHONPATH"] = pythonpath
+    return env
+
+
+def _run(suite: Path, extra: list[str], pythonpath: str | None = None) -> tuple[float, float]:
+    """One pytest run: its wall time and its CPU time (user + system), in seconds."""
+    command, env = _command(extra), _env(suite, pythonpath)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     subprocess.run(command, cwd=suite, env=env, capture_output=True, check=False)
@@ -75,6 +92,27 @@ def _run(suite: Path, extra: list[str], pythonpath: str | None = None) -> tuple[
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
+
+
+def _instructions(suite: Path, extra: list[str], pythonpath: str | None = None) -> int:
+    """The instructions one pytest run executes, counted by valgrind's cachegrind."""
+    valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+    done = subprocess.run(
+        [*valgrind, *_command(extra)], cwd=suite, env=_env(suite, pythonpath), capture_output=True, text=True
+    )
+    found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"valgrind gave no instruction count: {done.stderr[-500:]}")
+    return int(found[1].replace(",", ""))
+
+
+def _suite(work: Path, name: str, source: str) -> Path:
+    """Write the suite ``name`` into a directory of its own; return that directory."""
+    suite = work / name
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    (suite / f"test_{name}.py").write_text(source, encoding="utf-8")
+    return suite
 
 
 def _kinds(work: Path, name: str, baseline: Path | None) -> dict[str, tuple[list[str], str | None]]:
@@ -104,8 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5, help="runs of each kind per shape (5)")
     parser.add_argument("--baseline", type=Path, help="a checkout whose plugin to time beside this one")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions under valgrind instead of timing"
+    )
     args = parser.parse_args(argv)
     baseline = args.baseline.resolve() if args.baseline else None
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+        return _count(baseline)
     header = f"{'suite':<6} {'tests':>6} {'plain':>7} {'off':>7} {'recorded':>9}"
     header += f" {'baseline':>9}" if baseline else ""
     header += f" {'cpu plain':>10} {'cpu rec.':>9}   overhead: off, recorded, cpu recorded, paired"
@@ -113,17 +158,16 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     with tempfile.TemporaryDirectory(prefix="insight-plugin-bench-") as work:
         for name, source in SUITES.items():
-            suite = Path(work) / name
-            suite.mkdir()
-            (suite / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-            (suite / f"test_{name}.py").write_text(source, encoding="utf-8")
+            suite = _suite(Path(work), name, source)
             kinds = _kinds(Path(work), name, baseline)
             for extra, pythonpath in kinds.values():  # warm the file cache and the bytecode
                 _run(suite, extra, pythonpath)
             walls: dict[str, list[float]] = {kind: [] for kind in kinds}
             cpus: dict[str, list[float]] = {kind: [] for kind in kinds}
-            for _ in range(args.rounds):
-                for kind, (extra, pythonpath) in kinds.items():
+            order = list(kinds.items())
+            for round_number in range(args.rounds):
+                random.Random(round_number).shuffle(order)
+                for kind, (extra, pythonpath) in order:
                     spent = _run(suite, extra, pythonpath)
                     walls[kind].append(spent[0])
                     cpus[kind].append(spent[1])
@@ -142,6 +186,30 @@ def main(argv: list[str] | None = None) -> int:
                 shown += [paired(cpus["baseline"], cpus["plain"])]
             line += ", ".join(shown)
             print(line, flush=True)
+    return 0
+
+
+def _count(baseline: Path | None) -> int:
+    """Print each shape's instructions: plain, recorded (and baseline), and the overheads."""
+    print(
+        f"{'suite':<6} {'tests':>6} {'plain':>14} {'recorded':>14}   overhead: recorded"
+        + (", baseline" if baseline else "")
+    )
+    with tempfile.TemporaryDirectory(prefix="insight-plugin-bench-") as work:
+        for name, source in SUITES.items():
+            suite = _suite(Path(work), name, source)
+            kinds = _kinds(Path(work), name, baseline)
+            del kinds["off"]
+            counts: dict[str, int] = {}
+            for kind, (extra, pythonpath) in kinds.items():
+                _run(suite, extra, pythonpath)  # the bytecode, and a store that holds a session already
+                counts[kind] = _instructions(suite, extra, pythonpath)
+            tests = 3000 if name == "fast" else 1000
+            shown = [_percent(counts[kind], counts["plain"]) for kind in kinds if kind != "plain"]
+            print(
+                f"{name:<6} {tests:>6} {counts['plain']:>14,} {counts['recorded']:>14,}   {', '.join(shown)}",
+                flush=True,
+            )
     return 0
 
 
