@@ -126,3 +126,27 @@ def test_setup_and_teardown_time_is_recorded_ranked_and_shown(
     assert first["mean_setup"] >= 0.3
     assert first["mean_teardown"] >= 0.2
     assert first["mean_duration"] >= first["mean_setup"] + first["mean_teardown"]
+
+
+SUBTESTS_WITH_FIXTURE = """
+import pytest
+
+@pytest.fixture
+def resource():
+    yield
+
+def test_parts(subtests, resource):
+    for i in range(3):
+        with subtests.test(msg="part", i=i):
+            assert i != 1
+"""
+
+
+def test_a_tests_setup_and_teardown_time_are_its_own_not_its_subtests(pytester: pytest.Pytester) -> None:
+    session, _ = record(pytester, SUBTESTS_WITH_FIXTURE)
+    (own,) = [r for r in session.test_results if not r.subtest]
+    parts = [r for r in session.test_results if r.subtest]
+    assert len(parts) == 3
+    assert own.setup_duration > 0
+    assert own.teardown_duration > 0
+    assert all(part.setup_duration == 0 and part.teardown_duration == 0 for part in parts)

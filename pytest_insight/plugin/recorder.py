@@ -163,7 +163,7 @@ class SessionRecorder:
         self.session_id = new_session_id(sut_name, self.start_time)
         self.results: list[TestResult] = []
         self._warned: set[str] = set()
-        self._setup: dict[str, float] = {}  # a passing setup's seconds, until the call's report
+        self._setup: dict[str, float] = {}  # a passing setup's seconds, until the test's own call report
         self._last: dict[str, TestResult] = {}  # each node id's latest result, for its teardown time
 
     def add_report(self, report: Any) -> None:
@@ -173,10 +173,11 @@ class SessionRecorder:
     def add_reports(self, reports: Iterable[Any]) -> None:
         """Record, in order, the reports pytest counts among ``reports``.
 
-        A passing setup's time waits for the test's result; a passing
-        teardown's is added to the result before it (the call's). The plugin
-        keeps a run's reports and passes them here at its end, in one pass,
-        which costs a run less than a call between every two tests.
+        A passing setup's time waits for the test's own result (not its
+        subtests'); a passing teardown's is added to the result before it
+        (the call's). The plugin keeps a run's reports and passes them here at
+        its end, in one pass, which costs a run less than a call between
+        every two tests.
         """
         setups, last, results = self._setup, self._last, self.results
         for report in reports:
@@ -196,12 +197,14 @@ class SessionRecorder:
                 outcome = outcome_of(report)
             if outcome is None:
                 continue
-            result = self._result(report, outcome, when)
+            result = self._result(report, outcome)
             results.append(result)
             if not result.subtest:
+                if when == "call" and (setup := setups.pop(result.nodeid, None)) is not None:
+                    result.setup_duration = setup
                 last[result.nodeid] = result
 
-    def _result(self, report: Any, outcome: TestOutcome, when: str | None) -> TestResult:
+    def _result(self, report: Any, outcome: TestOutcome) -> TestResult:
         nodeid = report.nodeid  # a property: read once
         duration = _seconds(report)
         stop = _timestamp(getattr(report, "stop", None)) or datetime.now(UTC)
@@ -214,8 +217,6 @@ class SessionRecorder:
             result.capstderr = report.capstderr
         if report.longrepr is not None:  # without one pytest's text is empty, or an xdist "[gw0] ..." line
             result.longreprtext = report.longreprtext
-        if when == "call" and (setup := self._setup.pop(nodeid, None)) is not None:
-            result.setup_duration = setup
         if label := subtest_label(report):
             result.subtest = label
         if worker := worker_of(report):
