@@ -26,10 +26,11 @@ shuffled order each round (seeded), so that none always follows another. The
 store gains a session every recorded run, so later rounds save into a store
 that already holds several.
 
-With ``--instructions``, each kind instead runs once under valgrind's
-cachegrind, and the overheads are in instructions executed: a count that the
-machine's speed, which drifts by 10-20% on a shared VM, does not move (runs
-of the same code differ by about 0.1%). It takes a few minutes a shape.
+With ``--instructions``, each kind instead runs once a round under
+valgrind's cachegrind, and the overheads are in instructions executed: a
+count that the machine's speed, which drifts by 10-20% on a shared VM, does
+not move. Each round has its own hash seed (runs of the same code differ by
+about 0.2% between seeds); a round takes about two minutes a shape.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 __all__ = ["main"]
@@ -94,12 +96,11 @@ def _run(suite: Path, extra: list[str], pythonpath: str | None = None) -> tuple[
     return wall, cpu
 
 
-def _instructions(suite: Path, extra: list[str], pythonpath: str | None = None) -> int:
-    """The instructions one pytest run executes, counted by valgrind's cachegrind."""
+def _instructions(suite: Path, extra: list[str], pythonpath: str | None, seed: int) -> int:
+    """The instructions one pytest run executes, counted by valgrind's cachegrind, with this hash seed."""
     valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-    done = subprocess.run(
-        [*valgrind, *_command(extra)], cwd=suite, env=_env(suite, pythonpath), capture_output=True, text=True
-    )
+    env = {**_env(suite, pythonpath), "PYTHONHASHSEED": str(seed)}
+    done = subprocess.run([*valgrind, *_command(extra)], cwd=suite, env=env, capture_output=True, text=True)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise SystemExit(f"valgrind gave no instruction count: {done.stderr[-500:]}")
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.instructions:
         if shutil.which("valgrind") is None:
             raise SystemExit("--instructions needs valgrind (apt install valgrind)")
-        return _count(baseline)
+        return _count(baseline, args.rounds)
     header = f"{'suite':<6} {'tests':>6} {'plain':>7} {'off':>7} {'recorded':>9}"
     header += f" {'baseline':>9}" if baseline else ""
     header += f" {'cpu plain':>10} {'cpu rec.':>9}   overhead: off, recorded, cpu recorded, paired"
@@ -189,8 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _count(baseline: Path | None) -> int:
-    """Print each shape's instructions: plain, recorded (and baseline), and the overheads."""
+def _count(baseline: Path | None, rounds: int) -> int:
+    """Print each shape's median instructions, plain and recorded, and the median overheads.
+
+    Each round runs every kind once (at once: a count does not depend on the
+    machine's load) with its own hash seed, which moves a run's count by
+    about 0.2%; the overheads are the medians of each round's.
+    """
     print(
         f"{'suite':<6} {'tests':>6} {'plain':>14} {'recorded':>14}   overhead: recorded"
         + (", baseline" if baseline else "")
@@ -200,16 +206,23 @@ def _count(baseline: Path | None) -> int:
             suite = _suite(Path(work), name, source)
             kinds = _kinds(Path(work), name, baseline)
             del kinds["off"]
-            counts: dict[str, int] = {}
-            for kind, (extra, pythonpath) in kinds.items():
+            for extra, pythonpath in kinds.values():
                 _run(suite, extra, pythonpath)  # the bytecode, and a store that holds a session already
-                counts[kind] = _instructions(suite, extra, pythonpath)
+            counts: dict[str, list[int]] = {kind: [] for kind in kinds}
+            with ThreadPoolExecutor(len(kinds)) as pool:
+                for seed in range(rounds):
+                    runs = {kind: pool.submit(_instructions, suite, *kinds[kind], seed) for kind in kinds}
+                    for kind, run in runs.items():
+                        counts[kind].append(run.result())
             tests = 3000 if name == "fast" else 1000
-            shown = [_percent(counts[kind], counts["plain"]) for kind in kinds if kind != "plain"]
-            print(
-                f"{name:<6} {tests:>6} {counts['plain']:>14,} {counts['recorded']:>14,}   {', '.join(shown)}",
-                flush=True,
-            )
+            plain = counts["plain"]
+            overheads = {
+                kind: statistics.median(n / p - 1 for n, p in zip(counts[kind], plain, strict=True))
+                for kind in kinds
+            }
+            shown = [f"{100 * overheads[kind]:+.2f}%" for kind in kinds if kind != "plain"]
+            line = f"{name:<6} {tests:>6} {statistics.median(plain):>14,.0f}"
+            print(f"{line} {statistics.median(counts['recorded']):>14,.0f}   {', '.join(shown)}", flush=True)
     return 0
 
 
