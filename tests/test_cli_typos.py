@@ -106,6 +106,40 @@ def test_a_mistyped_uri_stops_a_pytest_run_before_its_tests(pytester: pytest.Pyt
     assert not (pytester.path / "s3:").exists()
 
 
+PROJECT_INI = "[pytest]\npython_files = check_*.py\n"  # found only if pytest looks from the project
+
+
+def test_a_store_path_after_a_space_that_would_move_pytests_rootdir_is_refused(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini(PROJECT_INI)
+    pytester.makepyfile(check_one="def test_one():\n    pass\n")
+    store = tmp_path / "store"  # outside the project, and already there: pytest would take it for a test path
+    store.mkdir()
+    for args in (["--insight", "--insight-storage", str(store)], ["--insight-storage", str(store)]):
+        result = pytester.runpytest_subprocess(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines([f"ERROR: --insight-storage {store}: pytest takes a path after a space*"])
+        assert f"write --insight-storage={store}" in result.stderr.str()
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"--insight-storage {store}")
+    assert pytester.runpytest_subprocess("--insight").ret == pytest.ExitCode.USAGE_ERROR
+    monkeypatch.delenv("PYTEST_ADDOPTS")
+    assert not any(store.iterdir())
+    result = pytester.runpytest_subprocess("--insight", f"--insight-storage={store}")
+    result.assert_outcomes(passed=1)  # the project's ini was read: check_one.py was collected
+    (session,) = JSONStorage(store).load_sessions()
+    assert [result.nodeid for result in session.test_results] == ["check_one.py::test_one"]
+
+
+def test_a_store_path_after_a_space_inside_the_project_is_read_as_written(pytester: pytest.Pytester) -> None:
+    pytester.makeini(PROJECT_INI)
+    pytester.makepyfile(check_one="def test_one():\n    pass\n")
+    (pytester.path / ".insight").mkdir()
+    for _ in range(2):  # the second time the store exists
+        pytester.runpytest_subprocess("--insight", "--insight-storage", ".insight").assert_outcomes(passed=1)
+    assert len(JSONStorage(pytester.path / ".insight").load_sessions()) == 2
+
+
 def test_an_export_file_in_a_missing_directory_is_refused(insight: Run, tmp_path: Path) -> None:
     JSONStorage(tmp_path / "store").save_session(build_session("one"))
     for target in (tmp_path / "missing" / "dir" / "x.json", tmp_path / "missing" / "x.jsonl.gz"):

@@ -348,7 +348,7 @@ def test_a_failure_to_save_is_reported_and_fails_the_run_only_when_strict(
     not_a_directory = tmp_path / "sessions.json"
     not_a_directory.write_text('{"sessions": []}', encoding="utf-8")
     pytester.makepyfile(test_one="def test_one(): pass")
-    result = pytester.runpytest("--insight", "--insight-storage", str(not_a_directory), *strict)
+    result = pytester.runpytest("--insight", f"--insight-storage={not_a_directory}", *strict)
     assert result.ret == expected
     lines = [line for line in result.outlines if line.startswith("pytest-insight:")]
     assert len(lines) == 1, lines
@@ -360,7 +360,7 @@ def test_strict_keeps_a_failed_runs_exit_status(pytester: pytest.Pytester, tmp_p
     pytester.makepyfile(test_one="def test_one(): assert False")
     bad = tmp_path / "file"
     bad.write_text("x", encoding="utf-8")
-    result = pytester.runpytest("--insight", "--insight-strict", "--insight-storage", str(bad))
+    result = pytester.runpytest("--insight", "--insight-strict", f"--insight-storage={bad}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 

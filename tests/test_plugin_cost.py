@@ -138,7 +138,7 @@ def test_a_store_another_writer_holds_past_the_deadline_is_reported_not_saved(
     lock.acquire()
     try:
         result = pytester.runpytest_subprocess(
-            "--insight", "--insight-storage", store, "--insight-publish-timeout", "0.2"
+            "--insight", f"--insight-storage={store}", "--insight-publish-timeout", "0.2"
         )
     finally:
         lock.release()

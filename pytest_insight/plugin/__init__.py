@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_insight.plugin.options import add_options, read_flag
+from pytest_insight.plugin.options import add_options, check_spaced_paths, read_flag
 
 if TYPE_CHECKING:
     from pytest_insight.plugin.recording import InsightPlugin
@@ -51,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the recorder when recording is on, except on xdist workers."""
     if hasattr(config, "workerinput"):
         return  # the xdist controller receives every report and writes the one session
+    check_spaced_paths(config, os.environ)
     if not read_flag(config, os.environ, "insight", "PYTEST_INSIGHT"):
         return  # not recording: the recorder, the model and the storage are never imported
     with unrewritten_imports(config):

@@ -8,15 +8,31 @@ recording or not.
 
 from __future__ import annotations
 
+import itertools
+import os
+import shlex
 from collections.abc import Mapping
+from pathlib import Path
 
 import pytest
 
-__all__ = ["PUBLISH_TIMEOUT", "add_options", "read_flag", "read_seconds", "read_text"]
+__all__ = ["PUBLISH_TIMEOUT", "add_options", "check_spaced_paths", "read_flag", "read_seconds", "read_text"]
 
 PUBLISH_TIMEOUT = 5.0
 """Seconds the end of a run may spend saving its session (``--insight-publish-timeout``)."""
 
+# the options that take a value: one written after a space may be a path pytest misreads (check_spaced_paths)
+_VALUED = frozenset(
+    {
+        "--insight-sut",
+        "--insight-storage",
+        "--insight-profile",
+        "--insight-tag",
+        "--insight-publish-timeout",
+        "--insight-redact-pattern",
+        "--insight-redact-allow",
+    }
+)
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -192,3 +208,37 @@ def read_seconds(
             f"{option}, {variable}, ini {name}: {raw!r} is not a positive number of seconds"
         )
     return seconds
+
+
+def check_spaced_paths(config: pytest.Config, env: Mapping[str, str]) -> None:
+    """Refuse an option value after a space that pytest took for a test path when it chose its rootdir.
+
+    pytest finds the rootdir and the ini file before it loads plugins, so
+    it does not know yet that ``--insight-storage`` takes a value: in
+    ``--insight-storage /elsewhere/store`` it takes an existing
+    ``/elsewhere/store`` for a test path (pytest#1435). Outside the tests'
+    own directory, that moves the search up: the project's ini file is not
+    found (no ``testpaths``, ``python_files``, markers) and node ids change.
+    ``--insight-storage=/elsewhere/store``, the ini option or the
+    environment variable are read correctly.
+
+    Raises:
+        pytest.UsageError: a value outside the tests' directory was given after a space.
+    """
+    # what pytest parsed when it chose the rootdir: PYTEST_ADDOPTS, then the command line
+    tokens = [*shlex.split(env.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
+    if _VALUED.isdisjoint(tokens):
+        return
+    here = config.invocation_params.dir
+    tests = [here / arg.split("::")[0] for arg in config.args]
+    found = [str(path.resolve()) for path in tests if path.exists()]
+    base = Path(os.path.commonpath(found)) if found else here.resolve()
+    for option, value in itertools.pairwise(tokens):
+        if option not in _VALUED or value.startswith("-") or not value:
+            continue
+        path = (here / value).resolve()
+        if path.exists() and not path.is_relative_to(base):
+            raise pytest.UsageError(
+                f"{option} {value}: pytest takes a path after a space for a test path when it looks for "
+                f"the rootdir and ini file, and looked above {base}; write {option}={value}"
+            )

@@ -117,14 +117,16 @@ def _suite(work: Path, name: str, source: str) -> Path:
 
 
 def _kinds(work: Path, name: str, baseline: Path | None) -> dict[str, tuple[list[str], str | None]]:
-    record = ["--insight", "--insight-sut", "bench", "--insight-storage"]
+    record = ["--insight", "--insight-sut", "bench"]
+    # "=": a store path after a space would be taken for a test path when pytest picks its rootdir
     kinds: dict[str, tuple[list[str], str | None]] = {
         "plain": (["-p", "no:insight"], None),
         "off": ([], None),
-        "recorded": ([*record, str(work / f"{name}-store")], None),
+        "recorded": ([*record, f"--insight-storage={work / f'{name}-store'}"], None),
     }
     if baseline is not None:
-        kinds["baseline"] = ([*record, str(work / f"{name}-baseline-store")], str(baseline))
+        store = f"--insight-storage={work / f'{name}-baseline-store'}"
+        kinds["baseline"] = ([*record, store], str(baseline))
     return kinds
 
 

@@ -186,13 +186,15 @@ def _results(summary: str) -> int:
 
 
 def _kinds(name: str, code: list[Path], work: Path, baseline: Path | None) -> dict[str, Kind]:
-    record = ["--insight", "--insight-sut", "bench", "--insight-storage"]
+    record = ["--insight", "--insight-sut", "bench"]
+    # "=": a store path after a space would be taken for a test path when pytest picks its rootdir
     kinds = {
         "plain": Kind([ROOT, *code], ["-p", "no:insight"]),
-        "recorded": Kind([ROOT, *code], [*record, str(work / f"{name}-store")]),
+        "recorded": Kind([ROOT, *code], [*record, f"--insight-storage={work / f'{name}-store'}"]),
     }
     if baseline is not None:
-        kinds["baseline"] = Kind([baseline, *code], [*record, str(work / f"{name}-baseline-store")])
+        store = f"--insight-storage={work / f'{name}-baseline-store'}"
+        kinds["baseline"] = Kind([baseline, *code], [*record, store])
     return kinds
 
 
