@@ -109,7 +109,7 @@ def main() -> int:
         print(f"\n== CI run {run_number}: pytest with the plugin recording")
         run(
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reruns", "1",
-            "--insight", "--insight-sut", "checkout", "--insight-storage", str(agent_store),
+            "--insight", "--insight-sut", "checkout", f"--insight-storage={agent_store}",
             "--insight-tag", f"build={run_number}", str(suite),
             env=env, cwd=suite,
         )  # fmt: skip

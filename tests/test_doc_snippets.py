@@ -62,7 +62,7 @@ def demo_sessions(tmp_path_factory: pytest.TempPathFactory) -> list[TestSession]
         subprocess.run(
             [
                 sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--reruns", "1",
-                "--insight", "--insight-sut", "checkout", "--insight-storage", str(store),
+                "--insight", "--insight-sut", "checkout", f"--insight-storage={store}",
                 "--insight-tag", f"build={build}",
             ],
             cwd=suite, capture_output=True, check=False, env={**os.environ, "PYTEST_ADDOPTS": ""},
