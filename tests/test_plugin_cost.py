@@ -73,6 +73,31 @@ def test_saving_to_a_local_store_loads_only_what_writing_one_session_needs(
     assert not modules & set(NOT_FOR_A_SAVE), sorted(modules & set(NOT_FOR_A_SAVE))
 
 
+# What the known-flaky note of a failing run needs no more than a save does: it scans the store.
+NOT_FOR_THE_NOTE = [
+    "pytest_insight.format.decoding",
+    "pytest_insight.format.bundle",
+    "pytest_insight.format.compression",
+    "isal",
+    "pytest_insight.exchange.operations",
+    "obstore",
+]
+
+
+def test_the_known_flaky_note_reads_the_store_without_the_bundle_format(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makeconftest(REPORTER)
+    pytester.makepyfile(test_one="def test_one(): assert False")
+    store = f"--insight-storage={tmp_path / 'store'}"
+    pytester.runpytest_subprocess("--insight", store)  # a session in the store's history
+    result = pytester.runpytest_subprocess("-s", "--insight", store)
+    result.stdout.fnmatch_lines(["pytest-insight: saved session * (1 test results) to file://*"])
+    modules = set(loaded(result)["modules"])  # type: ignore[call-overload]
+    assert "pytest_insight.analysis.known_flaky" in modules  # the note was looked for
+    assert not modules & set(NOT_FOR_THE_NOTE), sorted(modules & set(NOT_FOR_THE_NOTE))
+
+
 @pytest.mark.parametrize("assertions", ["rewrite", "plain"])
 def test_our_modules_skip_assertion_rewriting_and_the_tests_modules_keep_it(
     pytester: pytest.Pytester, tmp_path: Path, assertions: str

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from pytest_insight.format.compression import GzipWriter
+from pytest_insight.format.lines import CANONICAL_START, EncodedSession
 from pytest_insight.model.schema import encode_line
 from pytest_insight.model.sessions import TestSession
 
@@ -40,21 +41,6 @@ __all__ = [
 BUNDLE_ID_LENGTH = 32
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedSession:
-    """A session as one canonical bundle line (without the newline), with its sort and partition keys."""
-
-    sut_name: str
-    start_time: datetime
-    session_id: str
-    line: bytes
-
-    @property
-    def day(self) -> date:
-        """The UTC day the session started: its date partition."""
-        return self.start_time.date()
-
-
 def encode_session(session: TestSession) -> EncodedSession:
     """Encode ``session`` as its canonical line.
 
@@ -64,10 +50,6 @@ def encode_session(session: TestSession) -> EncodedSession:
     return EncodedSession(
         session.sut_name, session.session_start_time, session.session_id, encode_line(session)
     )
-
-
-CANONICAL_START = b'{"rerun_test_groups":'
-"""How every line :func:`encode_session` writes starts: the first of a session's keys in sorted order."""
 
 
 def encode_or_reuse(session: TestSession, line: bytes | None) -> EncodedSession:

@@ -22,6 +22,7 @@ import msgspec
 
 from pytest_insight.errors import BundleTooLargeError, ConfigurationError, InvalidDataError
 from pytest_insight.format import compression
+from pytest_insight.format.lines import SessionLine
 from pytest_insight.model.fields import kind
 from pytest_insight.model.lenient import read_line
 from pytest_insight.model.sessions import SCHEMA_VERSION, TestSession
@@ -43,18 +44,6 @@ T = TypeVar("T")
 
 DecodedItem = TestSession | InvalidDataError
 """What decoding yields: a valid session, or the error of one bad line or source."""
-
-
-@dataclass(frozen=True, slots=True)
-class SessionLine:
-    """A session with the JSON line it was decoded from, byte for byte (without the newline).
-
-    Decoding ``line`` gives ``session`` back, so a store may write the line as
-    it is instead of encoding the session again.
-    """
-
-    session: TestSession
-    line: bytes
 
 
 SourceItem = DecodedItem | SessionLine

@@ -37,8 +37,7 @@ from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.scope import EVERYTHING, Scope
 
 if TYPE_CHECKING:
-    from pytest_insight.format.bundle import EncodedSession
-    from pytest_insight.format.decoding import SessionLine
+    from pytest_insight.format.lines import EncodedSession, SessionLine
 
 # Scope lives in storage.scope; it is still importable from here, as it was
 __all__ = ["Backend", "LineScanner", "NewestLister", "Scope", "ScopeClearer", "Transaction"]

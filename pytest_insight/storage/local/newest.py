@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from pytest_insight.format.decoding import SessionLine
+from pytest_insight.format.lines import SessionLine
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.scope import Scope
 

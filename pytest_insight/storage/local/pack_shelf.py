@@ -7,8 +7,7 @@ from collections.abc import Collection, Iterable, Set
 from pathlib import Path
 
 from pytest_insight.errors import CorruptStoreError
-from pytest_insight.format.bundle import CANONICAL_START, EncodedSession
-from pytest_insight.format.decoding import SessionLine
+from pytest_insight.format.lines import CANONICAL_START, EncodedSession, SessionLine
 from pytest_insight.model.sessions import TestSession
 from pytest_insight.storage.local import packs
 from pytest_insight.storage.local.session_files import decode_stored

@@ -67,8 +67,7 @@ from pytest_insight.storage.local.writes import LocalTransaction
 from pytest_insight.storage.scope import EVERYTHING, Scope
 
 if TYPE_CHECKING:
-    from pytest_insight.format.bundle import EncodedSession
-    from pytest_insight.format.decoding import SessionLine
+    from pytest_insight.format.lines import EncodedSession, SessionLine
     from pytest_insight.storage.local.pack_shelf import Found, PackShelf
     from pytest_insight.storage.local.packs import PackIndex
 
@@ -253,7 +252,7 @@ class LocalBackend:
         already yielded are skipped). A pack's sessions outside ``scope`` are
         left unread: its index says each one's SUT and start time.
         """
-        from pytest_insight.format.decoding import SessionLine
+        from pytest_insight.format.lines import SessionLine
 
         seen: set[str] = set()  # session file names yielded
         read_packs: set[str] = set()
@@ -291,7 +290,7 @@ class LocalBackend:
             listed = current
 
     async def scan(self, scope: Scope = EVERYTHING) -> AsyncIterator[TestSession]:
-        from pytest_insight.format.decoding import SessionLine
+        from pytest_insight.format.lines import SessionLine
 
         async for item in self._scan_stored(scope, reuse=False):
             if isinstance(item, SessionLine):  # always, without reuse
