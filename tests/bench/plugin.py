@@ -49,7 +49,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["instructions", "main", "median_overhead", "need_valgrind", "paired"]
 
 SUITES = {
     "fast": """
@@ -96,15 +96,30 @@ def _run(suite: Path, extra: list[str], pythonpath: str | None = None) -> tuple[
     return wall, cpu
 
 
-def _instructions(suite: Path, extra: list[str], pythonpath: str | None, seed: int) -> int:
-    """The instructions one pytest run executes, counted by valgrind's cachegrind, with this hash seed."""
+def instructions(command: list[str], cwd: Path, env: dict[str, str], seed: int) -> int:
+    """The instructions ``command`` executes, counted by valgrind's cachegrind, with this hash seed."""
     valgrind = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
-    env = {**_env(suite, pythonpath), "PYTHONHASHSEED": str(seed)}
-    done = subprocess.run([*valgrind, *_command(extra)], cwd=suite, env=env, capture_output=True, text=True)
+    env = {**env, "PYTHONHASHSEED": str(seed)}
+    done = subprocess.run([*valgrind, *command], cwd=cwd, env=env, capture_output=True, text=True)
     found = re.search(r"I\s+refs:\s+([\d,]+)", done.stderr)
     if found is None:
         raise SystemExit(f"valgrind gave no instruction count: {done.stderr[-500:]}")
     return int(found[1].replace(",", ""))
+
+
+def need_valgrind() -> None:
+    """Stop with a hint when valgrind is missing."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+
+
+def median_overhead(counts: list[int], plain: list[int]) -> str:
+    """The median, over rounds, of each round's count against plain's, in percent."""
+    return f"{100 * statistics.median(n / p - 1 for n, p in zip(counts, plain, strict=True)):+.2f}%"
+
+
+def _instructions(suite: Path, extra: list[str], pythonpath: str | None, seed: int) -> int:
+    return instructions(_command(extra), suite, _env(suite, pythonpath), seed)
 
 
 def _suite(work: Path, name: str, source: str) -> Path:
@@ -151,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     baseline = args.baseline.resolve() if args.baseline else None
     if args.instructions:
-        if shutil.which("valgrind") is None:
-            raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+        need_valgrind()
         return _count(baseline, args.rounds)
     header = f"{'suite':<6} {'tests':>6} {'plain':>7} {'off':>7} {'recorded':>9}"
     header += f" {'baseline':>9}" if baseline else ""
@@ -218,11 +232,7 @@ def _count(baseline: Path | None, rounds: int) -> int:
                         counts[kind].append(run.result())
             tests = 3000 if name == "fast" else 1000
             plain = counts["plain"]
-            overheads = {
-                kind: statistics.median(n / p - 1 for n, p in zip(counts[kind], plain, strict=True))
-                for kind in kinds
-            }
-            shown = [f"{100 * overheads[kind]:+.2f}%" for kind in kinds if kind != "plain"]
+            shown = [median_overhead(counts[kind], plain) for kind in kinds if kind != "plain"]
             line = f"{name:<6} {tests:>6} {statistics.median(plain):>14,.0f}"
             print(f"{line} {statistics.median(counts['recorded']):>14,.0f}   {', '.join(shown)}", flush=True)
     return 0

@@ -35,6 +35,11 @@ it is; ``paired`` is the median of each round's CPU difference to the plain
 run beside it, the figure a noisy machine disturbs least. A warning follows
 when a kind's warm-up run exits with another code, or reports other counts,
 than ``plain``'s.
+
+With ``--instructions``, each round instead counts the instructions of one
+run of every kind under valgrind's cachegrind (a hash seed a round), which
+the machine's drift does not move, and prints the median overheads (as
+``python -m tests.bench.plugin --instructions``).
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ import tarfile
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urljoin
@@ -59,7 +65,7 @@ from urllib.parse import urljoin
 from packaging.utils import canonicalize_name, parse_sdist_filename
 from packaging.version import Version
 
-from tests.bench.plugin import paired
+from tests.bench.plugin import instructions, median_overhead, need_valgrind, paired
 
 __all__ = ["main"]
 
@@ -152,14 +158,22 @@ def _deps(name: str, suite: Suite, cache: Path) -> list[Path]:
     return [target]
 
 
-def _run(source: Path, kind: Kind, options: list[str], home: Path) -> Run:
-    """One pytest run of the suite in ``source``, in a fresh process."""
+def _command(kind: Kind, options: list[str]) -> list[str]:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-    command += [*kind.extra, *options]
+    return [*command, *kind.extra, *options]
+
+
+def _env(kind: Kind, home: Path) -> dict[str, str]:
     env = {**os.environ, "PYTEST_ADDOPTS": "", "PYTEST_INSIGHT_HOME": str(home)}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as users run: imports from cached bytecode
     env.pop("PYTEST_INSIGHT", None)
     env["PYTHONPATH"] = os.pathsep.join(str(path) for path in kind.pythonpath)
+    return env
+
+
+def _run(source: Path, kind: Kind, options: list[str], home: Path) -> Run:
+    """One pytest run of the suite in ``source``, in a fresh process."""
+    command, env = _command(kind, options), _env(kind, home)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True, check=False)
@@ -212,6 +226,24 @@ def _times(times: list[float]) -> str:
     return f"{min(times):.2f}/{statistics.median(times):.2f}s"
 
 
+def _counted(
+    name: str, suite: Suite, source: Path, kinds: dict[str, Kind], options: list[str], home: Path, rounds: int
+) -> str:
+    """The suite's line of instruction counts: the kinds of a round counted at once, a hash seed a round."""
+    counts: dict[str, list[int]] = {kind: [] for kind in kinds}
+    with ThreadPoolExecutor(len(kinds)) as pool:
+        for seed in range(rounds):
+            runs = {
+                kind: pool.submit(instructions, _command(setup, options), source, _env(setup, home), seed)
+                for kind, setup in kinds.items()
+            }
+            for kind, run in runs.items():
+                counts[kind].append(run.result())
+    shown = "; ".join(f"{kind} {median_overhead(counts[kind], counts['plain'])}" for kind in list(kinds)[1:])
+    plain = statistics.median(counts["plain"])
+    return f"{name + ' ' + suite.version:<22} instructions: plain {plain:,.0f}; {shown}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print one line per suite."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -219,7 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suites", default=",".join(SUITES), help=f"comma-separated ({','.join(SUITES)})")
     parser.add_argument("--cache", type=Path, default=CACHE, help=f"where the sdists are kept ({CACHE})")
     parser.add_argument("--baseline", type=Path, help="a checkout whose plugin to time beside this one")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions under valgrind, a hash seed a round (see tests.bench.plugin)",
+    )
     args = parser.parse_args(argv)
+    if args.instructions:
+        need_valgrind()
     names = args.suites.split(",")
     unknown = sorted(set(names) - set(SUITES))
     if unknown:
@@ -231,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     header = f"{'suite':<22} {'results':>7} {'plain':>12} {'recorded':>12}"
     header += f" {'baseline':>12}" if baseline else ""
     header += f" {'cpu plain':>12} {'cpu rec.':>12}" + (f" {'cpu base.':>12}" if baseline else "")
-    print(header + "   (times: best/median) overhead: wall best, median, cpu best, median, paired")
+    if not args.instructions:
+        print(header + "   (times: best/median) overhead: wall best, median, cpu best, median, paired")
     with tempfile.TemporaryDirectory(prefix="insight-suites-bench-") as work:
         for name in names:
             suite, source = SUITES[name], sources[name]
@@ -241,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
             home = Path(work) / "home"
             # warm the bytecode and the file cache; check that recording changes no outcome
             warm = {kind: _run(source, setup, options, home) for kind, setup in kinds.items()}
+            if args.instructions:
+                print(_counted(name, suite, source, kinds, options, home, args.rounds), flush=True)
+                continue
             walls: dict[str, list[float]] = {kind: [] for kind in kinds}
             cpus: dict[str, list[float]] = {kind: [] for kind in kinds}
             for _ in range(args.rounds):
