@@ -121,6 +121,8 @@ def test_a_store_path_after_a_space_that_would_move_pytests_rootdir_is_refused(
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stderr.fnmatch_lines([f"ERROR: --insight-storage {store}: pytest takes a path after a space*"])
         assert f"write --insight-storage={store}" in result.stderr.str()
+    # an ini file named with -c is not searched for: the store's place changes nothing then
+    pytester.runpytest_subprocess("-c", "tox.ini", "--insight-storage", str(store)).assert_outcomes(passed=1)
     monkeypatch.setenv("PYTEST_ADDOPTS", f"--insight-storage {store}")
     assert pytester.runpytest_subprocess("--insight").ret == pytest.ExitCode.USAGE_ERROR
     monkeypatch.delenv("PYTEST_ADDOPTS")

@@ -227,7 +227,7 @@ def check_spaced_paths(config: pytest.Config, env: Mapping[str, str]) -> None:
     """
     # what pytest parsed when it chose the rootdir: PYTEST_ADDOPTS, then the command line
     tokens = [*shlex.split(env.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
-    if _VALUED.isdisjoint(tokens):
+    if _VALUED.isdisjoint(tokens) or config.option.inifilename:  # with -c, pytest searches for no ini file
         return
     here = config.invocation_params.dir
     tests = [here / arg.split("::")[0] for arg in config.args]
