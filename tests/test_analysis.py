@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -308,11 +309,26 @@ def test_the_note_for_a_run(tmp_path: Path) -> None:
     broken = JSONStorage(str(tmp_path / "broken"))
     broken.save_session(run(1, {"a": "failed"}))
     [stored] = (tmp_path / "broken" / "sessions").rglob("*.json")
-    stored.write_text("{not json")
-    note = note_for_run(broken, run(9, {"a": "failed"}))
-    assert note is not None
-    assert note.startswith("pytest-insight: could not read the history for known flaky tests: ")
-    assert stored.name in note
+    for damage in ("{not json", '{"rerun_test_groups":[],"sut_name":3}'):  # the second looks canonical
+        stored.write_text(damage)
+        note = note_for_run(broken, run(9, {"a": "failed"}))
+        assert note is not None
+        assert note.startswith("pytest-insight: could not read the history for known flaky tests: ")
+        assert stored.name in note
+
+
+def test_a_store_file_an_earlier_release_wrote_is_read_with_the_canonical_ones(tmp_path: Path) -> None:
+    storage = JSONStorage(str(tmp_path / "store"))
+    sessions = [run(i, {"a": "failed" if i in (1, 4) else "passed", "b": "passed"}) for i in range(8)]
+    storage.save_sessions(sessions)
+    [oldest] = [path for path in (tmp_path / "store").rglob("*.json") if b'"api-000"' in path.read_bytes()]
+    # as an earlier release wrote it: unsorted keys, indented, over many lines
+    oldest.write_text(json.dumps(sessions[0].to_dict(), indent=2), encoding="utf-8")
+    assert not oldest.read_bytes().startswith(b'{"rerun_test_groups":')
+    history = collect_history(storage)
+    expected = History.from_sessions(sessions)
+    assert [s.session_id for s in history.sessions] == [s.session_id for s in expected.sessions]
+    assert history.tests[("api", "a")].outcomes == expected.tests[("api", "a")].outcomes
 
 
 def test_the_note_names_a_known_flaky_subtest_by_its_own_id(tmp_path: Path) -> None:

@@ -355,3 +355,30 @@ def _save_two(root: Path) -> None:
     from tests.conftest import build_session
 
     JSONStorage(root).save_sessions([build_session("child-1"), build_session("child-2")])
+
+
+
+def test_a_scan_for_the_analyses_leaves_canonical_session_files_undecoded(
+    tmp_path: Path, make_session: MakeSession
+) -> None:
+    from pytest_insight.format.lines import StoredLine
+    from pytest_insight.storage.scope import Scope
+
+    storage = JSONStorage(tmp_path)
+    storage.save_sessions([make_session("api-1"), make_session("api-2")])
+    backend = storage.backend
+    assert isinstance(backend, LocalBackend)
+    canonical, rewritten = backend.path_for("api-1"), backend.path_for("api-2")
+    earlier = json.dumps(make_session("api-2").to_dict(), indent=2)  # not canonical: as an earlier release wrote
+    rewritten.write_text(earlier, encoding="utf-8")
+
+    async def scan(method: str, scope: Scope) -> list[object]:
+        return [item async for item in getattr(backend, method)(scope)]
+
+    outside = Scope(sut_name="nope")
+    line = canonical.read_bytes().removesuffix(b"\n")
+    # the canonical file comes as stored, the scope left to its reader; the other is decoded, and left out
+    assert run_sync(scan, "scan_undecoded", outside) == [StoredLine(line, str(canonical))]
+    assert run_sync(scan, "scan_lines", outside) == []
+    everything = run_sync(scan, "scan_undecoded", Scope())
+    assert sorted(type(item).__name__ for item in everything) == ["SessionLine", "StoredLine"]

@@ -2,11 +2,12 @@
 
 Any backend works through its ``scan``. A backend that keeps each session as
 its canonical bundle line (the local store; see
-:mod:`pytest_insight.storage.base`) offers ``scan_lines``, and those lines are
-read here through :class:`SessionView`, a projection that decodes only the
-fields the analyses use (no captured output, no timestamps per result): a
-year of CI history is read about four times faster than by decoding whole
-sessions.
+:mod:`pytest_insight.storage.base`) offers ``scan_lines``, or better
+``scan_undecoded``, and those lines are read here through
+:class:`SessionView`, a projection that decodes only the fields the analyses
+use (no captured output, no timestamps per result): a year of CI history is
+read about four times faster than by decoding whole sessions. The local
+store's session files, as the plugin writes them, come undecoded too.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from pytest_insight.storage.scope import EVERYTHING, Scope
 if TYPE_CHECKING:
     from pytest_insight.core.facade import Storage
 
-__all__ = ["LineScanner", "ResultView", "SessionView", "collect_history", "collect_history_async"]
+__all__ = [
+    "LineScanner",
+    "ResultView",
+    "SessionView",
+    "UndecodedScanner",
+    "collect_history",
+    "collect_history_async",
+]
 
 
 class ResultView(msgspec.Struct, gc=False):
@@ -66,20 +74,30 @@ class LineScanner(Protocol):
         ...
 
 
+@runtime_checkable
+class UndecodedScanner(Protocol):
+    """A backend that yields stored canonical lines undecoded, for the reader to decode (the local store)."""
+
+    def scan_undecoded(self, scope: Scope = EVERYTHING) -> AsyncIterator[Any]:
+        """Yield items as :meth:`LineScanner.scan_lines` does, or with a ``line`` and a ``source`` only."""
+        ...
+
+
 _DECODER = msgspec.json.Decoder(SessionView)
 
 
 async def _collect(storage: Storage, scope: Scope, only: frozenset[str] | None) -> History:
     history = History(only)
     backend = storage.backend
-    if isinstance(backend, LineScanner):
-        async for item in backend.scan_lines(scope):
+    if isinstance(backend, UndecodedScanner | LineScanner):
+        scan = backend.scan_undecoded if isinstance(backend, UndecodedScanner) else backend.scan_lines
+        async for item in scan(scope):
             session = getattr(item, "session", None)
             if isinstance(session, TestSession):
                 if scope.admits(session):
                     history.add(session)
                 continue
-            view = _view(item.line, storage.uri)
+            view = _view(item.line, getattr(item, "source", storage.uri))
             if scope.admits_key(view.sut_name, to_utc(view.session_start_time)):
                 history.add(view)
     else:

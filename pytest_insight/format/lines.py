@@ -14,7 +14,7 @@ import msgspec
 
 from pytest_insight.model.sessions import TestSession
 
-__all__ = ["CANONICAL_START", "EncodedSession", "SessionLine"]
+__all__ = ["CANONICAL_START", "EncodedSession", "SessionLine", "StoredLine", "is_canonical"]
 
 CANONICAL_START = b'{"rerun_test_groups":'
 """How every line ``encode_session`` writes starts: the first of a session's keys in sorted order."""
@@ -43,3 +43,20 @@ class SessionLine(msgspec.Struct, frozen=True):
 
     session: TestSession
     line: bytes
+
+
+class StoredLine(msgspec.Struct, frozen=True):
+    """A stored session's canonical line, not decoded: its reader decodes what it needs and checks the scope.
+
+    Attributes:
+        line: the line, without the newline.
+        source: where it is stored (a file), for error messages.
+    """
+
+    line: bytes
+    source: str
+
+
+def is_canonical(data: bytes) -> bool:
+    """Whether stored ``data`` looks like one line ``encode_session`` wrote (a trailing newline allowed)."""
+    return data.startswith(CANONICAL_START) and b"\n" not in data.removesuffix(b"\n")

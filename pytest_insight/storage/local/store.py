@@ -67,7 +67,7 @@ from pytest_insight.storage.local.writes import LocalTransaction
 from pytest_insight.storage.scope import EVERYTHING, Scope
 
 if TYPE_CHECKING:
-    from pytest_insight.format.lines import EncodedSession, SessionLine
+    from pytest_insight.format.lines import EncodedSession, SessionLine, StoredLine
     from pytest_insight.storage.local.pack_shelf import Found, PackShelf
     from pytest_insight.storage.local.packs import PackIndex
 
@@ -237,11 +237,27 @@ class LocalBackend:
         return found
 
     @staticmethod
+    def _read_undecoded(paths: Iterable[Path]) -> list[tuple[str, TestSession | None, bytes]]:
+        """As :meth:`_read`, with no session (None) for a file that holds a canonical line."""
+        from pytest_insight.format.lines import is_canonical
+
+        found: list[tuple[str, TestSession | None, bytes]] = []
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # deleted by a writer since it was listed
+                continue
+            found.append((path.name, None if is_canonical(data) else decode_file(path, data), data))
+        return found
+
+    @staticmethod
     def read_files(paths: Iterable[Path]) -> list[TestSession]:
         """The sessions in these session files (a file deleted meanwhile is left out)."""
         return [session for _, session, _ in LocalBackend._read(paths)]
 
-    async def _scan_stored(self, scope: Scope, *, reuse: bool) -> AsyncIterator[SessionLine | EncodedSession]:
+    async def _scan_stored(
+        self, scope: Scope, *, reuse: bool, undecoded: bool = False
+    ) -> AsyncIterator[SessionLine | EncodedSession | StoredLine]:
         """Yield every stored session inside ``scope`` once, even while writers move sessions.
 
         A session moves between files and packs only in a commit that adds
@@ -250,9 +266,11 @@ class LocalBackend:
         read as before, and none went while being read, nothing moved unseen;
         otherwise the files and the new packs are read again (sessions
         already yielded are skipped). A pack's sessions outside ``scope`` are
-        left unread: its index says each one's SUT and start time.
+        left unread: its index says each one's SUT and start time. With
+        ``undecoded``, a canonical session file comes as its line alone, unchecked
+        against ``scope`` (see :meth:`scan_undecoded`).
         """
-        from pytest_insight.format.lines import SessionLine
+        from pytest_insight.format.lines import SessionLine, StoredLine
 
         seen: set[str] = set()  # session file names yielded
         read_packs: set[str] = set()
@@ -260,9 +278,16 @@ class LocalBackend:
         while True:
             paths = [path for path in await self.in_thread(self.list_files) if path.name not in seen]
             for chunk in _chunks(paths):
-                for name, session, data in await self.in_thread(self._read, chunk):
+                found: Sequence[tuple[str, TestSession | None, bytes]]
+                if undecoded:
+                    found = await self.in_thread(self._read_undecoded, chunk)
+                else:
+                    found = await self.in_thread(self._read, chunk)
+                for name, session, data in found:
                     seen.add(name)
-                    if scope.admits(session):
+                    if session is None:
+                        yield StoredLine(data.removesuffix(b"\n"), str(self.session_path(name)))
+                    elif scope.admits(session):
                         yield SessionLine(session, data.removesuffix(b"\n"))
             current = await self.in_thread(self.shelf.names)
             vanished = False
@@ -303,7 +328,23 @@ class LocalBackend:
         :class:`~pytest_insight.format.bundle.EncodedSession` built from its
         pack's index, without decoding the line.
         """
+        from pytest_insight.format.lines import EncodedSession, SessionLine
+
         async for item in self._scan_stored(scope, reuse=True):
+            if isinstance(item, SessionLine | EncodedSession):  # always: no undecoded lines asked for
+                yield item
+
+    async def scan_undecoded(
+        self, scope: Scope = EVERYTHING
+    ) -> AsyncIterator[SessionLine | EncodedSession | StoredLine]:
+        """Like :meth:`scan_lines`, but a session file that holds a canonical line comes undecoded.
+
+        Such a file comes as a :class:`~pytest_insight.format.lines.StoredLine`,
+        whether or not it is inside ``scope``: for a reader that decodes only
+        the fields it uses (the analyses, :mod:`pytest_insight.analysis.reading`)
+        and checks the scope from them, which spares decoding each session twice.
+        """
+        async for item in self._scan_stored(scope, reuse=True, undecoded=True):
             yield item
 
     async def get(self, session_id: str) -> TestSession | None:
