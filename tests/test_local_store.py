@@ -357,7 +357,6 @@ def _save_two(root: Path) -> None:
     JSONStorage(root).save_sessions([build_session("child-1"), build_session("child-2")])
 
 
-
 def test_a_scan_for_the_analyses_leaves_canonical_session_files_undecoded(
     tmp_path: Path, make_session: MakeSession
 ) -> None:
@@ -369,7 +368,7 @@ def test_a_scan_for_the_analyses_leaves_canonical_session_files_undecoded(
     backend = storage.backend
     assert isinstance(backend, LocalBackend)
     canonical, rewritten = backend.path_for("api-1"), backend.path_for("api-2")
-    earlier = json.dumps(make_session("api-2").to_dict(), indent=2)  # not canonical: as an earlier release wrote
+    earlier = json.dumps(make_session("api-2").to_dict(), indent=2)  # as an earlier release wrote it
     rewritten.write_text(earlier, encoding="utf-8")
 
     async def scan(method: str, scope: Scope) -> list[object]:
