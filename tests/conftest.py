@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import signal
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -88,6 +91,26 @@ def build_session(
         test_results=results,
         rerun_test_groups=groups,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def interruptible_children() -> Iterator[None]:
+    """Let the processes tests start and interrupt (SIGINT, as Ctrl-C) receive it.
+
+    A job started in the background without job control (``cmd &`` in a
+    script) ignores SIGINT, and so does every process it starts: an import
+    the test interrupts would then run to its end. The test run takes
+    SIGINT's usual handler back for its duration.
+    """
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if not ignored or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(autouse=True)

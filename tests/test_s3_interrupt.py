@@ -61,10 +61,14 @@ def test_ctrl_c_stops_an_import_within_a_second_and_exits_130(
         with subprocess.Popen(
             [*command, str(store)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         ) as process:
-            wait_for(lambda: proxy.counts[Fault.STALL] >= 4, timeout=60)  # every transfer now hangs
-            interrupted = time.monotonic()
-            process.send_signal(signal.SIGINT)
-            code = process.wait(timeout=30)
+            try:
+                wait_for(lambda: proxy.counts[Fault.STALL] >= 4, timeout=60)  # every transfer now hangs
+                interrupted = time.monotonic()
+                process.send_signal(signal.SIGINT)
+                code = process.wait(timeout=30)
+            except BaseException:
+                process.kill()  # or leaving the with block waits for it forever
+                raise
             took = time.monotonic() - interrupted
             _, err = process.communicate()
     finally:
