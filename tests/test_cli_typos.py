@@ -119,7 +119,8 @@ def test_a_store_path_after_a_space_that_would_move_pytests_rootdir_is_refused(
     for args in (["--insight", "--insight-storage", str(store)], ["--insight-storage", str(store)]):
         result = pytester.runpytest_subprocess(*args)
         assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stderr.fnmatch_lines([f"ERROR: --insight-storage {store}: pytest takes a path after a space*"])
+        result.stderr.fnmatch_lines([f"ERROR: --insight-storage {store}: pytest took the path after*"])
+        assert f"instead of {pytester.path} ({pytester.path / 'tox.ini'})" in result.stderr.str()
         assert f"write --insight-storage={store}" in result.stderr.str()
     # an ini file named with -c is not searched for: the store's place changes nothing then
     pytester.runpytest_subprocess("-c", "tox.ini", "--insight-storage", str(store)).assert_outcomes(passed=1)
@@ -133,12 +134,17 @@ def test_a_store_path_after_a_space_that_would_move_pytests_rootdir_is_refused(
     assert [result.nodeid for result in session.test_results] == ["check_one.py::test_one"]
 
 
-def test_a_store_path_after_a_space_inside_the_project_is_read_as_written(pytester: pytest.Pytester) -> None:
+def test_a_store_path_after_a_space_that_leaves_pytests_rootdir_alone_is_read_as_written(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makeini(PROJECT_INI)
-    pytester.makepyfile(check_one="def test_one():\n    pass\n")
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "check_one.py").write_text("def test_one():\n    pass\n", encoding="utf-8")
     (pytester.path / ".insight").mkdir()
-    for _ in range(2):  # the second time the store exists
-        pytester.runpytest_subprocess("--insight", "--insight-storage", ".insight").assert_outcomes(passed=1)
+    # outside the test path given, but the ini file pytest finds is the project's either way
+    for args in ([], ["tests"]):
+        result = pytester.runpytest_subprocess("--insight", "--insight-storage", ".insight", *args)
+        result.assert_outcomes(passed=1)
     assert len(JSONStorage(pytester.path / ".insight").load_sessions()) == 2
 
 

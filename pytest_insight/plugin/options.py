@@ -217,13 +217,15 @@ def check_spaced_paths(config: pytest.Config, env: Mapping[str, str]) -> None:
     it does not know yet that ``--insight-storage`` takes a value: in
     ``--insight-storage /elsewhere/store`` it takes an existing
     ``/elsewhere/store`` for a test path (pytest#1435). Outside the tests'
-    own directory, that moves the search up: the project's ini file is not
+    own directory that can move the search up: the project's ini file is not
     found (no ``testpaths``, ``python_files``, markers) and node ids change.
+    Only when pytest's own search, run again without the value, finds
+    another rootdir or ini file is the run refused.
     ``--insight-storage=/elsewhere/store``, the ini option or the
     environment variable are read correctly.
 
     Raises:
-        pytest.UsageError: a value outside the tests' directory was given after a space.
+        pytest.UsageError: a value after a space changed pytest's rootdir or ini file.
     """
     # what pytest parsed when it chose the rootdir: PYTEST_ADDOPTS, then the command line
     tokens = [*shlex.split(env.get("PYTEST_ADDOPTS", "")), *config.invocation_params.args]
@@ -237,8 +239,42 @@ def check_spaced_paths(config: pytest.Config, env: Mapping[str, str]) -> None:
         if option not in _VALUED or value.startswith("-") or not value:
             continue
         path = (here / value).resolve()
-        if path.exists() and not path.is_relative_to(base):
-            raise pytest.UsageError(
-                f"{option} {value}: pytest takes a path after a space for a test path when it looks for "
-                f"the rootdir and ini file, and looked above {base}; write {option}={value}"
-            )
+        if not path.exists() or path.is_relative_to(base):  # it cannot have moved the search
+            continue
+        intended = _setup_without_values(config)
+        if intended is None or intended == (config.rootpath, config.inipath):
+            continue
+        ini = config.inipath or "no ini file"
+        raise pytest.UsageError(
+            f"{option} {value}: pytest took the path after the space for a test path, so its rootdir is "
+            f"{config.rootpath} ({ini}) instead of {intended[0]} ({intended[1] or 'no ini file'}); "
+            f"write {option}={value}"
+        )
+
+
+def _setup_without_values(config: pytest.Config) -> tuple[Path, Path | None] | None:
+    """The rootdir and ini file pytest finds from the run's own test paths alone; None if it cannot say.
+
+    Runs pytest's own search (an internal function, whose arguments vary
+    between pytest releases: the ones it takes are passed).
+    """
+    import inspect
+
+    try:
+        from _pytest.config.findpaths import determine_setup
+    except ImportError:
+        return None
+    given = config.args_source is pytest.Config.ArgsSource.ARGS
+    arguments = {
+        "inifile": None,
+        "override_ini": config.option.override_ini,
+        "args": list(config.args) if given else [],
+        "rootdir_cmd_arg": config.option.rootdir or None,
+        "invocation_dir": config.invocation_params.dir,
+    }
+    accepted = inspect.signature(determine_setup).parameters
+    try:
+        found = determine_setup(**{name: value for name, value in arguments.items() if name in accepted})
+    except Exception:  # an internal that changed: the check is a courtesy, not a gate
+        return None
+    return Path(found[0]), None if found[1] is None else Path(found[1])
