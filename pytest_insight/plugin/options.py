@@ -232,14 +232,19 @@ def check_spaced_paths(config: pytest.Config, env: Mapping[str, str]) -> None:
     if _VALUED.isdisjoint(tokens) or config.option.inifilename:  # with -c, pytest searches for no ini file
         return
     here = config.invocation_params.dir
+    spaced = [  # only an existing path is taken for a test path
+        (option, value, path)
+        for option, value in itertools.pairwise(tokens)
+        if option in _VALUED and value and not value.startswith("-")
+        if (path := (here / value).resolve()).exists()
+    ]
+    if not spaced:
+        return
     tests = [here / arg.split("::")[0] for arg in config.args]
     found = [str(path.resolve()) for path in tests if path.exists()]
     base = Path(os.path.commonpath(found)) if found else here.resolve()
-    for option, value in itertools.pairwise(tokens):
-        if option not in _VALUED or value.startswith("-") or not value:
-            continue
-        path = (here / value).resolve()
-        if not path.exists() or path.is_relative_to(base):  # it cannot have moved the search
+    for option, value, path in spaced:
+        if path.is_relative_to(base):  # it cannot have moved the search
             continue
         intended = _setup_without_values(config)
         if intended is None or intended == (config.rootpath, config.inipath):

@@ -226,29 +226,26 @@ class LocalBackend:
         return files
 
     @staticmethod
-    def _read(paths: Iterable[Path]) -> list[Found]:
-        found: list[Found] = []
+    def _contents(paths: Iterable[Path]) -> Iterator[tuple[Path, bytes]]:
         for path in paths:
             try:
-                data = path.read_bytes()
+                yield path, path.read_bytes()
             except FileNotFoundError:  # deleted by a writer since it was listed
                 continue
-            found.append((path.name, decode_file(path, data), data))
-        return found
+
+    @staticmethod
+    def _read(paths: Iterable[Path]) -> list[Found]:
+        return [(path.name, decode_file(path, data), data) for path, data in LocalBackend._contents(paths)]
 
     @staticmethod
     def _read_undecoded(paths: Iterable[Path]) -> list[tuple[str, TestSession | None, bytes]]:
         """As :meth:`_read`, with no session (None) for a file that holds a canonical line."""
         from pytest_insight.format.lines import is_canonical
 
-        found: list[tuple[str, TestSession | None, bytes]] = []
-        for path in paths:
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:  # deleted by a writer since it was listed
-                continue
-            found.append((path.name, None if is_canonical(data) else decode_file(path, data), data))
-        return found
+        return [
+            (path.name, None if is_canonical(data) else decode_file(path, data), data)
+            for path, data in LocalBackend._contents(paths)
+        ]
 
     @staticmethod
     def read_files(paths: Iterable[Path]) -> list[TestSession]:
